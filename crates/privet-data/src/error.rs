@@ -1,0 +1,268 @@
+//! The crate's error type.
+//!
+//! Every error that comes from reading a file names the file; errors about one cell also name the
+//! 1-based line (the header is line 1) and the column, so a message can be acted on without a
+//! debugger, e.g. ``data/x.csv: line 7, column `age`: expected a number, found `abc` ``.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong while loading, encoding, splitting, partitioning or generating data.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DataError {
+    /// The file could not be opened or read.
+    #[error("{}: cannot read the file: {source}", .path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying I/O error.
+        source: std::io::Error,
+    },
+
+    /// The file has no header row, or a header but no data rows.
+    #[error("{}: the file has no header row or no data rows", .path.display())]
+    Empty {
+        /// The file.
+        path: PathBuf,
+    },
+
+    /// A row has a different number of fields from the header.
+    #[error(
+        "{}: line {line}: expected {expected} fields (as many as the header has), found {found}",
+        .path.display()
+    )]
+    Ragged {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line of the row (the header is line 1).
+        line: u64,
+        /// Number of fields in the header.
+        expected: usize,
+        /// Number of fields in this row.
+        found: usize,
+    },
+
+    /// A cell of a numeric column is not a finite number (`nan` and `inf` are rejected too).
+    #[error(
+        "{}: line {line}, column `{column}`: expected a number, found `{value}`",
+        .path.display()
+    )]
+    NotNumeric {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line (the header is line 1).
+        line: u64,
+        /// Column name.
+        column: String,
+        /// The offending text (shortened when very long).
+        value: String,
+    },
+
+    /// A cell of a numeric column, or a label, is empty (or only whitespace).
+    #[error("{}: line {line}, column `{column}`: the value is empty", .path.display())]
+    EmptyValue {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line (the header is line 1).
+        line: u64,
+        /// Column name.
+        column: String,
+    },
+
+    /// A header name or a categorical/label cell is not valid UTF-8.
+    #[error("{}: line {line}, column `{column}`: the text is not valid UTF-8", .path.display())]
+    InvalidUtf8 {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line (the header is line 1).
+        line: u64,
+        /// Column name (or `#n`, the 1-based position, for a header cell).
+        column: String,
+    },
+
+    /// The configured label column is not in the header.
+    #[error(
+        "{}: line 1: the label column `{label}` is not in the header; the columns are: {}",
+        .path.display(),
+        name_list(.available)
+    )]
+    MissingLabel {
+        /// The file.
+        path: PathBuf,
+        /// The configured label column.
+        label: String,
+        /// The columns the header does have.
+        available: Vec<String>,
+    },
+
+    /// A configured column (categorical, dropped, partition key) or a column the encoder needs is not
+    /// in the table.
+    #[error("{}: line 1: column `{column}` is not in the header", .path.display())]
+    UnknownColumn {
+        /// The file.
+        path: PathBuf,
+        /// The column asked for.
+        column: String,
+    },
+
+    /// Two header cells have the same name.
+    #[error("{}: line 1: column `{column}` appears more than once in the header", .path.display())]
+    DuplicateColumn {
+        /// The file.
+        path: PathBuf,
+        /// The repeated name.
+        column: String,
+    },
+
+    /// The file has more bytes, or more data rows, than the configured limit.
+    #[error("{}: the file has more than {limit} {what}, the configured limit", .path.display())]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// The limit that was exceeded.
+        limit: u64,
+        /// What was counted: `"bytes"` or `"data rows"`.
+        what: &'static str,
+    },
+
+    /// The CSV reader failed for a reason other than I/O.
+    #[error("{}: line {line}: malformed CSV: {message}", .path.display())]
+    Csv {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line where the reader stopped (0 when unknown).
+        line: u64,
+        /// The reader's message.
+        message: String,
+    },
+
+    /// A label in the table was not among the labels the encoder was fitted on.
+    #[error(
+        "{}: line {line}: label `{label}` was not seen when the encoder was fitted",
+        .path.display()
+    )]
+    UnseenLabel {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line (the header is line 1).
+        line: u64,
+        /// The unseen label.
+        label: String,
+    },
+
+    /// Labels were asked for, but the table was loaded without a label column.
+    #[error("{}: the table has no label column", .path.display())]
+    NoLabelColumn {
+        /// The file.
+        path: PathBuf,
+    },
+
+    /// A column has the wrong kind for the encoder (numeric where one-hot is expected or the reverse).
+    #[error(
+        "{}: column `{column}` was loaded as {found}, but the encoder expects a {expected} column",
+        .path.display()
+    )]
+    ColumnKind {
+        /// The file.
+        path: PathBuf,
+        /// Column name.
+        column: String,
+        /// What the encoder expects: `"numeric"` or `"categorical"`.
+        expected: &'static str,
+        /// What the table has.
+        found: &'static str,
+    },
+
+    /// Lengths that must agree do not (matrix data vs. shape, rows vs. labels, ...).
+    #[error("shape mismatch: {what}: expected {expected}, found {found}")]
+    ShapeMismatch {
+        /// What was measured.
+        what: String,
+        /// Expected length.
+        expected: usize,
+        /// Actual length.
+        found: usize,
+    },
+
+    /// A partition request that cannot be satisfied (too few rows for the clients, or the
+    /// Dirichlet draw could not give every client its minimum number of rows).
+    #[error("impossible partition: {0}")]
+    Partition(String),
+
+    /// A parameter out of its range (fractions, concentrations, counts, ...).
+    #[error("invalid parameter: {0}")]
+    InvalidParameter(String),
+}
+
+/// Joins column names for a message, keeping it short for very wide files.
+fn name_list(names: &[String]) -> String {
+    const SHOWN: usize = 20;
+    let mut out = names
+        .iter()
+        .take(SHOWN)
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if names.len() > SHOWN {
+        out.push_str(&format!(", ... ({} more)", names.len() - SHOWN));
+    }
+    if names.is_empty() {
+        out.push_str("(none)");
+    }
+    out
+}
+
+/// Shortens a cell's text for an error message.
+pub(crate) fn shorten(text: &str) -> String {
+    const MAX_CHARS: usize = 60;
+    if text.chars().count() <= MAX_CHARS {
+        text.to_owned()
+    } else {
+        let mut s: String = text.chars().take(MAX_CHARS).collect();
+        s.push_str("...");
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn not_numeric_message_names_file_line_and_column() {
+        let e = DataError::NotNumeric {
+            path: PathBuf::from("data/x.csv"),
+            line: 7,
+            column: "age".into(),
+            value: "abc".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "data/x.csv: line 7, column `age`: expected a number, found `abc`"
+        );
+    }
+
+    #[test]
+    fn missing_label_lists_columns_and_truncates() {
+        let available: Vec<String> = (0..25).map(|i| format!("c{i}")).collect();
+        let e = DataError::MissingLabel {
+            path: PathBuf::from("a.csv"),
+            label: "y".into(),
+            available,
+        };
+        let msg = e.to_string();
+        assert!(msg.contains("`y`"), "{msg}");
+        assert!(msg.contains("`c0`"), "{msg}");
+        assert!(msg.contains("(5 more)"), "{msg}");
+        assert!(!msg.contains("`c24`"), "{msg}");
+    }
+
+    #[test]
+    fn shorten_keeps_short_text_and_cuts_long_text() {
+        assert_eq!(shorten("abc"), "abc");
+        let long = "é".repeat(100);
+        let s = shorten(&long);
+        assert_eq!(s.chars().count(), 63);
+        assert!(s.ends_with("..."));
+    }
+}

@@ -1,0 +1,84 @@
+//! The client side of a plain round: train, compute the delta, transform it, answer.
+
+use crate::engine::{FromClient, ToClient};
+use crate::{ClientId, ClientTrainConfig, ClientUpdate, FlError, TrainMetrics, UpdateTransform};
+
+/// Local training on a client's private data.
+pub trait LocalTrainer {
+    /// Trains from the global `params` and returns the new local parameters and metrics.
+    fn fit(
+        &mut self,
+        round: u32,
+        params: &[f32],
+        config: &ClientTrainConfig,
+    ) -> Result<(Vec<f32>, TrainMetrics), FlError>;
+}
+
+/// Builds a client's update: `delta = local - global`, then `transforms` in order.
+///
+/// Checks that `local` has the global model's length and is finite, and that the transformed
+/// delta is still finite.
+pub fn compute_update(
+    client: ClientId,
+    round: u32,
+    global: &[f32],
+    local: &[f32],
+    metrics: TrainMetrics,
+    transforms: &[Box<dyn UpdateTransform>],
+) -> Result<ClientUpdate, FlError> {
+    if local.len() != global.len() {
+        return Err(FlError::ShapeMismatch {
+            client,
+            expected: global.len(),
+            found: local.len(),
+        });
+    }
+    let mut delta: Vec<f32> = local.iter().zip(global).map(|(l, g)| l - g).collect();
+    if delta.iter().any(|x| !x.is_finite()) {
+        return Err(FlError::NonFinite { client });
+    }
+    for transform in transforms {
+        transform.apply(round, client, &mut delta)?;
+    }
+    if delta.iter().any(|x| !x.is_finite()) {
+        return Err(FlError::NonFinite { client });
+    }
+    Ok(ClientUpdate {
+        client,
+        delta,
+        num_examples: metrics.num_examples,
+        metrics,
+    })
+}
+
+/// Answers a [`ToClient::Fit`] with a [`FromClient::Update`]: trains, computes the delta, applies
+/// `transforms` (e.g. [`ClipL2`](crate::ClipL2)).
+///
+/// Multi-stage protocol messages ([`ToClient::Protocol`]) need the protocol's own client side
+/// and give [`FlError::Unsupported`] here.
+pub fn client_respond(
+    client: ClientId,
+    msg: &ToClient,
+    trainer: &mut dyn LocalTrainer,
+    transforms: &[Box<dyn UpdateTransform>],
+) -> Result<FromClient, FlError> {
+    match msg {
+        ToClient::Fit {
+            round,
+            params,
+            config,
+        } => {
+            let (local, metrics) = trainer.fit(*round, params, config)?;
+            let update = compute_update(client, *round, params, &local, metrics, transforms)?;
+            Ok(FromClient::Update {
+                round: *round,
+                update,
+            })
+        }
+        ToClient::Protocol { .. } => Err(FlError::Unsupported(
+            "client_respond handles plain Fit messages only; multi-stage protocols need their \
+             own client"
+                .into(),
+        )),
+    }
+}

@@ -1,0 +1,484 @@
+//! The job file: one TOML document that fully describes a federated (or centralized) run.
+//!
+//! Every section rejects keys it does not know, naming them, so a typo never silently falls back
+//! to a default. See `examples/` at the repository root for complete files.
+
+use std::path::{Path, PathBuf};
+
+use privet_data::PartitionScheme;
+use privet_fl::{SampleSize, StrategyConfig};
+use privet_ml::{ModelSpec, OptimizerConfig};
+use serde::Deserialize;
+
+use crate::error::SimError;
+
+/// Largest job file read.
+const MAX_JOB_BYTES: u64 = 1 << 20;
+
+/// A parsed and validated job.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Job {
+    /// Where the data comes from.
+    pub data: DataSource,
+    /// How training rows are split over clients.
+    pub partition: PartitionScheme,
+    /// Number of clients (virtual devices for synthetic data).
+    pub clients: usize,
+    /// The model.
+    pub model: ModelSpec,
+    /// Local training.
+    pub train: LocalTraining,
+    /// The aggregation strategy.
+    pub strategy: StrategyConfig,
+    /// Rounds, sampling, dropouts and the seed.
+    pub federation: Federation,
+}
+
+/// The data of a job.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DataSource {
+    /// A CSV file with a header.
+    Csv {
+        /// Path, relative to the current directory.
+        path: PathBuf,
+        /// Label column.
+        label: String,
+        /// Categorical (one-hot encoded) columns; every other column is numeric.
+        categorical: Vec<String>,
+        /// Columns ignored as features (a partition column may be one of them).
+        drop: Vec<String>,
+        /// Fraction of rows held out for the centralized test set.
+        test_fraction: f64,
+    },
+    /// FedProx's Synthetic(alpha, beta), generated per client on demand.
+    Synthetic { alpha: f64, beta: f64, rows_per_client: usize },
+}
+
+/// Local training settings (the same for every client).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LocalTraining {
+    /// Local epochs per round.
+    pub epochs: usize,
+    /// Minibatch size.
+    pub batch_size: usize,
+    /// Optimizer and learning rate.
+    pub optimizer: OptimizerConfig,
+}
+
+/// Round structure of a federation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Federation {
+    /// Number of rounds.
+    pub rounds: u32,
+    /// Clients sampled per round.
+    pub sample: SampleSize,
+    /// Fewest completed updates for a round to count.
+    pub min_clients: usize,
+    /// Probability that a sampled client drops out of a round (simulated failures).
+    pub dropout: f64,
+    /// Seed of everything random: split, partition, initialisation, sampling, shuffles.
+    pub seed: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawJob {
+    data: RawData,
+    #[serde(default)]
+    partition: RawPartition,
+    model: RawModel,
+    #[serde(default)]
+    train: RawTrain,
+    #[serde(default)]
+    strategy: RawStrategy,
+    federation: RawFederation,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawData {
+    #[serde(default = "default_source")]
+    source: String,
+    path: Option<PathBuf>,
+    label: Option<String>,
+    #[serde(default)]
+    categorical: Vec<String>,
+    #[serde(default)]
+    drop: Vec<String>,
+    test_fraction: Option<f64>,
+    alpha: Option<f64>,
+    beta: Option<f64>,
+    rows_per_client: Option<usize>,
+}
+
+fn default_source() -> String {
+    "csv".into()
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPartition {
+    scheme: Option<String>,
+    clients: Option<usize>,
+    alpha: Option<f64>,
+    min_rows: Option<usize>,
+    column: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawModel {
+    kind: String,
+    hidden: Option<Vec<usize>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTrain {
+    epochs: Option<usize>,
+    batch_size: Option<usize>,
+    lr: Option<f32>,
+    optimizer: Option<String>,
+    momentum: Option<f32>,
+    beta1: Option<f32>,
+    beta2: Option<f32>,
+    eps: Option<f32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStrategy {
+    kind: Option<String>,
+    mu: Option<f32>,
+    server_lr: Option<f64>,
+    momentum: Option<f64>,
+    eta: Option<f64>,
+    beta1: Option<f64>,
+    beta2: Option<f64>,
+    tau: Option<f64>,
+    beta: Option<f64>,
+    byzantine: Option<usize>,
+    select: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFederation {
+    rounds: u32,
+    clients_per_round: Option<usize>,
+    fraction: Option<f64>,
+    min_clients: Option<usize>,
+    dropout: Option<f64>,
+    #[serde(default)]
+    seed: u64,
+}
+
+fn invalid(msg: impl Into<String>) -> SimError {
+    SimError::Config(msg.into())
+}
+
+/// Fails if a key that the chosen variant does not use was given.
+fn reject_unused(section: &str, context: &str, keys: &[(&str, bool)]) -> Result<(), SimError> {
+    match keys.iter().find(|(_, present)| *present) {
+        Some((key, _)) => Err(invalid(format!("[{section}] `{key}` does not apply to {context}"))),
+        None => Ok(()),
+    }
+}
+
+impl Job {
+    /// Reads and validates a job file.
+    pub fn from_file(path: &Path) -> Result<Job, SimError> {
+        let meta = std::fs::metadata(path).map_err(|source| SimError::Io { path: path.into(), source })?;
+        if meta.len() > MAX_JOB_BYTES {
+            return Err(SimError::JobFile {
+                path: path.into(),
+                message: format!("larger than {MAX_JOB_BYTES} bytes"),
+            });
+        }
+        let text = std::fs::read_to_string(path).map_err(|source| SimError::Io { path: path.into(), source })?;
+        Job::from_toml(&text).map_err(|e| match e {
+            SimError::Config(message) => SimError::JobFile { path: path.into(), message },
+            other => other,
+        })
+    }
+
+    /// Parses and validates a job from TOML text.
+    pub fn from_toml(text: &str) -> Result<Job, SimError> {
+        let raw: RawJob = toml::from_str(text).map_err(|e| invalid(one_line(&e)))?;
+        raw.validate()
+    }
+}
+
+/// toml's messages span several lines (a source excerpt); keep the first line and the key.
+fn one_line(e: &toml::de::Error) -> String {
+    let msg = e.message().trim().to_string();
+    match e.span() {
+        Some(span) => format!("{msg} (at byte {})", span.start),
+        None => msg,
+    }
+}
+
+impl RawJob {
+    fn validate(self) -> Result<Job, SimError> {
+        let d = self.data;
+        let data = match d.source.as_str() {
+            "csv" => {
+                reject_unused(
+                    "data",
+                    "CSV data",
+                    &[("alpha", d.alpha.is_some()), ("beta", d.beta.is_some()), ("rows_per_client", d.rows_per_client.is_some())],
+                )?;
+                let path = d.path.ok_or_else(|| invalid("[data] `path` is required for CSV data"))?;
+                let label = d.label.ok_or_else(|| invalid("[data] `label` is required for CSV data"))?;
+                let test_fraction = d.test_fraction.unwrap_or(0.2);
+                if !(0.0..1.0).contains(&test_fraction) {
+                    return Err(invalid(format!("[data] `test_fraction` must be in [0, 1), got {test_fraction}")));
+                }
+                DataSource::Csv { path, label, categorical: d.categorical, drop: d.drop, test_fraction }
+            }
+            "synthetic" => {
+                reject_unused(
+                    "data",
+                    "synthetic data",
+                    &[
+                        ("path", d.path.is_some()),
+                        ("label", d.label.is_some()),
+                        ("categorical", !d.categorical.is_empty()),
+                        ("drop", !d.drop.is_empty()),
+                        ("test_fraction", d.test_fraction.is_some()),
+                    ],
+                )?;
+                let alpha = d.alpha.unwrap_or(1.0);
+                let beta = d.beta.unwrap_or(1.0);
+                if !(alpha >= 0.0 && beta >= 0.0 && alpha.is_finite() && beta.is_finite()) {
+                    return Err(invalid("[data] synthetic `alpha` and `beta` must be finite and >= 0"));
+                }
+                let rows_per_client = d.rows_per_client.unwrap_or(50);
+                if rows_per_client == 0 || rows_per_client > 1_000_000 {
+                    return Err(invalid("[data] `rows_per_client` must be 1 to 1,000,000"));
+                }
+                DataSource::Synthetic { alpha, beta, rows_per_client }
+            }
+            other => return Err(invalid(format!("[data] `source` must be \"csv\" or \"synthetic\", got \"{other}\""))),
+        };
+
+        let p = self.partition;
+        let natural = matches!(p.scheme.as_deref(), Some("natural"));
+        // Natural partitions default to one client per distinct key (0 means "as many as keys").
+        let clients = p.clients.unwrap_or(if natural { 0 } else { 10 });
+        if clients == 0 && !natural {
+            return Err(invalid("[partition] `clients` must be at least 1"));
+        }
+        if clients > 10_000_000 {
+            return Err(invalid("[partition] `clients` is above the limit of 10,000,000"));
+        }
+        let is_synthetic = matches!(data, DataSource::Synthetic { .. });
+        let scheme = p.scheme.as_deref().unwrap_or(if is_synthetic { "natural" } else { "iid" });
+        let check_alpha = |a: Option<f64>| -> Result<f64, SimError> {
+            let a = a.ok_or_else(|| invalid(format!("[partition] `alpha` is required for the {scheme} scheme")))?;
+            if a.is_finite() && a > 0.0 { Ok(a) } else { Err(invalid(format!("[partition] `alpha` must be > 0, got {a}"))) }
+        };
+        let partition = if is_synthetic {
+            if scheme != "natural" || p.alpha.is_some() || p.min_rows.is_some() || p.column.is_some() {
+                return Err(invalid("[partition] synthetic data is partitioned by device: give only `clients`"));
+            }
+            PartitionScheme::Natural { column: "device".into() }
+        } else {
+            match scheme {
+                "iid" => {
+                    reject_unused("partition", "the iid scheme", &[("alpha", p.alpha.is_some()), ("min_rows", p.min_rows.is_some()), ("column", p.column.is_some())])?;
+                    PartitionScheme::Iid
+                }
+                "dirichlet" => {
+                    reject_unused("partition", "the dirichlet scheme", &[("column", p.column.is_some())])?;
+                    PartitionScheme::Dirichlet { alpha: check_alpha(p.alpha)?, min_rows: p.min_rows.unwrap_or(1) }
+                }
+                "quantity" => {
+                    reject_unused("partition", "the quantity scheme", &[("column", p.column.is_some())])?;
+                    PartitionScheme::QuantitySkew { alpha: check_alpha(p.alpha)?, min_rows: p.min_rows.unwrap_or(1) }
+                }
+                "natural" => {
+                    reject_unused("partition", "the natural scheme", &[("alpha", p.alpha.is_some()), ("min_rows", p.min_rows.is_some())])?;
+                    let column = p.column.ok_or_else(|| invalid("[partition] `column` is required for the natural scheme"))?;
+                    PartitionScheme::Natural { column }
+                }
+                other => {
+                    return Err(invalid(format!(
+                        "[partition] `scheme` must be one of iid, dirichlet, quantity, natural; got \"{other}\""
+                    )));
+                }
+            }
+        };
+
+        let m = self.model;
+        let model = match m.kind.as_str() {
+            "logreg" => {
+                reject_unused("model", "logreg", &[("hidden", m.hidden.is_some())])?;
+                ModelSpec::Logreg
+            }
+            "mlp" => ModelSpec::Mlp { hidden: m.hidden.unwrap_or_else(|| vec![64]) },
+            "cnn" => {
+                reject_unused("model", "cnn", &[("hidden", m.hidden.is_some())])?;
+                ModelSpec::Cnn
+            }
+            other => return Err(invalid(format!("[model] `kind` must be logreg, mlp or cnn; got \"{other}\""))),
+        };
+
+        let t = self.train;
+        let lr = t.lr.unwrap_or(0.1);
+        let optimizer = match t.optimizer.as_deref().unwrap_or("sgd") {
+            "sgd" => {
+                reject_unused("train", "sgd", &[("beta1", t.beta1.is_some()), ("beta2", t.beta2.is_some()), ("eps", t.eps.is_some())])?;
+                OptimizerConfig::Sgd { lr, momentum: t.momentum.unwrap_or(0.0) }
+            }
+            "adam" => {
+                reject_unused("train", "adam", &[("momentum", t.momentum.is_some())])?;
+                OptimizerConfig::Adam {
+                    lr,
+                    beta1: t.beta1.unwrap_or(0.9),
+                    beta2: t.beta2.unwrap_or(0.999),
+                    eps: t.eps.unwrap_or(1e-8),
+                }
+            }
+            other => return Err(invalid(format!("[train] `optimizer` must be sgd or adam; got \"{other}\""))),
+        };
+        let train = LocalTraining {
+            epochs: t.epochs.unwrap_or(1),
+            batch_size: t.batch_size.unwrap_or(32),
+            optimizer,
+        };
+        if train.epochs == 0 || train.epochs > 10_000 || train.batch_size == 0 {
+            return Err(invalid("[train] `epochs` must be 1 to 10,000 and `batch_size` at least 1"));
+        }
+        if !(lr.is_finite() && lr > 0.0) {
+            return Err(invalid(format!("[train] `lr` must be > 0, got {lr}")));
+        }
+
+        let strategy = parse_strategy(self.strategy)?;
+        // Building the strategy validates its parameters now rather than mid-run.
+        strategy.build().map_err(|e| invalid(format!("[strategy] {e}")))?;
+
+        let f = self.federation;
+        let sample = match (f.clients_per_round, f.fraction) {
+            (Some(_), Some(_)) => return Err(invalid("[federation] give `clients_per_round` or `fraction`, not both")),
+            (Some(0), None) => return Err(invalid("[federation] `clients_per_round` must be at least 1")),
+            (Some(n), None) => SampleSize::Count(n),
+            (None, Some(fr)) if fr > 0.0 && fr <= 1.0 => SampleSize::Fraction(fr),
+            (None, Some(fr)) => return Err(invalid(format!("[federation] `fraction` must be in (0, 1], got {fr}"))),
+            (None, None) => SampleSize::Fraction(1.0),
+        };
+        if f.rounds == 0 || f.rounds > 100_000 {
+            return Err(invalid("[federation] `rounds` must be 1 to 100,000"));
+        }
+        let dropout = f.dropout.unwrap_or(0.0);
+        if !(0.0..1.0).contains(&dropout) {
+            return Err(invalid(format!("[federation] `dropout` must be in [0, 1), got {dropout}")));
+        }
+        let federation = Federation {
+            rounds: f.rounds,
+            sample,
+            min_clients: f.min_clients.unwrap_or(1).max(1),
+            dropout,
+            seed: f.seed,
+        };
+        Ok(Job { data, partition, clients, model, train, strategy, federation })
+    }
+}
+
+fn parse_strategy(s: RawStrategy) -> Result<StrategyConfig, SimError> {
+    let kind = s.kind.clone().unwrap_or_else(|| "fedavg".into());
+    let given = [
+        ("mu", s.mu.is_some()),
+        ("server_lr", s.server_lr.is_some()),
+        ("momentum", s.momentum.is_some()),
+        ("eta", s.eta.is_some()),
+        ("beta1", s.beta1.is_some()),
+        ("beta2", s.beta2.is_some()),
+        ("tau", s.tau.is_some()),
+        ("beta", s.beta.is_some()),
+        ("byzantine", s.byzantine.is_some()),
+        ("select", s.select.is_some()),
+    ];
+    let allow = |allowed: &[&str]| -> Result<(), SimError> {
+        let unused: Vec<(&str, bool)> =
+            given.iter().map(|&(k, present)| (k, present && !allowed.contains(&k))).collect();
+        reject_unused("strategy", &kind, &unused)
+    };
+    let cfg = match kind.as_str() {
+        "fedavg" => {
+            allow(&[])?;
+            StrategyConfig::FedAvg
+        }
+        "fedprox" => {
+            allow(&["mu"])?;
+            StrategyConfig::FedProx { mu: s.mu.unwrap_or(0.01) }
+        }
+        "fedavgm" => {
+            allow(&["server_lr", "momentum"])?;
+            match StrategyConfig::fed_avgm() {
+                StrategyConfig::FedAvgM { server_lr, momentum } => StrategyConfig::FedAvgM {
+                    server_lr: s.server_lr.unwrap_or(server_lr),
+                    momentum: s.momentum.unwrap_or(momentum),
+                },
+                other => other,
+            }
+        }
+        "fedadam" => {
+            allow(&["eta", "beta1", "beta2", "tau"])?;
+            match StrategyConfig::fed_adam() {
+                StrategyConfig::FedAdam { eta, beta1, beta2, tau } => StrategyConfig::FedAdam {
+                    eta: s.eta.unwrap_or(eta),
+                    beta1: s.beta1.unwrap_or(beta1),
+                    beta2: s.beta2.unwrap_or(beta2),
+                    tau: s.tau.unwrap_or(tau),
+                },
+                other => other,
+            }
+        }
+        "fedyogi" => {
+            allow(&["eta", "beta1", "beta2", "tau"])?;
+            match StrategyConfig::fed_yogi() {
+                StrategyConfig::FedYogi { eta, beta1, beta2, tau } => StrategyConfig::FedYogi {
+                    eta: s.eta.unwrap_or(eta),
+                    beta1: s.beta1.unwrap_or(beta1),
+                    beta2: s.beta2.unwrap_or(beta2),
+                    tau: s.tau.unwrap_or(tau),
+                },
+                other => other,
+            }
+        }
+        "fedadagrad" => {
+            allow(&["eta", "beta1", "tau"])?;
+            match StrategyConfig::fed_adagrad() {
+                StrategyConfig::FedAdagrad { eta, beta1, tau } => StrategyConfig::FedAdagrad {
+                    eta: s.eta.unwrap_or(eta),
+                    beta1: s.beta1.unwrap_or(beta1),
+                    tau: s.tau.unwrap_or(tau),
+                },
+                other => other,
+            }
+        }
+        "median" => {
+            allow(&[])?;
+            StrategyConfig::Median
+        }
+        "trimmed_mean" => {
+            allow(&["beta"])?;
+            StrategyConfig::TrimmedMean { beta: s.beta.unwrap_or(0.1) }
+        }
+        "krum" => {
+            allow(&["byzantine"])?;
+            StrategyConfig::Krum { byzantine: s.byzantine.unwrap_or(0) }
+        }
+        "multikrum" => {
+            allow(&["byzantine", "select"])?;
+            StrategyConfig::MultiKrum { byzantine: s.byzantine.unwrap_or(0), select: s.select }
+        }
+        other => {
+            return Err(invalid(format!(
+                "[strategy] `kind` must be one of fedavg, fedprox, fedavgm, fedadam, fedyogi, fedadagrad, median, trimmed_mean, krum, multikrum; got \"{other}\""
+            )));
+        }
+    };
+    Ok(cfg)
+}

@@ -1,0 +1,226 @@
+//! The run directory: per-round metrics (CSV and JSON), the final model, the partition (on
+//! request) and a PNG chart of accuracy and loss per round.
+//!
+//! Every file is written to a temporary name and renamed into place, so an interrupted run never
+//! leaves a half-written file under the final name.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use plotters::prelude::*;
+use plotters::style::{FontStyle, register_font};
+use serde_json::{Value, json};
+
+use crate::error::SimError;
+use crate::prepare::Prepared;
+use crate::simulate::RoundRecord;
+
+/// Version of metrics.json and partitions.json.
+pub const REPORT_FORMAT_VERSION: u32 = 1;
+
+/// Names of the files in a run directory.
+#[derive(Debug, Clone)]
+pub struct RunFiles {
+    /// The directory.
+    pub dir: PathBuf,
+}
+
+impl RunFiles {
+    /// Creates the directory if needed.
+    pub fn create(dir: &Path) -> Result<Self, SimError> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| SimError::Output { path: dir.into(), reason: e.to_string() })?;
+        Ok(RunFiles { dir: dir.into() })
+    }
+    /// `metrics.csv`
+    pub fn metrics_csv(&self) -> PathBuf {
+        self.dir.join("metrics.csv")
+    }
+    /// `metrics.json`
+    pub fn metrics_json(&self) -> PathBuf {
+        self.dir.join("metrics.json")
+    }
+    /// `model.safetensors` (its metadata is `model.json`)
+    pub fn model(&self) -> PathBuf {
+        self.dir.join("model.safetensors")
+    }
+    /// `chart.png`
+    pub fn chart(&self) -> PathBuf {
+        self.dir.join("chart.png")
+    }
+    /// `partitions.json`
+    pub fn partitions(&self) -> PathBuf {
+        self.dir.join("partitions.json")
+    }
+}
+
+/// Writes `bytes` to `path` through a temporary file and a rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), SimError> {
+    let tmp = path.with_extension("tmp");
+    let err = |e: std::io::Error| SimError::Output { path: path.into(), reason: e.to_string() };
+    std::fs::write(&tmp, bytes).map_err(err)?;
+    std::fs::rename(&tmp, path).map_err(err)
+}
+
+fn num(v: f64) -> Value {
+    if v.is_finite() { json!(v) } else { Value::Null }
+}
+
+fn fmt_opt(v: Option<f64>) -> String {
+    v.filter(|x| x.is_finite()).map(|x| format!("{x:.6}")).unwrap_or_default()
+}
+
+/// The per-round metrics as CSV.
+pub fn metrics_csv(rounds: &[RoundRecord]) -> String {
+    let mut s = String::from(
+        "round,selected,completed,dropped,aggregated,train_loss,test_loss,test_accuracy,test_auc,round_seconds\n",
+    );
+    for r in rounds {
+        let _ = writeln!(
+            s,
+            "{},{},{},{},{},{},{},{},{},{:.6}",
+            r.round,
+            r.selected,
+            r.completed,
+            r.dropped,
+            r.aggregated,
+            fmt_opt(Some(r.train_loss)),
+            fmt_opt(Some(r.test_loss)),
+            fmt_opt(Some(r.test_accuracy)),
+            fmt_opt(r.test_auc),
+            r.seconds
+        );
+    }
+    s
+}
+
+/// Per-round metrics and a summary as JSON.
+pub fn metrics_json(rounds: &[RoundRecord], summary: Value) -> Value {
+    let rows: Vec<Value> = rounds
+        .iter()
+        .map(|r| {
+            json!({
+                "round": r.round,
+                "clients": r.selected,
+                "completed": r.completed,
+                "dropped": r.dropped,
+                "aggregated": r.aggregated,
+                "train_loss": num(r.train_loss),
+                "test_loss": num(r.test_loss),
+                "test_accuracy": num(r.test_accuracy),
+                "test_auc": r.test_auc.map(num).unwrap_or(Value::Null),
+                "round_seconds": r.seconds,
+            })
+        })
+        .collect();
+    json!({ "format_version": REPORT_FORMAT_VERSION, "rounds": rows, "summary": summary })
+}
+
+/// The split and partition as CSV data-row numbers, so another framework can run the very same
+/// federated task (the Flower benchmark does).
+pub fn partitions_json(data: &Prepared, seed: u64) -> Option<Value> {
+    let n = data.clients.num_clients();
+    let clients: Option<Vec<Vec<usize>>> = (0..n).map(|i| data.client_csv_rows(i)).collect();
+    Some(json!({
+        "format_version": REPORT_FORMAT_VERSION,
+        "dataset": data.source.as_ref()?.display().to_string(),
+        "seed": seed,
+        "train_rows": data.train_rows,
+        "test_rows": data.test_rows,
+        "clients": clients?,
+    }))
+}
+
+/// Peak resident memory of this process in MiB (Linux; `None` elsewhere).
+pub fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+static FONT: &[u8] = include_bytes!("../../../assets/DejaVuSans.ttf");
+
+fn ensure_font() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // The font is embedded and valid; if registration failed, text would be missing from the
+        // chart but the lines would still be drawn.
+        let _ = register_font("sans-serif", FontStyle::Normal, FONT);
+    });
+}
+
+/// Draws test accuracy (left) and train/test loss (right) per round to a PNG file.
+pub fn draw_chart(path: &Path, title: &str, rounds: &[RoundRecord], x_label: &str) -> Result<(), SimError> {
+    ensure_font();
+    let tmp = path.with_extension("tmp.png");
+    let err = |e: String| SimError::Output { path: path.into(), reason: e };
+    {
+        let root = BitMapBackend::new(&tmp, (1100, 450)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
+        let root = root.titled(title, ("sans-serif", 22)).map_err(|e| err(e.to_string()))?;
+        let (left, right) = root.split_horizontally(550);
+        let last = rounds.last().map(|r| r.round).unwrap_or(1).max(1);
+        let acc: Vec<(u32, f64)> =
+            rounds.iter().filter(|r| r.test_accuracy.is_finite()).map(|r| (r.round, r.test_accuracy)).collect();
+        let lo = acc.iter().map(|p| p.1).fold(1.0f64, f64::min);
+        let y_lo = ((lo - 0.05).max(0.0) * 20.0).floor() / 20.0;
+        let mut chart = ChartBuilder::on(&left)
+            .margin(12)
+            .caption("test accuracy", ("sans-serif", 18))
+            .x_label_area_size(36)
+            .y_label_area_size(48)
+            .build_cartesian_2d(0u32..last, y_lo..1.0f64)
+            .map_err(|e| err(e.to_string()))?;
+        chart
+            .configure_mesh()
+            .x_desc(x_label)
+            .y_desc("accuracy")
+            .draw()
+            .map_err(|e| err(e.to_string()))?;
+        chart
+            .draw_series(LineSeries::new(acc.iter().copied(), BLUE.stroke_width(2)))
+            .map_err(|e| err(e.to_string()))?;
+        chart
+            .draw_series(acc.iter().map(|&p| Circle::new(p, 3, BLUE.filled())))
+            .map_err(|e| err(e.to_string()))?;
+
+        let finite = |v: f64| v.is_finite();
+        let train: Vec<(u32, f64)> =
+            rounds.iter().filter(|r| finite(r.train_loss)).map(|r| (r.round, r.train_loss)).collect();
+        let test: Vec<(u32, f64)> =
+            rounds.iter().filter(|r| finite(r.test_loss)).map(|r| (r.round, r.test_loss)).collect();
+        let hi = train.iter().chain(&test).map(|p| p.1).fold(0.0f64, f64::max).max(1e-3) * 1.1;
+        let mut chart = ChartBuilder::on(&right)
+            .margin(12)
+            .caption("loss (cross-entropy)", ("sans-serif", 18))
+            .x_label_area_size(36)
+            .y_label_area_size(48)
+            .build_cartesian_2d(0u32..last, 0.0f64..hi)
+            .map_err(|e| err(e.to_string()))?;
+        chart
+            .configure_mesh()
+            .x_desc(x_label)
+            .y_desc("loss")
+            .draw()
+            .map_err(|e| err(e.to_string()))?;
+        chart
+            .draw_series(LineSeries::new(train.iter().copied(), RED.stroke_width(2)))
+            .map_err(|e| err(e.to_string()))?
+            .label("clients' training loss")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED.stroke_width(2)));
+        chart
+            .draw_series(LineSeries::new(test.iter().copied(), BLUE.stroke_width(2)))
+            .map_err(|e| err(e.to_string()))?
+            .label("test loss")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE.stroke_width(2)));
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(|e| err(e.to_string()))?;
+        root.present().map_err(|e| err(e.to_string()))?;
+    }
+    std::fs::rename(&tmp, path).map_err(|e| err(e.to_string()))
+}

@@ -1,0 +1,236 @@
+//! One job end to end: prepare the data, train (federated or centralized), write the run directory.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use privet_data::{Encoder, FeatureEncoding};
+use privet_ml::TrainedModel;
+use serde_json::json;
+
+use crate::config::{DataSource, Job};
+use crate::error::SimError;
+use crate::prepare::{Prepared, prepare};
+use crate::report::{
+    RunFiles, draw_chart, metrics_csv, metrics_json, partitions_json, peak_rss_mb, write_atomic,
+};
+use crate::simulate::{Observer, RoundRecord, SimOutcome, simulate, train_centralized};
+
+/// Federated simulation or the centralized baseline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `privet simulate`: virtual clients and a coordinator.
+    Federated,
+    /// `privet train`: one model on all training rows.
+    Centralized,
+}
+
+/// How to run a job.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The run directory.
+    pub out: PathBuf,
+    /// Federated or centralized.
+    pub mode: Mode,
+    /// Also write `partitions.json` (the split and each client's rows).
+    pub export_partitions: bool,
+    /// Show a progress bar on a terminal.
+    pub progress: bool,
+}
+
+impl RunOptions {
+    /// A federated run writing to `out`, no partition export, progress bar on.
+    pub fn new(out: impl Into<PathBuf>) -> Self {
+        RunOptions { out: out.into(), mode: Mode::Federated, export_partitions: false, progress: true }
+    }
+}
+
+/// What a finished run reports.
+#[derive(Debug, Clone)]
+pub struct RunSummary {
+    /// Federated or centralized.
+    pub mode: Mode,
+    /// Per-round (or per-epoch) metrics.
+    pub rounds: Vec<RoundRecord>,
+    /// Test accuracy of the final model.
+    pub final_accuracy: f64,
+    /// Test ROC AUC of the final model (binary problems).
+    pub final_auc: Option<f64>,
+    /// Number of clients (1 for centralized).
+    pub num_clients: usize,
+    /// Model parameters.
+    pub num_params: usize,
+    /// Training rows in all.
+    pub train_rows: usize,
+    /// Test rows.
+    pub test_rows: usize,
+    /// Seconds for loading, encoding and partitioning the data.
+    pub load_seconds: f64,
+    /// Seconds for all rounds.
+    pub train_seconds: f64,
+    /// Seconds for the whole run, output included.
+    pub total_seconds: f64,
+    /// Peak resident memory, MiB (Linux).
+    pub peak_rss_mb: Option<f64>,
+    /// Where the outputs are.
+    pub files: RunFiles,
+}
+
+struct Progress {
+    bar: Option<ProgressBar>,
+}
+
+impl Observer for Progress {
+    fn round_done(&mut self, r: &RoundRecord, total: u32) {
+        if let Some(bar) = &self.bar {
+            bar.set_length(u64::from(total));
+            bar.set_position(u64::from(r.round));
+            bar.set_message(format!("accuracy {:.3}", r.test_accuracy));
+        }
+    }
+}
+
+fn progress_bar(enabled: bool, rounds: u64, what: &str) -> Option<ProgressBar> {
+    if !enabled {
+        return None;
+    }
+    let bar = ProgressBar::new(rounds);
+    let style = ProgressStyle::with_template(&format!("{{spinner}} {what} {{pos}}/{{len}} [{{bar:30}}] {{msg}} ({{elapsed}})"))
+        .map(|s| s.progress_chars("=> "))
+        .unwrap_or_else(|_| ProgressStyle::default_bar());
+    bar.set_style(style);
+    Some(bar)
+}
+
+/// An identity encoding for data that is generated already encoded (synthetic data).
+fn identity_encoder(data: &Prepared) -> Encoder {
+    Encoder {
+        features: (0..data.input_dim)
+            .map(|i| FeatureEncoding::Standardize { name: format!("x{i}"), mean: 0.0, std: 1.0 })
+            .collect(),
+        label_names: data.label_names.clone(),
+    }
+}
+
+/// Runs a job and writes its run directory.
+pub fn run_job(job: &Job, opts: &RunOptions) -> Result<RunSummary, SimError> {
+    let started = Instant::now();
+    let data = prepare(job)?;
+    run_prepared(job, &data, opts, started)
+}
+
+/// Runs a job on data already prepared (the demo reuses one preparation for several runs).
+pub fn run_prepared(job: &Job, data: &Prepared, opts: &RunOptions, started: Instant) -> Result<RunSummary, SimError> {
+    let files = RunFiles::create(&opts.out)?;
+    let (what, total) = match opts.mode {
+        Mode::Federated => ("round", job.federation.rounds),
+        Mode::Centralized => ("epoch", job.train.epochs as u32),
+    };
+    let mut progress = Progress { bar: progress_bar(opts.progress, u64::from(total), what) };
+    let outcome: SimOutcome = match opts.mode {
+        Mode::Federated => simulate(job, data, &mut progress)?,
+        Mode::Centralized => train_centralized(job, data, &mut progress)?,
+    };
+    if let Some(bar) = &progress.bar {
+        bar.finish_and_clear();
+    }
+    let last = outcome
+        .rounds
+        .iter()
+        .rev()
+        .find(|r| r.aggregated)
+        .ok_or_else(|| SimError::JobFailed("no round completed".into()))?;
+    let (final_accuracy, final_auc) = (last.test_accuracy, last.test_auc);
+
+    let (label, categorical) = match &job.data {
+        DataSource::Csv { label, categorical, .. } => (label.clone(), categorical.clone()),
+        DataSource::Synthetic { .. } => ("label".to_string(), Vec::new()),
+    };
+    let model = TrainedModel {
+        network: outcome.network.clone(),
+        params: outcome.params.clone(),
+        encoder: data.encoder.clone().unwrap_or_else(|| identity_encoder(data)),
+        label,
+        categorical,
+    };
+    model.save(&files.model())?;
+    if opts.export_partitions && opts.mode == Mode::Federated {
+        let value = partitions_json(data, job.federation.seed).ok_or_else(|| {
+            SimError::Config("--export-partitions needs CSV data (synthetic clients have no CSV rows)".into())
+        })?;
+        write_atomic(&files.partitions(), value.to_string().as_bytes())?;
+    }
+    let num_clients = match opts.mode {
+        Mode::Federated => data.clients.num_clients(),
+        Mode::Centralized => 1,
+    };
+    let train_rows = match &data.clients {
+        crate::prepare::ClientData::Shared { x, .. } => x.rows,
+        crate::prepare::ClientData::Synthetic(s) => s.num_clients() * s.spec().rows_per_client,
+    };
+    let title = match opts.mode {
+        Mode::Federated => format!(
+            "{} on {} clients, {} ({})",
+            strategy_name(job),
+            num_clients,
+            job.model.describe(),
+            data_name(job)
+        ),
+        Mode::Centralized => format!("centralized baseline, {} ({})", job.model.describe(), data_name(job)),
+    };
+    draw_chart(&files.chart(), &title, &outcome.rounds, what)?;
+    let peak = peak_rss_mb();
+    let mut summary = RunSummary {
+        mode: opts.mode,
+        final_accuracy,
+        final_auc,
+        num_clients,
+        num_params: outcome.network.num_params(),
+        train_rows,
+        test_rows: data.test.x.rows,
+        load_seconds: data.seconds,
+        train_seconds: outcome.train_seconds,
+        total_seconds: 0.0,
+        peak_rss_mb: peak,
+        files,
+        rounds: outcome.rounds,
+    };
+    write_atomic(&summary.files.metrics_csv(), metrics_csv(&summary.rounds).as_bytes())?;
+    summary.total_seconds = started.elapsed().as_secs_f64();
+    let json = metrics_json(
+        &summary.rounds,
+        json!({
+            "mode": match opts.mode { Mode::Federated => "federated", Mode::Centralized => "centralized" },
+            "strategy": strategy_name(job),
+            "model": job.model.describe(),
+            "clients": summary.num_clients,
+            "params": summary.num_params,
+            "train_rows": summary.train_rows,
+            "test_rows": summary.test_rows,
+            "final_accuracy": summary.final_accuracy,
+            "final_auc": summary.final_auc,
+            "load_seconds": summary.load_seconds,
+            "train_seconds": summary.train_seconds,
+            "total_seconds": summary.total_seconds,
+            "peak_rss_mb": summary.peak_rss_mb,
+        }),
+    );
+    let text = serde_json::to_string_pretty(&json)
+        .map_err(|e| SimError::Output { path: summary.files.metrics_json(), reason: e.to_string() })?;
+    write_atomic(&summary.files.metrics_json(), text.as_bytes())?;
+    Ok(summary)
+}
+
+fn data_name(job: &Job) -> String {
+    match &job.data {
+        DataSource::Csv { path, .. } => {
+            Path::new(path).file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default()
+        }
+        DataSource::Synthetic { alpha, beta, .. } => format!("Synthetic({alpha}, {beta})"),
+    }
+}
+
+/// The strategy's display name.
+fn strategy_name(job: &Job) -> &'static str {
+    job.strategy.build().map(|s| s.name()).unwrap_or("strategy")
+}

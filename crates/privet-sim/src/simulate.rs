@@ -1,0 +1,296 @@
+//! The simulation runtime: drives the sans-IO round engine of `privet-fl` with in-process
+//! virtual clients trained in parallel on all cores.
+//!
+//! Per round the engine samples clients and emits `Fit` messages; this runtime trains the sampled
+//! clients with rayon (each client's data is an index view, or generated on demand for synthetic
+//! data, so memory is bounded by the clients of one round), feeds their replies back to the
+//! engine in client order (so results do not depend on thread timing), evaluates the new global
+//! model on the centralized test set and records the round.
+
+use std::time::Instant;
+
+use privet_fl::engine::{
+    Action, Coordinator, EngineConfig, Event, FromClient, LocalTrainer, PlainAggregation,
+    RoundOutcome, RoundReport, ToClient, client_respond,
+};
+use privet_fl::{ClientId, ClientSampler, ClientTrainConfig, FlError, TrainMetrics, UpdateTransform};
+use privet_ml::{Network, TrainConfig};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+use rayon::prelude::*;
+
+use crate::config::Job;
+use crate::error::SimError;
+use crate::prepare::{ClientData, Prepared};
+
+/// One row of the per-round metrics.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoundRecord {
+    /// Round number, from 1.
+    pub round: u32,
+    /// Clients sampled.
+    pub selected: usize,
+    /// Clients whose update is in the aggregate.
+    pub completed: usize,
+    /// Clients that dropped out.
+    pub dropped: usize,
+    /// False when too few clients completed and the global model was left unchanged.
+    pub aggregated: bool,
+    /// Example-weighted mean of the clients' training losses.
+    pub train_loss: f64,
+    /// Loss of the global model on the test set.
+    pub test_loss: f64,
+    /// Accuracy of the global model on the test set.
+    pub test_accuracy: f64,
+    /// ROC AUC on the test set (binary problems).
+    pub test_auc: Option<f64>,
+    /// Wall time of the round: local training, aggregation and evaluation.
+    pub seconds: f64,
+}
+
+/// Hooks for watching a run (progress bars, logs).
+pub trait Observer {
+    /// Called after each round.
+    fn round_done(&mut self, _record: &RoundRecord, _total_rounds: u32) {}
+}
+
+/// An observer that does nothing.
+#[derive(Debug, Default)]
+pub struct Silent;
+impl Observer for Silent {}
+
+/// The result of a simulation.
+#[derive(Debug)]
+pub struct SimOutcome {
+    /// Per-round metrics.
+    pub rounds: Vec<RoundRecord>,
+    /// The final global parameters.
+    pub params: Vec<f32>,
+    /// The network they belong to.
+    pub network: Network,
+    /// Seconds spent in rounds (excludes data loading).
+    pub train_seconds: f64,
+}
+
+/// Derives an independent 64-bit seed for (purpose, round, client) from the job seed.
+pub(crate) fn derive_seed(seed: u64, purpose: u64, round: u32, client: u32) -> u64 {
+    let mut rng = ChaCha20Rng::seed_from_u64(seed);
+    rng.set_stream(purpose);
+    rng.set_word_pos(((u128::from(round) << 32) | u128::from(client)) << 4);
+    rng.random()
+}
+
+const SEED_SHUFFLE: u64 = 1;
+const SEED_DROPOUT: u64 = 2;
+const SEED_INIT: u64 = 3;
+
+/// A virtual client: its data view and the local training settings.
+struct VirtualClient<'a> {
+    id: u32,
+    network: &'a Network,
+    data: &'a ClientData,
+    base: TrainConfig,
+    job_seed: u64,
+}
+
+impl LocalTrainer for VirtualClient<'_> {
+    fn fit(
+        &mut self,
+        round: u32,
+        params: &[f32],
+        config: &ClientTrainConfig,
+    ) -> Result<(Vec<f32>, TrainMetrics), FlError> {
+        let mut cfg = self.base.clone();
+        cfg.proximal_mu = config.proximal_mu;
+        cfg.seed = derive_seed(self.job_seed, SEED_SHUFFLE, round, self.id);
+        let result = match self.data {
+            ClientData::Shared { x, y, partition } => {
+                self.network.train(params, x, y, partition.client(self.id as usize), &cfg)
+            }
+            ClientData::Synthetic(fed) => {
+                let local = fed
+                    .try_client_data(self.id as usize)
+                    .map_err(|e| FlError::Training(e.to_string()))?;
+                let rows: Vec<u32> = (0..local.len() as u32).collect();
+                self.network.train(params, &local.x, &local.y, &rows, &cfg)
+            }
+        };
+        let (new, stats) = result.map_err(|e| FlError::Training(e.to_string()))?;
+        Ok((new, TrainMetrics { loss: stats.loss, num_examples: stats.num_examples }))
+    }
+}
+
+/// Runs the federated simulation described by `job` on prepared data.
+pub fn simulate(job: &Job, data: &Prepared, observer: &mut dyn Observer) -> Result<SimOutcome, SimError> {
+    let network = Network::new(job.model.clone(), data.input_dim, data.num_classes)?;
+    let seed = job.federation.seed;
+    let initial = network.init(derive_seed(seed, SEED_INIT, 0, 0));
+    let strategy = job.strategy.build()?;
+    let num_clients = data.clients.num_clients();
+    let config = EngineConfig {
+        rounds: job.federation.rounds,
+        sampler: ClientSampler { size: job.federation.sample, min_clients: 1, seed },
+        min_clients: job.federation.min_clients,
+        max_retries: 0,
+    };
+    let mut engine = Coordinator::new(config, strategy, Box::new(PlainAggregation::new()), initial)?;
+    let available: Vec<ClientId> = (0..num_clients as u32).map(ClientId).collect();
+    let base = TrainConfig {
+        epochs: job.train.epochs,
+        batch_size: job.train.batch_size,
+        optimizer: job.train.optimizer.clone(),
+        proximal_mu: None,
+        seed: 0,
+    };
+    let transforms: Vec<Box<dyn UpdateTransform>> = Vec::new();
+    let started = Instant::now();
+    let mut rounds = Vec::new();
+    while !engine.is_finished() {
+        let round_start = Instant::now();
+        let mut pending = engine.start_round(&available)?;
+        let mut deadline = None;
+        let outcome = loop {
+            let mut sends: Vec<(ClientId, ToClient)> = Vec::new();
+            let mut finished = None;
+            for action in pending.drain(..) {
+                match action {
+                    Action::Send { to, msg } => sends.push((to, msg)),
+                    Action::StartDeadline { round, stage } => deadline = Some((round, stage)),
+                    Action::RoundFinished(o) => finished = Some(o),
+                    // A refused message already excludes its sender; nothing to deliver.
+                    _ => {}
+                }
+            }
+            if let Some(o) = finished {
+                break o;
+            }
+            if sends.is_empty() {
+                // Every client that could answer has answered: the simulated clock jumps to the
+                // deadline, which turns whoever is still silent into a straggler.
+                let Some((round, stage)) = deadline.take() else {
+                    return Err(SimError::JobFailed("the round engine stalled with nothing to deliver".into()));
+                };
+                pending = engine.handle(Event::DeadlineExpired { round, stage })?;
+                continue;
+            }
+            // Train the sampled clients in parallel; feed the replies back in client order.
+            let replies: Vec<(ClientId, Option<Result<FromClient, FlError>>)> = sends
+                .par_iter()
+                .map(|(to, msg)| {
+                    if job.federation.dropout > 0.0 {
+                        let draw = derive_seed(seed, SEED_DROPOUT, msg.round(), to.0) as f64 / u64::MAX as f64;
+                        if draw < job.federation.dropout {
+                            return (*to, None);
+                        }
+                    }
+                    let mut client = VirtualClient {
+                        id: to.0,
+                        network: &network,
+                        data: &data.clients,
+                        base: base.clone(),
+                        job_seed: seed,
+                    };
+                    (*to, Some(client_respond(*to, msg, &mut client, &transforms)))
+                })
+                .collect();
+            for (to, reply) in replies {
+                let event = match reply {
+                    Some(Ok(msg)) => Event::Received { from: to, msg },
+                    // A client whose training failed is, to the coordinator, a client that dropped.
+                    Some(Err(_)) | None => Event::Dropped { client: to },
+                };
+                pending.extend(engine.handle(event)?);
+            }
+        };
+        let record = match &outcome {
+            RoundOutcome::Completed(report) => round_record(report, true, &network, engine.global(), data, round_start)?,
+            RoundOutcome::Failed { report, .. } => round_record(report, false, &network, engine.global(), data, round_start)?,
+        };
+        observer.round_done(&record, job.federation.rounds);
+        rounds.push(record);
+        if let RoundOutcome::Failed { reason, job_aborted: true, .. } = outcome {
+            return Err(SimError::JobFailed(reason));
+        }
+    }
+    if !rounds.iter().any(|r| r.aggregated) {
+        return Err(SimError::JobFailed("no round gathered enough client updates".into()));
+    }
+    Ok(SimOutcome {
+        rounds,
+        params: engine.global().to_vec(),
+        network,
+        train_seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Evaluates the global model after a round and builds its metrics row.
+fn round_record(
+    report: &RoundReport,
+    aggregated: bool,
+    network: &Network,
+    global: &[f32],
+    data: &Prepared,
+    round_start: Instant,
+) -> Result<RoundRecord, SimError> {
+    let eval = network.evaluate(global, &data.test.x, &data.test.y)?;
+    Ok(RoundRecord {
+        round: report.round,
+        selected: report.selected.len(),
+        completed: report.completed.len(),
+        dropped: report.dropped.len() + report.stragglers.len() + report.rejected.len(),
+        aggregated,
+        train_loss: f64::from(report.train_loss),
+        test_loss: eval.loss,
+        test_accuracy: eval.accuracy,
+        test_auc: eval.auc,
+        seconds: round_start.elapsed().as_secs_f64(),
+    })
+}
+
+/// Trains one model on all training rows: the centralized baseline that federation is measured
+/// against, and what pooling the data (which privet exists to avoid) would give. One record per
+/// epoch.
+pub fn train_centralized(
+    job: &Job,
+    data: &Prepared,
+    observer: &mut dyn Observer,
+) -> Result<SimOutcome, SimError> {
+    let ClientData::Shared { x, y, .. } = &data.clients else {
+        return Err(SimError::Config("centralized training needs CSV data".into()));
+    };
+    let network = Network::new(job.model.clone(), data.input_dim, data.num_classes)?;
+    let seed = job.federation.seed;
+    let initial = network.init(derive_seed(seed, SEED_INIT, 0, 0));
+    let rows: Vec<u32> = (0..x.rows as u32).collect();
+    let cfg = TrainConfig {
+        epochs: job.train.epochs,
+        batch_size: job.train.batch_size,
+        optimizer: job.train.optimizer.clone(),
+        proximal_mu: None,
+        seed: derive_seed(seed, SEED_SHUFFLE, 0, u32::MAX),
+    };
+    let started = Instant::now();
+    let mut epoch_start = Instant::now();
+    let mut rounds = Vec::new();
+    let total = job.train.epochs as u32;
+    let (params, _) = network.train_with(&initial, x, y, &rows, &cfg, &mut |epoch, params, stats| {
+        let eval = network.evaluate(params, &data.test.x, &data.test.y)?;
+        let record = RoundRecord {
+            round: epoch as u32,
+            selected: 1,
+            completed: 1,
+            dropped: 0,
+            aggregated: true,
+            train_loss: f64::from(stats.loss),
+            test_loss: eval.loss,
+            test_accuracy: eval.accuracy,
+            test_auc: eval.auc,
+            seconds: epoch_start.elapsed().as_secs_f64(),
+        };
+        observer.round_done(&record, total);
+        rounds.push(record);
+        epoch_start = Instant::now();
+        Ok(())
+    })?;
+    Ok(SimOutcome { rounds, params, network, train_seconds: started.elapsed().as_secs_f64() })
+}

@@ -1,0 +1,174 @@
+//! `privet`: privacy-preserving collaborative machine learning. A thin command-line layer over the
+//! library crates; all errors end here as one line on stderr and an exit code.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use privet_sim::{Job, Mode, RunOptions, RunSummary, run_job};
+
+mod demo;
+mod exit;
+
+/// Train and use machine-learning models across organisations whose data never leaves them.
+#[derive(Debug, Parser)]
+#[command(name = "privet", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a federation of five simulated hospitals on real breast-cancer data and explain it.
+    Demo {
+        /// Where to write the outputs.
+        #[arg(long, default_value = "runs/demo")]
+        out: PathBuf,
+    },
+    /// Simulate a federated job (virtual clients in this process) described by a TOML file.
+    Simulate {
+        /// The job file (see examples/).
+        job: PathBuf,
+        /// The run directory [default: runs/<job file name>].
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Also write partitions.json: the train/test split and each client's CSV rows.
+        #[arg(long)]
+        export_partitions: bool,
+        /// No progress bar.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Train a centralized baseline on the same data as a job (all training rows, one model).
+    Train {
+        /// The job file; its partition, strategy and federation sections are ignored but checked.
+        job: PathBuf,
+        /// The run directory [default: runs/<job file name>-centralized].
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// No progress bar.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Predict with a trained model for every row of a CSV file.
+    Predict {
+        /// The model's weights (model.safetensors; model.json must be beside it).
+        model: PathBuf,
+        /// A CSV with the training data's feature columns (the label column is optional).
+        csv: PathBuf,
+        /// Write predictions here instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {}", exit::one_line(&err));
+            ExitCode::from(exit::code(&err))
+        }
+    }
+}
+
+fn default_out(job: &Path, suffix: &str) -> PathBuf {
+    let stem = job.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "job".into());
+    PathBuf::from("runs").join(format!("{stem}{suffix}"))
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Demo { out } => demo::run(&out),
+        Command::Simulate { job, out, export_partitions, quiet } => {
+            let parsed = Job::from_file(&job)?;
+            let opts = RunOptions {
+                out: out.unwrap_or_else(|| default_out(&job, "")),
+                mode: Mode::Federated,
+                export_partitions,
+                progress: !quiet,
+            };
+            let summary = run_job(&parsed, &opts)?;
+            print_summary(&summary);
+            Ok(())
+        }
+        Command::Train { job, out, quiet } => {
+            let parsed = Job::from_file(&job)?;
+            let opts = RunOptions {
+                out: out.unwrap_or_else(|| default_out(&job, "-centralized")),
+                mode: Mode::Centralized,
+                export_partitions: false,
+                progress: !quiet,
+            };
+            let summary = run_job(&parsed, &opts)?;
+            print_summary(&summary);
+            Ok(())
+        }
+        Command::Predict { model, csv, out } => predict(&model, &csv, out.as_deref()),
+    }
+}
+
+fn print_summary(s: &RunSummary) {
+    let what = match s.mode {
+        Mode::Federated => format!("{} rounds over {} clients", s.rounds.len(), s.num_clients),
+        Mode::Centralized => format!("{} epochs on all training rows", s.rounds.len()),
+    };
+    let auc = s.final_auc.map(|a| format!(", ROC AUC {a:.4}")).unwrap_or_default();
+    println!(
+        "{what}: test accuracy {:.4}{auc} on {} held-out rows ({} parameters, {} training rows)",
+        s.final_accuracy, s.test_rows, s.num_params, s.train_rows
+    );
+    println!(
+        "time: {:.3} s in all ({:.3} s loading data, {:.3} s training){}",
+        s.total_seconds,
+        s.load_seconds,
+        s.train_seconds,
+        s.peak_rss_mb.map(|m| format!(", peak memory {m:.0} MiB")).unwrap_or_default()
+    );
+    println!(
+        "outputs: {} (metrics.csv, metrics.json, model.safetensors + model.json, chart.png)",
+        s.files.dir.display()
+    );
+}
+
+fn predict(model_path: &Path, csv: &Path, out: Option<&Path>) -> Result<()> {
+    let model = privet_ml::TrainedModel::load(model_path)?;
+    let preds = model.predict_csv(csv)?;
+    let mut text = String::from("row,prediction");
+    for name in &preds.label_names {
+        text.push_str(&format!(",p_{}", csv_field(name)));
+    }
+    text.push('\n');
+    let k = preds.label_names.len();
+    for (i, (&c, probs)) in preds.classes.iter().zip(preds.probabilities.chunks_exact(k)).enumerate() {
+        text.push_str(&format!("{},{}", i, csv_field(&preds.label_names[c as usize])));
+        for p in probs {
+            text.push_str(&format!(",{p:.6}"));
+        }
+        text.push('\n');
+    }
+    match out {
+        Some(path) => {
+            privet_sim::write_atomic(path, text.as_bytes())?;
+            eprintln!("wrote {} predictions to {}", preds.classes.len(), path.display());
+        }
+        None => print!("{text}"),
+    }
+    if let Some(truth) = &preds.truth {
+        let correct = truth.iter().zip(&preds.classes).filter(|(a, b)| a == b).count();
+        eprintln!(
+            "accuracy against the file's labels: {:.4} ({correct} of {})",
+            correct as f64 / truth.len().max(1) as f64,
+            truth.len()
+        );
+    }
+    Ok(())
+}
+
+/// Quotes a CSV field when needed.
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
+}
