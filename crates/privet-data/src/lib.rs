@@ -82,6 +82,6 @@ pub use partition::{Partition, PartitionScheme, natural_client_keys, partition};
 pub use split::train_test_split;
 pub use synthetic::{SyntheticFederation, SyntheticSpec};
 pub use table::{
-    read_header,
     Column, CsvOptions, DEFAULT_MAX_BYTES, DEFAULT_MAX_ROWS, Table, load_csv, parse_csv,
+    read_header,
 };

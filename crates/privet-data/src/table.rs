@@ -342,16 +342,30 @@ const MAX_HEADER_BYTES: u64 = 1 << 20;
 /// Reads only the header row of a CSV file (at most 1 MiB), e.g. to see whether a file to predict
 /// on carries the label column.
 pub fn read_header(path: &Path) -> Result<Vec<String>, DataError> {
-    let io_err = |source: std::io::Error| DataError::Io { path: path.to_path_buf(), source };
+    let io_err = |source: std::io::Error| DataError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     let file = File::open(path).map_err(io_err)?;
     let mut data = Vec::new();
-    file.take(MAX_HEADER_BYTES).read_to_end(&mut data).map_err(io_err)?;
-    let mut reader = ::csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(&data[..]);
+    file.take(MAX_HEADER_BYTES)
+        .read_to_end(&mut data)
+        .map_err(io_err)?;
+    let mut reader = ::csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(&data[..]);
     let mut record = ::csv::StringRecord::new();
     match reader.read_record(&mut record) {
         Ok(true) => Ok(record.iter().map(|f| f.trim().to_string()).collect()),
-        Ok(false) => Err(DataError::Empty { path: path.to_path_buf() }),
-        Err(e) => Err(DataError::Csv { path: path.to_path_buf(), line: 1, message: e.to_string() }),
+        Ok(false) => Err(DataError::Empty {
+            path: path.to_path_buf(),
+        }),
+        Err(e) => Err(DataError::Csv {
+            path: path.to_path_buf(),
+            line: 1,
+            message: e.to_string(),
+        }),
     }
 }
 

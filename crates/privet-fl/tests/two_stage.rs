@@ -467,3 +467,119 @@ fn strategies_that_need_individual_updates_cannot_run_behind_a_sum_only_protocol
         );
     }
 }
+
+/// A protocol with a deliberate bug: the engine must fail the round, not panic or go astray.
+#[derive(Debug)]
+enum Buggy {
+    /// Starts stage 1 without messaging every survivor.
+    MissingRecipient,
+    /// Declares one stage but asks for a second.
+    ExtraStage,
+    /// Reports a contribution from a client that was not selected.
+    UnselectedContributor,
+}
+
+impl AggregationProtocol for Buggy {
+    fn name(&self) -> &'static str {
+        "buggy"
+    }
+
+    fn stages(&self) -> u8 {
+        match self {
+            Buggy::MissingRecipient => 2,
+            Buggy::ExtraStage | Buggy::UnselectedContributor => 1,
+        }
+    }
+
+    fn reveals(&self) -> Requirement {
+        Requirement::Sum
+    }
+
+    fn begin(
+        &mut self,
+        ctx: &StageContext<'_>,
+        params: &Arc<[f32]>,
+        config: &ClientTrainConfig,
+    ) -> Result<Vec<(ClientId, ToClient)>, FlError> {
+        ToyMasked::default().begin(ctx, params, config)
+    }
+
+    fn receive(
+        &mut self,
+        _ctx: &StageContext<'_>,
+        _from: ClientId,
+        _msg: FromClient,
+    ) -> Result<(), RejectReason> {
+        Ok(())
+    }
+
+    fn end_stage(
+        &mut self,
+        ctx: &StageContext<'_>,
+        survivors: &[ClientId],
+    ) -> Result<StageOutcome, FlError> {
+        let next = |to: &[ClientId]| {
+            let msgs = to
+                .iter()
+                .map(|&c| {
+                    let msg = ToClient::Protocol {
+                        round: ctx.round,
+                        stage: 1,
+                        payload: vec![],
+                    };
+                    (c, msg)
+                })
+                .collect();
+            StageOutcome::Next(msgs)
+        };
+        Ok(match self {
+            Buggy::MissingRecipient => next(&survivors[1..]),
+            Buggy::ExtraStage => next(survivors),
+            Buggy::UnselectedContributor => StageOutcome::Done(ProtocolOutput::Sum(SumOutput {
+                sum: WeightedSum {
+                    sum: vec![1.0; ctx.model_len],
+                    total_weight: 1.0,
+                    num_clients: 1,
+                },
+                contributors: vec![ClientId(99)],
+                metrics: TrainMetrics::default(),
+            })),
+        })
+    }
+}
+
+/// Running one round with `protocol` fails with a reason containing `expected`.
+fn check_protocol_bug(protocol: Buggy, expected: &str) {
+    let cfg = EngineConfig {
+        rounds: 1,
+        sampler: ClientSampler {
+            size: SampleSize::Fraction(1.0),
+            min_clients: 1,
+            seed: 0,
+        },
+        min_clients: 1,
+        max_retries: 0,
+    };
+    let strategy = StrategyConfig::FedAvg.build().unwrap();
+    let coord = Coordinator::new(cfg, strategy, Box::new(protocol), vec![0.0]).unwrap();
+    let mut sim = Sim::new(coord);
+    add_clients(&mut sim, &[(1, always), (2, always)]);
+    match sim.run_round() {
+        RoundOutcome::Failed { reason, .. } => assert!(reason.contains(expected), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(sim.coordinator.global(), &[0.0]);
+}
+
+#[test]
+fn protocol_bugs_fail_the_round() {
+    check_protocol_bug(Buggy::MissingRecipient, "one message to each survivor");
+    check_protocol_bug(Buggy::ExtraStage, "beyond the 1 it declares");
+    check_protocol_bug(Buggy::UnselectedContributor, "unselected client 99");
+}
+
+#[test]
+fn the_coordinator_can_move_between_threads() {
+    fn assert_send<T: Send>() {}
+    assert_send::<Coordinator>();
+}

@@ -73,11 +73,17 @@ pub struct Predictions {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> MlError + '_ {
-    move |source| MlError::Io { path: path.to_path_buf(), source }
+    move |source| MlError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 fn bad(path: &Path, reason: impl Into<String>) -> MlError {
-    MlError::BadModelFile { path: path.to_path_buf(), reason: reason.into() }
+    MlError::BadModelFile {
+        path: path.to_path_buf(),
+        reason: reason.into(),
+    }
 }
 
 /// The metadata path that goes with a weights path (`x.safetensors` -> `x.json`).
@@ -89,9 +95,14 @@ pub fn meta_path(weights: &Path) -> PathBuf {
 fn read_limited(path: &Path, limit: u64) -> Result<Vec<u8>, MlError> {
     let file = std::fs::File::open(path).map_err(io_err(path))?;
     let mut buf = Vec::new();
-    file.take(limit + 1).read_to_end(&mut buf).map_err(io_err(path))?;
+    file.take(limit + 1)
+        .read_to_end(&mut buf)
+        .map_err(io_err(path))?;
     if buf.len() as u64 > limit {
-        return Err(bad(path, format!("file is larger than the {limit}-byte limit")));
+        return Err(bad(
+            path,
+            format!("file is larger than the {limit}-byte limit"),
+        ));
     }
     Ok(buf)
 }
@@ -127,7 +138,12 @@ impl TrainedModel {
             .layout()
             .entries()
             .iter()
-            .map(|e| self.params[e.offset..e.offset + e.len()].iter().flat_map(|v| v.to_le_bytes()).collect())
+            .map(|e| {
+                self.params[e.offset..e.offset + e.len()]
+                    .iter()
+                    .flat_map(|v| v.to_le_bytes())
+                    .collect()
+            })
             .collect();
         let mut views = Vec::new();
         for (e, b) in self.network.layout().entries().iter().zip(&bytes) {
@@ -137,7 +153,10 @@ impl TrainedModel {
         }
         let mut info = HashMap::new();
         info.insert("format".to_string(), FORMAT_NAME.to_string());
-        info.insert("format_version".to_string(), MODEL_FORMAT_VERSION.to_string());
+        info.insert(
+            "format_version".to_string(),
+            MODEL_FORMAT_VERSION.to_string(),
+        );
         let serialized = safetensors::serialize(views, Some(info))
             .map_err(|err| bad(weights, format!("cannot serialize: {err}")))?;
         let meta = serde_json::to_vec_pretty(&self.meta())
@@ -154,7 +173,10 @@ impl TrainedModel {
         let meta: ModelMeta = serde_json::from_slice(&meta_bytes)
             .map_err(|err| bad(&mpath, format!("not a privet model metadata file: {err}")))?;
         if meta.format != FORMAT_NAME {
-            return Err(bad(&mpath, format!("format is `{}`, expected `{FORMAT_NAME}`", meta.format)));
+            return Err(bad(
+                &mpath,
+                format!("format is `{}`, expected `{FORMAT_NAME}`", meta.format),
+            ));
         }
         if meta.format_version != MODEL_FORMAT_VERSION {
             return Err(bad(
@@ -165,8 +187,13 @@ impl TrainedModel {
                 ),
             ));
         }
-        if meta.encoder.output_dim() != meta.input_dim || meta.encoder.num_classes() != meta.num_classes {
-            return Err(bad(&mpath, "the encoder does not match the input width or class count"));
+        if meta.encoder.output_dim() != meta.input_dim
+            || meta.encoder.num_classes() != meta.num_classes
+        {
+            return Err(bad(
+                &mpath,
+                "the encoder does not match the input width or class count",
+            ));
         }
         let network = Network::new(meta.architecture.clone(), meta.input_dim, meta.num_classes)
             .map_err(|err| bad(&mpath, err.to_string()))?;
@@ -177,19 +204,34 @@ impl TrainedModel {
         if st.len() != network.layout().entries().len() {
             return Err(bad(
                 weights,
-                format!("{} tensors, the architecture has {}", st.len(), network.layout().entries().len()),
+                format!(
+                    "{} tensors, the architecture has {}",
+                    st.len(),
+                    network.layout().entries().len()
+                ),
             ));
         }
         let mut params = vec![0f32; network.num_params()];
         for e in network.layout().entries() {
-            let t = st.tensor(&e.name).map_err(|_| bad(weights, format!("tensor `{}` is missing", e.name)))?;
+            let t = st
+                .tensor(&e.name)
+                .map_err(|_| bad(weights, format!("tensor `{}` is missing", e.name)))?;
             if t.dtype() != Dtype::F32 || t.shape() != e.shape.as_slice() {
                 return Err(bad(
                     weights,
-                    format!("tensor `{}` is {:?} {:?}, expected F32 {:?}", e.name, t.dtype(), t.shape(), e.shape),
+                    format!(
+                        "tensor `{}` is {:?} {:?}, expected F32 {:?}",
+                        e.name,
+                        t.dtype(),
+                        t.shape(),
+                        e.shape
+                    ),
                 ));
             }
-            for (dst, chunk) in params[e.offset..e.offset + e.len()].iter_mut().zip(t.data().chunks_exact(4)) {
+            for (dst, chunk) in params[e.offset..e.offset + e.len()]
+                .iter_mut()
+                .zip(t.data().chunks_exact(4))
+            {
                 *dst = f32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
             }
         }
@@ -214,10 +256,19 @@ impl TrainedModel {
     /// every row.
     pub fn predict_csv(&self, path: &Path) -> Result<Predictions, MlError> {
         let header = privet_data::read_header(path)?;
-        let has_label = header.iter().any(|h| *h == self.label);
+        let has_label = header.contains(&self.label);
         let known: Vec<&str> = self.encoder.features.iter().map(|f| f.name()).collect();
-        let mut opts = if has_label { CsvOptions::new(self.label.clone()) } else { CsvOptions::default() };
-        opts.categorical = self.categorical.iter().filter(|c| header.contains(c)).cloned().collect();
+        let mut opts = if has_label {
+            CsvOptions::new(self.label.clone())
+        } else {
+            CsvOptions::default()
+        };
+        opts.categorical = self
+            .categorical
+            .iter()
+            .filter(|c| header.contains(c))
+            .cloned()
+            .collect();
         // Columns the model never saw are ignored rather than parsed.
         opts.drop = header
             .iter()
@@ -240,7 +291,16 @@ impl TrainedModel {
                 best as u32
             })
             .collect();
-        let truth = if has_label { Some(self.encoder.encode_labels(&table)?) } else { None };
-        Ok(Predictions { label_names: self.encoder.label_names.clone(), classes, probabilities, truth })
+        let truth = if has_label {
+            Some(self.encoder.encode_labels(&table)?)
+        } else {
+            None
+        };
+        Ok(Predictions {
+            label_names: self.encoder.label_names.clone(),
+            classes,
+            probabilities,
+            truth,
+        })
     }
 }

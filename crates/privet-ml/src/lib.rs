@@ -37,6 +37,6 @@ mod spec;
 pub use error::MlError;
 pub use io::{MODEL_FORMAT_VERSION, ModelMeta, Predictions, TrainedModel, meta_path};
 pub use metrics::{EvalMetrics, evaluate_scores, roc_auc};
-pub use network::{Network, TrainConfig, TrainStats};
+pub use network::{EpochCallback, Network, TrainConfig, TrainStats};
 pub use optim::OptimizerConfig;
 pub use spec::{MAX_PARAMS, ModelSpec, ParamEntry, ParamLayout, output_units};

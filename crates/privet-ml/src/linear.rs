@@ -37,7 +37,10 @@ pub(crate) fn loss_and_grad<'a>(
             axpy(r, x, &mut gw[..d]);
             gb[0] += r;
         } else {
-            let zmax = logits[..out].iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let zmax = logits[..out]
+                .iter()
+                .copied()
+                .fold(f32::NEG_INFINITY, f32::max);
             let mut sum = 0f32;
             for z in &mut logits[..out] {
                 *z = (*z - zmax).exp();

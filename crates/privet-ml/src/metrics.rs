@@ -16,7 +16,11 @@ pub struct EvalMetrics {
 }
 
 /// Computes the metrics from row-major class probabilities `[n, num_classes]`.
-pub fn evaluate_scores(probs: &[f32], y: &[u32], num_classes: usize) -> Result<EvalMetrics, MlError> {
+pub fn evaluate_scores(
+    probs: &[f32],
+    y: &[u32],
+    num_classes: usize,
+) -> Result<EvalMetrics, MlError> {
     if num_classes == 0 || probs.len() != y.len() * num_classes {
         return Err(shape_err(format!(
             "{} probabilities for {} rows of {num_classes} classes",
@@ -25,7 +29,9 @@ pub fn evaluate_scores(probs: &[f32], y: &[u32], num_classes: usize) -> Result<E
         )));
     }
     if let Some(&c) = y.iter().find(|&&c| c as usize >= num_classes) {
-        return Err(shape_err(format!("label {c} is out of range ({num_classes} classes)")));
+        return Err(shape_err(format!(
+            "label {c} is out of range ({num_classes} classes)"
+        )));
     }
     if y.is_empty() {
         return Ok(EvalMetrics::default());
@@ -51,7 +57,12 @@ pub fn evaluate_scores(probs: &[f32], y: &[u32], num_classes: usize) -> Result<E
     } else {
         None
     };
-    Ok(EvalMetrics { loss: loss / n, accuracy: correct as f64 / n, auc, count: y.len() })
+    Ok(EvalMetrics {
+        loss: loss / n,
+        accuracy: correct as f64 / n,
+        auc,
+        count: y.len(),
+    })
 }
 
 /// ROC AUC of scores for labels in {0, 1} by the Mann-Whitney rank statistic (ties get their mean
@@ -111,7 +122,8 @@ mod tests {
         let probs = [0.1, 0.9, 0.8, 0.2, 0.4, 0.6];
         let m = evaluate_scores(&probs, &[1, 0, 0], 2).unwrap();
         assert!((m.accuracy - 2.0 / 3.0).abs() < 1e-12);
-        let expected_loss = -((0.9f32 as f64).ln() + (0.8f32 as f64).ln() + (0.4f32 as f64).ln()) / 3.0;
+        let expected_loss =
+            -((0.9f32 as f64).ln() + (0.8f32 as f64).ln() + (0.4f32 as f64).ln()) / 3.0;
         assert!((m.loss - expected_loss).abs() < 1e-9);
         assert_eq!(m.count, 3);
         assert!(evaluate_scores(&probs, &[1, 0, 2], 2).is_err());

@@ -8,13 +8,16 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha20Rng;
 
 use crate::error::{MlError, shape_err};
-use crate::metrics::{EvalMetrics, evaluate_scores};
 use crate::linear;
+use crate::metrics::{EvalMetrics, evaluate_scores};
 use crate::optim::{Optimizer, OptimizerConfig};
 use crate::spec::{CNN_C1, CNN_C2, CNN_SIDE, ModelSpec, ParamLayout, output_units};
 
 /// Rows per forward pass during evaluation and prediction.
 const EVAL_CHUNK: usize = 4096;
+
+/// Called after each epoch with the epoch number (from 1), the parameters and the statistics.
+pub type EpochCallback<'a> = dyn FnMut(usize, &[f32], &TrainStats) -> Result<(), MlError> + 'a;
 
 /// How one client (or a centralized baseline) trains locally.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,12 +37,16 @@ pub struct TrainConfig {
 impl TrainConfig {
     fn validate(&self) -> Result<(), MlError> {
         if self.epochs == 0 || self.batch_size == 0 {
-            return Err(MlError::InvalidConfig("epochs and batch_size must be at least 1".into()));
+            return Err(MlError::InvalidConfig(
+                "epochs and batch_size must be at least 1".into(),
+            ));
         }
-        if let Some(mu) = self.proximal_mu {
-            if !(mu.is_finite() && mu >= 0.0) {
-                return Err(MlError::InvalidConfig(format!("proximal mu must be >= 0, got {mu}")));
-            }
+        if let Some(mu) = self.proximal_mu
+            && !(mu.is_finite() && mu >= 0.0)
+        {
+            return Err(MlError::InvalidConfig(format!(
+                "proximal mu must be >= 0, got {mu}"
+            )));
         }
         self.optimizer.validate()
     }
@@ -78,7 +85,13 @@ impl Network {
     /// Builds the network for `input_dim` features and `num_classes` classes (on the CPU).
     pub fn new(spec: ModelSpec, input_dim: usize, num_classes: usize) -> Result<Self, MlError> {
         let layout = ParamLayout::new(&spec, input_dim, num_classes)?;
-        Ok(Network { spec, layout, input_dim, num_classes, device: Device::Cpu })
+        Ok(Network {
+            spec,
+            layout,
+            input_dim,
+            num_classes,
+            device: Device::Cpu,
+        })
     }
 
     /// The architecture.
@@ -116,8 +129,12 @@ impl Network {
             .entries()
             .iter()
             .map(|e| {
-                Tensor::from_slice(&params[e.offset..e.offset + e.len()], e.shape.as_slice(), &self.device)
-                    .map_err(MlError::from)
+                Tensor::from_slice(
+                    &params[e.offset..e.offset + e.len()],
+                    e.shape.as_slice(),
+                    &self.device,
+                )
+                .map_err(MlError::from)
             })
             .collect()
     }
@@ -142,7 +159,8 @@ impl Network {
                 let img = x.reshape((b, 1, CNN_SIDE, CNN_SIDE))?;
                 let conv = |x: &Tensor, w: &Tensor, bias: &Tensor| -> candle_core::Result<Tensor> {
                     let c = bias.dim(0)?;
-                    x.conv2d(w, 1, 1, 1, 1)?.broadcast_add(&bias.reshape((1, c, 1, 1))?)
+                    x.conv2d(w, 1, 1, 1, 1)?
+                        .broadcast_add(&bias.reshape((1, c, 1, 1))?)
                 };
                 let h = conv(&img, &p[0], &p[1])?.relu()?.max_pool2d(2)?;
                 debug_assert_eq!(h.dims()[1], CNN_C1);
@@ -195,10 +213,20 @@ impl Network {
             return Err(shape_err(format!("{} labels for {} rows", y.len(), x.rows)));
         }
         if let Some(&r) = rows.iter().find(|&&r| r as usize >= x.rows) {
-            return Err(shape_err(format!("row {r} is out of range ({} rows)", x.rows)));
+            return Err(shape_err(format!(
+                "row {r} is out of range ({} rows)",
+                x.rows
+            )));
         }
-        if let Some(&c) = rows.iter().map(|&r| &y[r as usize]).find(|&&c| c as usize >= self.num_classes) {
-            return Err(shape_err(format!("label {c} is out of range ({} classes)", self.num_classes)));
+        if let Some(&c) = rows
+            .iter()
+            .map(|&r| &y[r as usize])
+            .find(|&&c| c as usize >= self.num_classes)
+        {
+            return Err(shape_err(format!(
+                "label {c} is out of range ({} classes)",
+                self.num_classes
+            )));
         }
         Ok(())
     }
@@ -224,7 +252,7 @@ impl Network {
         y: &[u32],
         rows: &[u32],
         cfg: &TrainConfig,
-        on_epoch: &mut dyn FnMut(usize, &[f32], &TrainStats) -> Result<(), MlError>,
+        on_epoch: &mut EpochCallback<'_>,
     ) -> Result<(Vec<f32>, TrainStats), MlError> {
         cfg.validate()?;
         self.layout.check(params)?;
@@ -237,7 +265,10 @@ impl Network {
         let mut opt = Optimizer::new(cfg.optimizer.clone())?;
         let mut order: Vec<u32> = rows.to_vec();
         let mut rng = ChaCha20Rng::seed_from_u64(cfg.seed);
-        let mut stats = TrainStats { num_examples: rows.len() as u64, ..Default::default() };
+        let mut stats = TrainStats {
+            num_examples: rows.len() as u64,
+            ..Default::default()
+        };
         let out_units = output_units(self.num_classes);
         let mut logits = vec![0f32; out_units];
         let mu = cfg.proximal_mu.filter(|&mu| mu > 0.0);
@@ -247,7 +278,14 @@ impl Network {
             for chunk in order.chunks(cfg.batch_size) {
                 let batch_loss = if self.spec == ModelSpec::Logreg {
                     let batch = chunk.iter().map(|&r| (x.row(r as usize), y[r as usize]));
-                    let (sum, _) = linear::loss_and_grad(&w, out_units, self.input_dim, batch, &mut grad, &mut logits);
+                    let (sum, _) = linear::loss_and_grad(
+                        &w,
+                        out_units,
+                        self.input_dim,
+                        batch,
+                        &mut grad,
+                        &mut logits,
+                    );
                     sum
                 } else {
                     self.candle_loss_and_grad(&w, x, y, chunk, &mut grad)? * chunk.len() as f64
@@ -336,7 +374,14 @@ impl Network {
         let mut grad = vec![0f32; params.len()];
         let mut logits = vec![0f32; output_units(self.num_classes)];
         let batch = rows.iter().map(|&r| (x.row(r as usize), y[r as usize]));
-        let (sum, n) = linear::loss_and_grad(params, logits.len(), self.input_dim, batch, &mut grad, &mut logits);
+        let (sum, n) = linear::loss_and_grad(
+            params,
+            logits.len(),
+            self.input_dim,
+            batch,
+            &mut grad,
+            &mut logits,
+        );
         Ok((sum / n.max(1) as f64, grad))
     }
 
@@ -351,13 +396,23 @@ impl Network {
         }
         let mut out = Vec::with_capacity(x.rows * self.num_classes);
         if self.spec == ModelSpec::Logreg {
-            linear::predict_proba(params, output_units(self.num_classes), self.input_dim, &x.data, &mut out);
+            linear::predict_proba(
+                params,
+                output_units(self.num_classes),
+                self.input_dim,
+                &x.data,
+                &mut out,
+            );
             return Ok(out);
         }
         let p = self.tensors(params)?;
         for start in (0..x.rows).step_by(EVAL_CHUNK) {
             let end = (start + EVAL_CHUNK).min(x.rows);
-            let xs = Tensor::from_slice(&x.data[start * x.cols..end * x.cols], (end - start, x.cols), &self.device)?;
+            let xs = Tensor::from_slice(
+                &x.data[start * x.cols..end * x.cols],
+                (end - start, x.cols),
+                &self.device,
+            )?;
             let logits = self.forward(&p, &xs)?;
             if output_units(self.num_classes) == 1 {
                 let p1 = candle_nn::ops::sigmoid(&logits.squeeze(1)?)?.to_vec1::<f32>()?;
@@ -380,4 +435,3 @@ impl Network {
         evaluate_scores(&probs, y, self.num_classes)
     }
 }
-

@@ -9,7 +9,12 @@ pub enum OptimizerConfig {
     /// SGD with optional (heavy-ball) momentum: `b = m b + g; w -= lr b`, as `torch.optim.SGD`.
     Sgd { lr: f32, momentum: f32 },
     /// Adam (Kingma and Ba 2015) with bias correction, as `torch.optim.Adam`.
-    Adam { lr: f32, beta1: f32, beta2: f32, eps: f32 },
+    Adam {
+        lr: f32,
+        beta1: f32,
+        beta2: f32,
+        eps: f32,
+    },
 }
 
 impl OptimizerConfig {
@@ -20,7 +25,12 @@ impl OptimizerConfig {
 
     /// Adam with PyTorch's defaults for the betas and epsilon.
     pub fn adam(lr: f32) -> Self {
-        OptimizerConfig::Adam { lr, beta1: 0.9, beta2: 0.999, eps: 1e-8 }
+        OptimizerConfig::Adam {
+            lr,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+        }
     }
 
     /// The learning rate.
@@ -33,16 +43,24 @@ impl OptimizerConfig {
     pub(crate) fn validate(&self) -> Result<(), MlError> {
         let lr = self.lr();
         if !(lr.is_finite() && lr > 0.0) {
-            return Err(MlError::InvalidConfig(format!("learning rate must be > 0, got {lr}")));
+            return Err(MlError::InvalidConfig(format!(
+                "learning rate must be > 0, got {lr}"
+            )));
         }
         match *self {
             OptimizerConfig::Sgd { momentum, .. } if !(0.0..1.0).contains(&momentum) => Err(
                 MlError::InvalidConfig(format!("momentum must be in [0, 1), got {momentum}")),
             ),
-            OptimizerConfig::Adam { beta1, beta2, eps, .. }
-                if !(0.0..1.0).contains(&beta1) || !(0.0..1.0).contains(&beta2) || eps.is_nan() || eps <= 0.0 =>
+            OptimizerConfig::Adam {
+                beta1, beta2, eps, ..
+            } if !(0.0..1.0).contains(&beta1)
+                || !(0.0..1.0).contains(&beta2)
+                || eps.is_nan()
+                || eps <= 0.0 =>
             {
-                Err(MlError::InvalidConfig("Adam needs beta1 and beta2 in [0, 1) and eps > 0".into()))
+                Err(MlError::InvalidConfig(
+                    "Adam needs beta1 and beta2 in [0, 1) and eps > 0".into(),
+                ))
             }
             _ => Ok(()),
         }
@@ -63,7 +81,12 @@ pub(crate) struct Optimizer {
 impl Optimizer {
     pub(crate) fn new(cfg: OptimizerConfig) -> Result<Self, MlError> {
         cfg.validate()?;
-        Ok(Optimizer { cfg, m: Vec::new(), v: Vec::new(), t: 0 })
+        Ok(Optimizer {
+            cfg,
+            m: Vec::new(),
+            v: Vec::new(),
+            t: 0,
+        })
     }
 
     /// One update of `w` with gradient `g` (same length).
@@ -90,7 +113,12 @@ impl Optimizer {
                     }
                 }
             }
-            OptimizerConfig::Adam { lr, beta1, beta2, eps } => {
+            OptimizerConfig::Adam {
+                lr,
+                beta1,
+                beta2,
+                eps,
+            } => {
                 if self.m.is_empty() {
                     self.m = vec![0.0; w.len()];
                     self.v = vec![0.0; w.len()];
@@ -118,7 +146,11 @@ mod tests {
     fn sgd_momentum_matches_pytorch_by_hand() {
         // torch.optim.SGD([w], lr=0.1, momentum=0.9), w0 = 1, grads 1 then 2:
         // b1 = 1 -> w = 0.9; b2 = 0.9 * 1 + 2 = 2.9 -> w = 0.9 - 0.29 = 0.61
-        let mut opt = Optimizer::new(OptimizerConfig::Sgd { lr: 0.1, momentum: 0.9 }).unwrap();
+        let mut opt = Optimizer::new(OptimizerConfig::Sgd {
+            lr: 0.1,
+            momentum: 0.9,
+        })
+        .unwrap();
         let mut w = [1.0f32];
         opt.step(&mut w, &[1.0]);
         assert!((w[0] - 0.9).abs() < 1e-6);
@@ -132,7 +164,10 @@ mod tests {
         let mut opt = Optimizer::new(OptimizerConfig::adam(0.01)).unwrap();
         let mut w = [0.0f32, 0.0];
         opt.step(&mut w, &[3.0, -0.5]);
-        assert!((w[0] + 0.01).abs() < 1e-6 && (w[1] - 0.01).abs() < 1e-6, "{w:?}");
+        assert!(
+            (w[0] + 0.01).abs() < 1e-6 && (w[1] - 0.01).abs() < 1e-6,
+            "{w:?}"
+        );
         // Second step, g = 1 on the first coordinate:
         // m = 0.9*0.3 + 0.1*1 = 0.37, v = 0.999*0.009 + 0.001*1 = 0.009991
         // m_hat = 0.37/0.19 = 1.947368, v_hat = 0.009991/0.001999 = 4.997999 -> step 0.871083
@@ -145,9 +180,22 @@ mod tests {
         for cfg in [
             OptimizerConfig::sgd(0.0),
             OptimizerConfig::sgd(f32::NAN),
-            OptimizerConfig::Sgd { lr: 0.1, momentum: 1.0 },
-            OptimizerConfig::Adam { lr: 0.1, beta1: 1.0, beta2: 0.9, eps: 1e-8 },
-            OptimizerConfig::Adam { lr: 0.1, beta1: 0.9, beta2: 0.9, eps: 0.0 },
+            OptimizerConfig::Sgd {
+                lr: 0.1,
+                momentum: 1.0,
+            },
+            OptimizerConfig::Adam {
+                lr: 0.1,
+                beta1: 1.0,
+                beta2: 0.9,
+                eps: 1e-8,
+            },
+            OptimizerConfig::Adam {
+                lr: 0.1,
+                beta1: 0.9,
+                beta2: 0.9,
+                eps: 0.0,
+            },
         ] {
             assert!(Optimizer::new(cfg.clone()).is_err(), "{cfg:?}");
         }

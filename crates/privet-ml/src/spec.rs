@@ -75,7 +75,12 @@ impl ParamLayout {
                 .try_fold(1usize, |acc, &d| acc.checked_mul(d))
                 .filter(|&n| n <= MAX_PARAMS)
                 .ok_or_else(|| MlError::InvalidConfig(format!("tensor {name} is too large")))?;
-            entries.push(ParamEntry { name, shape, offset: total, fan_in });
+            entries.push(ParamEntry {
+                name,
+                shape,
+                offset: total,
+                fan_in,
+            });
             total = total
                 .checked_add(len)
                 .filter(|&n| n <= MAX_PARAMS)
@@ -87,7 +92,9 @@ impl ParamLayout {
     /// The layout of `spec` for `input_dim` features and `num_classes` classes.
     pub fn new(spec: &ModelSpec, input_dim: usize, num_classes: usize) -> Result<Self, MlError> {
         if input_dim == 0 {
-            return Err(MlError::InvalidConfig("the model needs at least one input feature".into()));
+            return Err(MlError::InvalidConfig(
+                "the model needs at least one input feature".into(),
+            ));
         }
         if num_classes < 2 {
             return Err(MlError::InvalidConfig(format!(

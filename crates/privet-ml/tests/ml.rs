@@ -1,4 +1,5 @@
 //! Models on real data, the fused linear kernel against candle's autograd, and model files.
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
 
 use std::path::{Path, PathBuf};
 
@@ -7,7 +8,9 @@ use privet_ml::{MlError, ModelSpec, Network, OptimizerConfig, TrainConfig, Train
 use proptest::prelude::*;
 
 fn data_file(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../data")
+        .join(name)
 }
 
 /// Train and test sets of a shipped CSV, encoded with an encoder fitted on the training rows.
@@ -21,7 +24,13 @@ fn load(name: &str, label: &str) -> (Dataset, Dataset, Encoder) {
 }
 
 fn cfg(epochs: usize, batch: usize, optimizer: OptimizerConfig) -> TrainConfig {
-    TrainConfig { epochs, batch_size: batch, optimizer, proximal_mu: None, seed: 1 }
+    TrainConfig {
+        epochs,
+        batch_size: batch,
+        optimizer,
+        proximal_mu: None,
+        seed: 1,
+    }
 }
 
 fn all_rows(d: &Dataset) -> Vec<u32> {
@@ -32,16 +41,34 @@ fn all_rows(d: &Dataset) -> Vec<u32> {
 fn check_reaches(name: &str, label: &str, spec: ModelSpec, c: TrainConfig, min_accuracy: f64) {
     let (train, test, _) = load(name, label);
     let net = Network::new(spec.clone(), train.x.cols, train.num_classes).unwrap();
-    let (params, stats) = net.train(&net.init(3), &train.x, &train.y, &all_rows(&train), &c).unwrap();
+    let (params, stats) = net
+        .train(&net.init(3), &train.x, &train.y, &all_rows(&train), &c)
+        .unwrap();
     let m = net.evaluate(&params, &test.x, &test.y).unwrap();
-    assert!(m.accuracy >= min_accuracy, "{name} {spec:?}: accuracy {} < {min_accuracy}", m.accuracy);
+    assert!(
+        m.accuracy >= min_accuracy,
+        "{name} {spec:?}: accuracy {} < {min_accuracy}",
+        m.accuracy
+    );
     assert!(stats.loss.is_finite() && stats.steps > 0);
 }
 
 #[test]
 fn models_learn_real_data() {
-    check_reaches("breast_cancer.csv", "benign", ModelSpec::Logreg, cfg(10, 16, OptimizerConfig::sgd(0.1)), 0.95);
-    check_reaches("wine.csv", "cultivar", ModelSpec::Logreg, cfg(20, 8, OptimizerConfig::sgd(0.1)), 0.94);
+    check_reaches(
+        "breast_cancer.csv",
+        "benign",
+        ModelSpec::Logreg,
+        cfg(10, 16, OptimizerConfig::sgd(0.1)),
+        0.95,
+    );
+    check_reaches(
+        "wine.csv",
+        "cultivar",
+        ModelSpec::Logreg,
+        cfg(20, 8, OptimizerConfig::sgd(0.1)),
+        0.94,
+    );
     check_reaches(
         "wine.csv",
         "cultivar",
@@ -53,17 +80,38 @@ fn models_learn_real_data() {
         "digits.csv",
         "digit",
         ModelSpec::Mlp { hidden: vec![64] },
-        cfg(10, 32, OptimizerConfig::Sgd { lr: 0.05, momentum: 0.9 }),
+        cfg(
+            10,
+            32,
+            OptimizerConfig::Sgd {
+                lr: 0.05,
+                momentum: 0.9,
+            },
+        ),
         0.95,
     );
-    check_reaches("digits.csv", "digit", ModelSpec::Cnn, cfg(8, 32, OptimizerConfig::adam(0.005)), 0.95);
+    check_reaches(
+        "digits.csv",
+        "digit",
+        ModelSpec::Cnn,
+        cfg(8, 32, OptimizerConfig::adam(0.005)),
+        0.95,
+    );
 }
 
 #[test]
 fn binary_auc_is_reported() {
     let (train, test, _) = load("breast_cancer.csv", "benign");
     let net = Network::new(ModelSpec::Logreg, train.x.cols, 2).unwrap();
-    let (p, _) = net.train(&net.init(0), &train.x, &train.y, &all_rows(&train), &cfg(5, 16, OptimizerConfig::sgd(0.1))).unwrap();
+    let (p, _) = net
+        .train(
+            &net.init(0),
+            &train.x,
+            &train.y,
+            &all_rows(&train),
+            &cfg(5, 16, OptimizerConfig::sgd(0.1)),
+        )
+        .unwrap();
     let m = net.evaluate(&p, &test.x, &test.y).unwrap();
     assert!(m.auc.unwrap() > 0.98, "{m:?}");
 }
@@ -74,7 +122,9 @@ fn random_problem(rows: usize, d: usize, classes: u32, seed: u64) -> (Matrix, Ve
     let x: Vec<f32> = (0..rows * d).map(|_| rng.random_range(-2.0..2.0)).collect();
     let y: Vec<u32> = (0..rows).map(|_| rng.random_range(0..classes)).collect();
     let out = if classes == 2 { 1 } else { classes as usize };
-    let p: Vec<f32> = (0..out * d + out).map(|_| rng.random_range(-1.0..1.0)).collect();
+    let p: Vec<f32> = (0..out * d + out)
+        .map(|_| rng.random_range(-1.0..1.0))
+        .collect();
     (Matrix::new(rows, d, x).unwrap(), y, p)
 }
 
@@ -100,12 +150,27 @@ fn proximal_term_pulls_towards_the_global_model() {
     let (train, _, _) = load("breast_cancer.csv", "benign");
     let net = Network::new(ModelSpec::Logreg, train.x.cols, 2).unwrap();
     let start = net.init(0);
-    let dist = |p: &[f32]| p.iter().zip(&start).map(|(a, b)| (a - b).powi(2)).sum::<f32>().sqrt();
+    let dist = |p: &[f32]| {
+        p.iter()
+            .zip(&start)
+            .map(|(a, b)| (a - b).powi(2))
+            .sum::<f32>()
+            .sqrt()
+    };
     let mut c = cfg(5, 16, OptimizerConfig::sgd(0.1));
-    let (free, _) = net.train(&start, &train.x, &train.y, &all_rows(&train), &c).unwrap();
+    let (free, _) = net
+        .train(&start, &train.x, &train.y, &all_rows(&train), &c)
+        .unwrap();
     c.proximal_mu = Some(1.0);
-    let (prox, _) = net.train(&start, &train.x, &train.y, &all_rows(&train), &c).unwrap();
-    assert!(dist(&prox) < 0.8 * dist(&free), "{} vs {}", dist(&prox), dist(&free));
+    let (prox, _) = net
+        .train(&start, &train.x, &train.y, &all_rows(&train), &c)
+        .unwrap();
+    assert!(
+        dist(&prox) < 0.8 * dist(&free),
+        "{} vs {}",
+        dist(&prox),
+        dist(&free)
+    );
 }
 
 #[test]
@@ -113,8 +178,14 @@ fn training_is_deterministic_for_a_seed() {
     let (train, _, _) = load("wine.csv", "cultivar");
     let net = Network::new(ModelSpec::Mlp { hidden: vec![8] }, train.x.cols, 3).unwrap();
     let c = cfg(2, 8, OptimizerConfig::adam(0.01));
-    let a = net.train(&net.init(5), &train.x, &train.y, &all_rows(&train), &c).unwrap().0;
-    let b = net.train(&net.init(5), &train.x, &train.y, &all_rows(&train), &c).unwrap().0;
+    let a = net
+        .train(&net.init(5), &train.x, &train.y, &all_rows(&train), &c)
+        .unwrap()
+        .0;
+    let b = net
+        .train(&net.init(5), &train.x, &train.y, &all_rows(&train), &c)
+        .unwrap()
+        .0;
     assert_eq!(a, b);
 }
 
@@ -124,27 +195,74 @@ fn bad_training_input_is_an_error() {
     let net = Network::new(ModelSpec::Logreg, 3, 2).unwrap();
     let p = net.init(0);
     let c = cfg(1, 4, OptimizerConfig::sgd(0.1));
-    assert!(matches!(net.train(&p[..2], &x, &y, &[0], &c), Err(MlError::Shape(_))));
-    assert!(matches!(net.train(&p, &x, &y, &[10], &c), Err(MlError::Shape(_))));
-    assert!(matches!(net.train(&p, &x, &[0, 5, 0, 0, 0, 0, 0, 0, 0, 0], &[1], &c), Err(MlError::Shape(_))));
+    assert!(matches!(
+        net.train(&p[..2], &x, &y, &[0], &c),
+        Err(MlError::Shape(_))
+    ));
+    assert!(matches!(
+        net.train(&p, &x, &y, &[10], &c),
+        Err(MlError::Shape(_))
+    ));
+    assert!(matches!(
+        net.train(&p, &x, &[0, 5, 0, 0, 0, 0, 0, 0, 0, 0], &[1], &c),
+        Err(MlError::Shape(_))
+    ));
     let mut nan = p.clone();
     nan[0] = f32::NAN;
-    assert!(matches!(net.train(&nan, &x, &y, &[0], &c), Err(MlError::Shape(_))));
-    assert!(matches!(net.train(&p, &x, &y, &[0], &cfg(0, 4, OptimizerConfig::sgd(0.1))), Err(MlError::InvalidConfig(_))));
-    assert!(matches!(Network::new(ModelSpec::Cnn, 10, 3), Err(MlError::InvalidConfig(_))));
-    assert!(matches!(Network::new(ModelSpec::Mlp { hidden: vec![] }, 10, 3), Err(MlError::InvalidConfig(_))));
-    assert!(matches!(Network::new(ModelSpec::Logreg, 10, 1), Err(MlError::InvalidConfig(_))));
+    assert!(matches!(
+        net.train(&nan, &x, &y, &[0], &c),
+        Err(MlError::Shape(_))
+    ));
+    assert!(matches!(
+        net.train(&p, &x, &y, &[0], &cfg(0, 4, OptimizerConfig::sgd(0.1))),
+        Err(MlError::InvalidConfig(_))
+    ));
+    assert!(matches!(
+        Network::new(ModelSpec::Cnn, 10, 3),
+        Err(MlError::InvalidConfig(_))
+    ));
+    assert!(matches!(
+        Network::new(ModelSpec::Mlp { hidden: vec![] }, 10, 3),
+        Err(MlError::InvalidConfig(_))
+    ));
+    assert!(matches!(
+        Network::new(ModelSpec::Logreg, 10, 1),
+        Err(MlError::InvalidConfig(_))
+    ));
     // A learning rate that blows up is reported as divergence, not returned as NaN weights.
-    let big = TrainConfig { epochs: 50, batch_size: 2, optimizer: OptimizerConfig::sgd(3e38), proximal_mu: None, seed: 0 };
+    let big = TrainConfig {
+        epochs: 50,
+        batch_size: 2,
+        optimizer: OptimizerConfig::sgd(3e38),
+        proximal_mu: None,
+        seed: 0,
+    };
     let rows: Vec<u32> = (0..10).collect();
-    assert!(matches!(net.train(&p, &x, &y, &rows, &big), Err(MlError::Diverged)));
+    assert!(matches!(
+        net.train(&p, &x, &y, &rows, &big),
+        Err(MlError::Diverged)
+    ));
 }
 
 fn trained_wine(dir: &Path) -> (TrainedModel, PathBuf) {
     let (train, _, enc) = load("wine.csv", "cultivar");
     let net = Network::new(ModelSpec::Mlp { hidden: vec![8] }, train.x.cols, 3).unwrap();
-    let (params, _) = net.train(&net.init(1), &train.x, &train.y, &all_rows(&train), &cfg(20, 8, OptimizerConfig::adam(0.02))).unwrap();
-    let model = TrainedModel { network: net, params, encoder: enc, label: "cultivar".into(), categorical: vec![] };
+    let (params, _) = net
+        .train(
+            &net.init(1),
+            &train.x,
+            &train.y,
+            &all_rows(&train),
+            &cfg(20, 8, OptimizerConfig::adam(0.02)),
+        )
+        .unwrap();
+    let model = TrainedModel {
+        network: net,
+        params,
+        encoder: enc,
+        label: "cultivar".into(),
+        categorical: vec![],
+    };
     let path = dir.join("model.safetensors");
     model.save(&path).unwrap();
     (model, path)
@@ -160,11 +278,19 @@ fn model_files_round_trip_and_predict() {
     let preds = loaded.predict_csv(&data_file("wine.csv")).unwrap();
     assert_eq!(preds.classes.len(), 178);
     let truth = preds.truth.as_ref().unwrap();
-    let acc = truth.iter().zip(&preds.classes).filter(|(a, b)| a == b).count() as f64 / 178.0;
+    let acc = truth
+        .iter()
+        .zip(&preds.classes)
+        .filter(|(a, b)| a == b)
+        .count() as f64
+        / 178.0;
     assert!(acc > 0.9, "{acc}");
     // The label column is optional at prediction time.
     let text = std::fs::read_to_string(data_file("wine.csv")).unwrap();
-    let no_label: String = text.lines().map(|l| l.rsplit_once(',').unwrap().0.to_string() + "\n").collect();
+    let no_label: String = text
+        .lines()
+        .map(|l| l.rsplit_once(',').unwrap().0.to_string() + "\n")
+        .collect();
     let unlabelled = dir.path().join("unlabelled.csv");
     std::fs::write(&unlabelled, no_label).unwrap();
     let p2 = loaded.predict_csv(&unlabelled).unwrap();
@@ -179,24 +305,44 @@ fn check_corrupt(corrupt: impl FnOnce(&Path, &Path), fragment: &str) {
     let (_, path) = trained_wine(dir.path());
     corrupt(&path, &privet_ml::meta_path(&path));
     let err = TrainedModel::load(&path).expect_err("corrupt model must not load");
-    assert!(err.to_string().contains(fragment), "`{fragment}` not in: {err}");
+    assert!(
+        err.to_string().contains(fragment),
+        "`{fragment}` not in: {err}"
+    );
 }
 
 #[test]
 fn corrupt_model_files_are_refused() {
-    check_corrupt(|w, _| std::fs::write(w, b"not safetensors").unwrap(), "not a safetensors file");
-    check_corrupt(|w, _| {
-        let b = std::fs::read(w).unwrap();
-        std::fs::write(w, &b[..b.len() / 2]).unwrap()
-    }, "model.safetensors");
-    check_corrupt(|_, m| {
-        let t = std::fs::read_to_string(m).unwrap().replace("\"format_version\": 1", "\"format_version\": 99");
-        std::fs::write(m, t).unwrap()
-    }, "format version 99");
-    check_corrupt(|_, m| {
-        let t = std::fs::read_to_string(m).unwrap().replace("\"hidden\": [\n      8\n    ]", "\"hidden\": [\n      9\n    ]");
-        std::fs::write(m, t).unwrap()
-    }, "expected F32 [9");
+    check_corrupt(
+        |w, _| std::fs::write(w, b"not safetensors").unwrap(),
+        "not a safetensors file",
+    );
+    check_corrupt(
+        |w, _| {
+            let b = std::fs::read(w).unwrap();
+            std::fs::write(w, &b[..b.len() / 2]).unwrap()
+        },
+        "model.safetensors",
+    );
+    check_corrupt(
+        |_, m| {
+            let t = std::fs::read_to_string(m)
+                .unwrap()
+                .replace("\"format_version\": 1", "\"format_version\": 99");
+            std::fs::write(m, t).unwrap()
+        },
+        "format version 99",
+    );
+    check_corrupt(
+        |_, m| {
+            let t = std::fs::read_to_string(m).unwrap().replace(
+                "\"hidden\": [\n      8\n    ]",
+                "\"hidden\": [\n      9\n    ]",
+            );
+            std::fs::write(m, t).unwrap()
+        },
+        "expected F32 [9",
+    );
     check_corrupt(|_, m| std::fs::write(m, b"{}").unwrap(), "model.json");
     check_corrupt(|_, m| std::fs::remove_file(m).unwrap(), "model.json");
 }

@@ -51,7 +51,11 @@ pub enum DataSource {
         test_fraction: f64,
     },
     /// FedProx's Synthetic(alpha, beta), generated per client on demand.
-    Synthetic { alpha: f64, beta: f64, rows_per_client: usize },
+    Synthetic {
+        alpha: f64,
+        beta: f64,
+        rows_per_client: usize,
+    },
 }
 
 /// Local training settings (the same for every client).
@@ -180,7 +184,9 @@ fn invalid(msg: impl Into<String>) -> SimError {
 /// Fails if a key that the chosen variant does not use was given.
 fn reject_unused(section: &str, context: &str, keys: &[(&str, bool)]) -> Result<(), SimError> {
     match keys.iter().find(|(_, present)| *present) {
-        Some((key, _)) => Err(invalid(format!("[{section}] `{key}` does not apply to {context}"))),
+        Some((key, _)) => Err(invalid(format!(
+            "[{section}] `{key}` does not apply to {context}"
+        ))),
         None => Ok(()),
     }
 }
@@ -188,33 +194,50 @@ fn reject_unused(section: &str, context: &str, keys: &[(&str, bool)]) -> Result<
 impl Job {
     /// Reads and validates a job file.
     pub fn from_file(path: &Path) -> Result<Job, SimError> {
-        let meta = std::fs::metadata(path).map_err(|source| SimError::Io { path: path.into(), source })?;
+        let meta = std::fs::metadata(path).map_err(|source| SimError::Io {
+            path: path.into(),
+            source,
+        })?;
         if meta.len() > MAX_JOB_BYTES {
             return Err(SimError::JobFile {
                 path: path.into(),
                 message: format!("larger than {MAX_JOB_BYTES} bytes"),
             });
         }
-        let text = std::fs::read_to_string(path).map_err(|source| SimError::Io { path: path.into(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| SimError::Io {
+            path: path.into(),
+            source,
+        })?;
         Job::from_toml(&text).map_err(|e| match e {
-            SimError::Config(message) => SimError::JobFile { path: path.into(), message },
+            SimError::Config(message) => SimError::JobFile {
+                path: path.into(),
+                message,
+            },
             other => other,
         })
     }
 
     /// Parses and validates a job from TOML text.
     pub fn from_toml(text: &str) -> Result<Job, SimError> {
-        let raw: RawJob = toml::from_str(text).map_err(|e| invalid(one_line(&e)))?;
+        let raw: RawJob = toml::from_str(text).map_err(|e| invalid(one_line(&e, text)))?;
         raw.validate()
     }
 }
 
-/// toml's messages span several lines (a source excerpt); keep the first line and the key.
-fn one_line(e: &toml::de::Error) -> String {
-    let msg = e.message().trim().to_string();
-    match e.span() {
-        Some(span) => format!("{msg} (at byte {})", span.start),
-        None => msg,
+/// toml's messages span several lines (a source excerpt); keep one line: the position, the
+/// message and the offending line of the file, which names the key.
+fn one_line(e: &toml::de::Error, text: &str) -> String {
+    let msg = e.message().trim().replace('\n', " ");
+    let Some(span) = e.span() else { return msg };
+    let start = span.start.min(text.len());
+    let line_no = text[..start].matches('\n').count() + 1;
+    let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+    let column = text[line_start..start].chars().count() + 1;
+    let line = text[line_start..].lines().next().unwrap_or("").trim();
+    if line.is_empty() {
+        format!("line {line_no}, column {column}: {msg}")
+    } else {
+        format!("line {line_no}, column {column}: {msg} (in `{line}`)")
     }
 }
 
@@ -226,15 +249,31 @@ impl RawJob {
                 reject_unused(
                     "data",
                     "CSV data",
-                    &[("alpha", d.alpha.is_some()), ("beta", d.beta.is_some()), ("rows_per_client", d.rows_per_client.is_some())],
+                    &[
+                        ("alpha", d.alpha.is_some()),
+                        ("beta", d.beta.is_some()),
+                        ("rows_per_client", d.rows_per_client.is_some()),
+                    ],
                 )?;
-                let path = d.path.ok_or_else(|| invalid("[data] `path` is required for CSV data"))?;
-                let label = d.label.ok_or_else(|| invalid("[data] `label` is required for CSV data"))?;
+                let path = d
+                    .path
+                    .ok_or_else(|| invalid("[data] `path` is required for CSV data"))?;
+                let label = d
+                    .label
+                    .ok_or_else(|| invalid("[data] `label` is required for CSV data"))?;
                 let test_fraction = d.test_fraction.unwrap_or(0.2);
                 if !(0.0..1.0).contains(&test_fraction) {
-                    return Err(invalid(format!("[data] `test_fraction` must be in [0, 1), got {test_fraction}")));
+                    return Err(invalid(format!(
+                        "[data] `test_fraction` must be in [0, 1), got {test_fraction}"
+                    )));
                 }
-                DataSource::Csv { path, label, categorical: d.categorical, drop: d.drop, test_fraction }
+                DataSource::Csv {
+                    path,
+                    label,
+                    categorical: d.categorical,
+                    drop: d.drop,
+                    test_fraction,
+                }
             }
             "synthetic" => {
                 reject_unused(
@@ -251,15 +290,25 @@ impl RawJob {
                 let alpha = d.alpha.unwrap_or(1.0);
                 let beta = d.beta.unwrap_or(1.0);
                 if !(alpha >= 0.0 && beta >= 0.0 && alpha.is_finite() && beta.is_finite()) {
-                    return Err(invalid("[data] synthetic `alpha` and `beta` must be finite and >= 0"));
+                    return Err(invalid(
+                        "[data] synthetic `alpha` and `beta` must be finite and >= 0",
+                    ));
                 }
                 let rows_per_client = d.rows_per_client.unwrap_or(50);
                 if rows_per_client == 0 || rows_per_client > 1_000_000 {
                     return Err(invalid("[data] `rows_per_client` must be 1 to 1,000,000"));
                 }
-                DataSource::Synthetic { alpha, beta, rows_per_client }
+                DataSource::Synthetic {
+                    alpha,
+                    beta,
+                    rows_per_client,
+                }
             }
-            other => return Err(invalid(format!("[data] `source` must be \"csv\" or \"synthetic\", got \"{other}\""))),
+            other => {
+                return Err(invalid(format!(
+                    "[data] `source` must be \"csv\" or \"synthetic\", got \"{other}\""
+                )));
+            }
         };
 
         let p = self.partition;
@@ -270,36 +319,88 @@ impl RawJob {
             return Err(invalid("[partition] `clients` must be at least 1"));
         }
         if clients > 10_000_000 {
-            return Err(invalid("[partition] `clients` is above the limit of 10,000,000"));
+            return Err(invalid(
+                "[partition] `clients` is above the limit of 10,000,000",
+            ));
         }
         let is_synthetic = matches!(data, DataSource::Synthetic { .. });
-        let scheme = p.scheme.as_deref().unwrap_or(if is_synthetic { "natural" } else { "iid" });
+        let scheme = p
+            .scheme
+            .as_deref()
+            .unwrap_or(if is_synthetic { "natural" } else { "iid" });
         let check_alpha = |a: Option<f64>| -> Result<f64, SimError> {
-            let a = a.ok_or_else(|| invalid(format!("[partition] `alpha` is required for the {scheme} scheme")))?;
-            if a.is_finite() && a > 0.0 { Ok(a) } else { Err(invalid(format!("[partition] `alpha` must be > 0, got {a}"))) }
+            let a = a.ok_or_else(|| {
+                invalid(format!(
+                    "[partition] `alpha` is required for the {scheme} scheme"
+                ))
+            })?;
+            if a.is_finite() && a > 0.0 {
+                Ok(a)
+            } else {
+                Err(invalid(format!("[partition] `alpha` must be > 0, got {a}")))
+            }
         };
         let partition = if is_synthetic {
-            if scheme != "natural" || p.alpha.is_some() || p.min_rows.is_some() || p.column.is_some() {
-                return Err(invalid("[partition] synthetic data is partitioned by device: give only `clients`"));
+            if scheme != "natural"
+                || p.alpha.is_some()
+                || p.min_rows.is_some()
+                || p.column.is_some()
+            {
+                return Err(invalid(
+                    "[partition] synthetic data is partitioned by device: give only `clients`",
+                ));
             }
-            PartitionScheme::Natural { column: "device".into() }
+            PartitionScheme::Natural {
+                column: "device".into(),
+            }
         } else {
             match scheme {
                 "iid" => {
-                    reject_unused("partition", "the iid scheme", &[("alpha", p.alpha.is_some()), ("min_rows", p.min_rows.is_some()), ("column", p.column.is_some())])?;
+                    reject_unused(
+                        "partition",
+                        "the iid scheme",
+                        &[
+                            ("alpha", p.alpha.is_some()),
+                            ("min_rows", p.min_rows.is_some()),
+                            ("column", p.column.is_some()),
+                        ],
+                    )?;
                     PartitionScheme::Iid
                 }
                 "dirichlet" => {
-                    reject_unused("partition", "the dirichlet scheme", &[("column", p.column.is_some())])?;
-                    PartitionScheme::Dirichlet { alpha: check_alpha(p.alpha)?, min_rows: p.min_rows.unwrap_or(1) }
+                    reject_unused(
+                        "partition",
+                        "the dirichlet scheme",
+                        &[("column", p.column.is_some())],
+                    )?;
+                    PartitionScheme::Dirichlet {
+                        alpha: check_alpha(p.alpha)?,
+                        min_rows: p.min_rows.unwrap_or(1),
+                    }
                 }
                 "quantity" => {
-                    reject_unused("partition", "the quantity scheme", &[("column", p.column.is_some())])?;
-                    PartitionScheme::QuantitySkew { alpha: check_alpha(p.alpha)?, min_rows: p.min_rows.unwrap_or(1) }
+                    reject_unused(
+                        "partition",
+                        "the quantity scheme",
+                        &[("column", p.column.is_some())],
+                    )?;
+                    PartitionScheme::QuantitySkew {
+                        alpha: check_alpha(p.alpha)?,
+                        min_rows: p.min_rows.unwrap_or(1),
+                    }
                 }
                 "natural" => {
-                    reject_unused("partition", "the natural scheme", &[("alpha", p.alpha.is_some()), ("min_rows", p.min_rows.is_some())])?;
-                    let column = p.column.ok_or_else(|| invalid("[partition] `column` is required for the natural scheme"))?;
+                    reject_unused(
+                        "partition",
+                        "the natural scheme",
+                        &[
+                            ("alpha", p.alpha.is_some()),
+                            ("min_rows", p.min_rows.is_some()),
+                        ],
+                    )?;
+                    let column = p.column.ok_or_else(|| {
+                        invalid("[partition] `column` is required for the natural scheme")
+                    })?;
                     PartitionScheme::Natural { column }
                 }
                 other => {
@@ -316,20 +417,37 @@ impl RawJob {
                 reject_unused("model", "logreg", &[("hidden", m.hidden.is_some())])?;
                 ModelSpec::Logreg
             }
-            "mlp" => ModelSpec::Mlp { hidden: m.hidden.unwrap_or_else(|| vec![64]) },
+            "mlp" => ModelSpec::Mlp {
+                hidden: m.hidden.unwrap_or_else(|| vec![64]),
+            },
             "cnn" => {
                 reject_unused("model", "cnn", &[("hidden", m.hidden.is_some())])?;
                 ModelSpec::Cnn
             }
-            other => return Err(invalid(format!("[model] `kind` must be logreg, mlp or cnn; got \"{other}\""))),
+            other => {
+                return Err(invalid(format!(
+                    "[model] `kind` must be logreg, mlp or cnn; got \"{other}\""
+                )));
+            }
         };
 
         let t = self.train;
         let lr = t.lr.unwrap_or(0.1);
         let optimizer = match t.optimizer.as_deref().unwrap_or("sgd") {
             "sgd" => {
-                reject_unused("train", "sgd", &[("beta1", t.beta1.is_some()), ("beta2", t.beta2.is_some()), ("eps", t.eps.is_some())])?;
-                OptimizerConfig::Sgd { lr, momentum: t.momentum.unwrap_or(0.0) }
+                reject_unused(
+                    "train",
+                    "sgd",
+                    &[
+                        ("beta1", t.beta1.is_some()),
+                        ("beta2", t.beta2.is_some()),
+                        ("eps", t.eps.is_some()),
+                    ],
+                )?;
+                OptimizerConfig::Sgd {
+                    lr,
+                    momentum: t.momentum.unwrap_or(0.0),
+                }
             }
             "adam" => {
                 reject_unused("train", "adam", &[("momentum", t.momentum.is_some())])?;
@@ -340,7 +458,11 @@ impl RawJob {
                     eps: t.eps.unwrap_or(1e-8),
                 }
             }
-            other => return Err(invalid(format!("[train] `optimizer` must be sgd or adam; got \"{other}\""))),
+            other => {
+                return Err(invalid(format!(
+                    "[train] `optimizer` must be sgd or adam; got \"{other}\""
+                )));
+            }
         };
         let train = LocalTraining {
             epochs: t.epochs.unwrap_or(1),
@@ -348,7 +470,9 @@ impl RawJob {
             optimizer,
         };
         if train.epochs == 0 || train.epochs > 10_000 || train.batch_size == 0 {
-            return Err(invalid("[train] `epochs` must be 1 to 10,000 and `batch_size` at least 1"));
+            return Err(invalid(
+                "[train] `epochs` must be 1 to 10,000 and `batch_size` at least 1",
+            ));
         }
         if !(lr.is_finite() && lr > 0.0) {
             return Err(invalid(format!("[train] `lr` must be > 0, got {lr}")));
@@ -356,15 +480,29 @@ impl RawJob {
 
         let strategy = parse_strategy(self.strategy)?;
         // Building the strategy validates its parameters now rather than mid-run.
-        strategy.build().map_err(|e| invalid(format!("[strategy] {e}")))?;
+        strategy
+            .build()
+            .map_err(|e| invalid(format!("[strategy] {e}")))?;
 
         let f = self.federation;
         let sample = match (f.clients_per_round, f.fraction) {
-            (Some(_), Some(_)) => return Err(invalid("[federation] give `clients_per_round` or `fraction`, not both")),
-            (Some(0), None) => return Err(invalid("[federation] `clients_per_round` must be at least 1")),
+            (Some(_), Some(_)) => {
+                return Err(invalid(
+                    "[federation] give `clients_per_round` or `fraction`, not both",
+                ));
+            }
+            (Some(0), None) => {
+                return Err(invalid(
+                    "[federation] `clients_per_round` must be at least 1",
+                ));
+            }
             (Some(n), None) => SampleSize::Count(n),
             (None, Some(fr)) if fr > 0.0 && fr <= 1.0 => SampleSize::Fraction(fr),
-            (None, Some(fr)) => return Err(invalid(format!("[federation] `fraction` must be in (0, 1], got {fr}"))),
+            (None, Some(fr)) => {
+                return Err(invalid(format!(
+                    "[federation] `fraction` must be in (0, 1], got {fr}"
+                )));
+            }
             (None, None) => SampleSize::Fraction(1.0),
         };
         if f.rounds == 0 || f.rounds > 100_000 {
@@ -372,7 +510,9 @@ impl RawJob {
         }
         let dropout = f.dropout.unwrap_or(0.0);
         if !(0.0..1.0).contains(&dropout) {
-            return Err(invalid(format!("[federation] `dropout` must be in [0, 1), got {dropout}")));
+            return Err(invalid(format!(
+                "[federation] `dropout` must be in [0, 1), got {dropout}"
+            )));
         }
         let federation = Federation {
             rounds: f.rounds,
@@ -381,7 +521,15 @@ impl RawJob {
             dropout,
             seed: f.seed,
         };
-        Ok(Job { data, partition, clients, model, train, strategy, federation })
+        Ok(Job {
+            data,
+            partition,
+            clients,
+            model,
+            train,
+            strategy,
+            federation,
+        })
     }
 }
 
@@ -400,8 +548,10 @@ fn parse_strategy(s: RawStrategy) -> Result<StrategyConfig, SimError> {
         ("select", s.select.is_some()),
     ];
     let allow = |allowed: &[&str]| -> Result<(), SimError> {
-        let unused: Vec<(&str, bool)> =
-            given.iter().map(|&(k, present)| (k, present && !allowed.contains(&k))).collect();
+        let unused: Vec<(&str, bool)> = given
+            .iter()
+            .map(|&(k, present)| (k, present && !allowed.contains(&k)))
+            .collect();
         reject_unused("strategy", &kind, &unused)
     };
     let cfg = match kind.as_str() {
@@ -411,12 +561,17 @@ fn parse_strategy(s: RawStrategy) -> Result<StrategyConfig, SimError> {
         }
         "fedprox" => {
             allow(&["mu"])?;
-            StrategyConfig::FedProx { mu: s.mu.unwrap_or(0.01) }
+            StrategyConfig::FedProx {
+                mu: s.mu.unwrap_or(0.01),
+            }
         }
         "fedavgm" => {
             allow(&["server_lr", "momentum"])?;
             match StrategyConfig::fed_avgm() {
-                StrategyConfig::FedAvgM { server_lr, momentum } => StrategyConfig::FedAvgM {
+                StrategyConfig::FedAvgM {
+                    server_lr,
+                    momentum,
+                } => StrategyConfig::FedAvgM {
                     server_lr: s.server_lr.unwrap_or(server_lr),
                     momentum: s.momentum.unwrap_or(momentum),
                 },
@@ -426,7 +581,12 @@ fn parse_strategy(s: RawStrategy) -> Result<StrategyConfig, SimError> {
         "fedadam" => {
             allow(&["eta", "beta1", "beta2", "tau"])?;
             match StrategyConfig::fed_adam() {
-                StrategyConfig::FedAdam { eta, beta1, beta2, tau } => StrategyConfig::FedAdam {
+                StrategyConfig::FedAdam {
+                    eta,
+                    beta1,
+                    beta2,
+                    tau,
+                } => StrategyConfig::FedAdam {
                     eta: s.eta.unwrap_or(eta),
                     beta1: s.beta1.unwrap_or(beta1),
                     beta2: s.beta2.unwrap_or(beta2),
@@ -438,7 +598,12 @@ fn parse_strategy(s: RawStrategy) -> Result<StrategyConfig, SimError> {
         "fedyogi" => {
             allow(&["eta", "beta1", "beta2", "tau"])?;
             match StrategyConfig::fed_yogi() {
-                StrategyConfig::FedYogi { eta, beta1, beta2, tau } => StrategyConfig::FedYogi {
+                StrategyConfig::FedYogi {
+                    eta,
+                    beta1,
+                    beta2,
+                    tau,
+                } => StrategyConfig::FedYogi {
                     eta: s.eta.unwrap_or(eta),
                     beta1: s.beta1.unwrap_or(beta1),
                     beta2: s.beta2.unwrap_or(beta2),
@@ -464,15 +629,22 @@ fn parse_strategy(s: RawStrategy) -> Result<StrategyConfig, SimError> {
         }
         "trimmed_mean" => {
             allow(&["beta"])?;
-            StrategyConfig::TrimmedMean { beta: s.beta.unwrap_or(0.1) }
+            StrategyConfig::TrimmedMean {
+                beta: s.beta.unwrap_or(0.1),
+            }
         }
         "krum" => {
             allow(&["byzantine"])?;
-            StrategyConfig::Krum { byzantine: s.byzantine.unwrap_or(0) }
+            StrategyConfig::Krum {
+                byzantine: s.byzantine.unwrap_or(0),
+            }
         }
         "multikrum" => {
             allow(&["byzantine", "select"])?;
-            StrategyConfig::MultiKrum { byzantine: s.byzantine.unwrap_or(0), select: s.select }
+            StrategyConfig::MultiKrum {
+                byzantine: s.byzantine.unwrap_or(0),
+                select: s.select,
+            }
         }
         other => {
             return Err(invalid(format!(

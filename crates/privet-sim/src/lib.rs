@@ -27,4 +27,7 @@ pub use report::{
     peak_rss_mb, write_atomic,
 };
 pub use run::{Mode, RunOptions, RunSummary, run_job, run_prepared};
-pub use simulate::{Observer, RoundRecord, SimOutcome, Silent, simulate, train_centralized};
+pub use simulate::{
+    Observer, RoundRecord, Silent, SimOutcome, client_shuffle_seed, initial_params, simulate,
+    train_centralized,
+};

@@ -20,7 +20,11 @@ const SYNTHETIC_TEST_ROWS: usize = 10;
 #[derive(Debug)]
 pub enum ClientData {
     /// Index views into one shared training matrix.
-    Shared { x: Matrix, y: Vec<u32>, partition: Partition },
+    Shared {
+        x: Matrix,
+        y: Vec<u32>,
+        partition: Partition,
+    },
     /// Generated per client on demand (nothing per client is stored).
     Synthetic(SyntheticFederation),
 }
@@ -64,9 +68,13 @@ impl Prepared {
     /// Client `i`'s rows as CSV data-row numbers (CSV data only).
     pub fn client_csv_rows(&self, i: usize) -> Option<Vec<usize>> {
         match &self.clients {
-            ClientData::Shared { partition, .. } => {
-                Some(partition.client(i).iter().map(|&r| self.train_rows[r as usize]).collect())
-            }
+            ClientData::Shared { partition, .. } => Some(
+                partition
+                    .client(i)
+                    .iter()
+                    .map(|&r| self.train_rows[r as usize])
+                    .collect(),
+            ),
             ClientData::Synthetic(_) => None,
         }
     }
@@ -75,16 +83,22 @@ impl Prepared {
 /// Options that a CSV source implies for the loader.
 pub fn csv_options(source: &DataSource, extra_drop: Option<&str>) -> Option<CsvOptions> {
     match source {
-        DataSource::Csv { label, categorical, drop, .. } => {
+        DataSource::Csv {
+            label,
+            categorical,
+            drop,
+            ..
+        } => {
             let mut opts = CsvOptions::new(label.clone());
             opts.categorical = categorical.clone();
             opts.drop = drop.clone();
-            if let Some(col) = extra_drop {
-                if !opts.drop.iter().any(|d| d == col) && !opts.categorical.iter().any(|c| c == col) {
-                    // A natural-partition column that is not declared as a feature is a key, not a
-                    // feature: read it as text.
-                    opts.drop.push(col.to_string());
-                }
+            // A natural-partition column that is not declared categorical is a key (a hospital
+            // id, say), not a feature: it is read as text and left out of the model's inputs.
+            if let Some(col) = extra_drop
+                && !opts.drop.iter().any(|d| d == col)
+                && !opts.categorical.iter().any(|c| c == col)
+            {
+                opts.drop.push(col.to_string());
             }
             Some(opts)
         }
@@ -96,16 +110,32 @@ pub fn csv_options(source: &DataSource, extra_drop: Option<&str>) -> Option<CsvO
 pub fn prepare(job: &Job) -> Result<Prepared, SimError> {
     let start = Instant::now();
     match &job.data {
-        DataSource::Csv { path, test_fraction, .. } => {
+        DataSource::Csv {
+            path,
+            test_fraction,
+            ..
+        } => {
             let natural_col = match &job.partition {
                 PartitionScheme::Natural { column } => Some(column.as_str()),
                 _ => None,
             };
-            let opts = csv_options(&job.data, natural_col).ok_or_else(|| SimError::Config("no CSV".into()))?;
+            let opts = csv_options(&job.data, natural_col)
+                .ok_or_else(|| SimError::Config("no CSV".into()))?;
             let table = load_csv(path, &opts)?;
-            prepare_table(job, &table, *test_fraction, natural_col, path.clone(), start)
+            prepare_table(
+                job,
+                &table,
+                *test_fraction,
+                natural_col,
+                path.clone(),
+                start,
+            )
         }
-        DataSource::Synthetic { alpha, beta, rows_per_client } => {
+        DataSource::Synthetic {
+            alpha,
+            beta,
+            rows_per_client,
+        } => {
             let fed = SyntheticFederation::new(SyntheticSpec {
                 alpha: *alpha,
                 beta: *beta,
@@ -157,18 +187,37 @@ fn prepare_table(
     let keys = match natural_col {
         Some(col) => {
             let raw = table.raw_column(col).ok_or_else(|| {
-                SimError::Config(format!("[partition] column `{col}` is not in {}", source.display()))
+                SimError::Config(format!(
+                    "[partition] column `{col}` is not in {}",
+                    source.display()
+                ))
             })?;
-            Some(train_rows.iter().map(|&r| raw[r].clone()).collect::<Vec<String>>())
+            Some(
+                train_rows
+                    .iter()
+                    .map(|&r| raw[r].clone())
+                    .collect::<Vec<String>>(),
+            )
         }
         None => None,
     };
-    let part = partition(&job.partition, &train.y, train.num_classes, job.clients, keys.as_deref(), seed)?;
+    let part = partition(
+        &job.partition,
+        &train.y,
+        train.num_classes,
+        job.clients,
+        keys.as_deref(),
+        seed,
+    )?;
     Ok(Prepared {
         input_dim: encoder.output_dim(),
         num_classes: encoder.num_classes(),
         label_names: encoder.label_names.clone(),
-        clients: ClientData::Shared { x: train.x, y: train.y, partition: part },
+        clients: ClientData::Shared {
+            x: train.x,
+            y: train.y,
+            partition: part,
+        },
         test,
         encoder: Some(encoder),
         train_rows,

@@ -28,8 +28,10 @@ pub struct RunFiles {
 impl RunFiles {
     /// Creates the directory if needed.
     pub fn create(dir: &Path) -> Result<Self, SimError> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| SimError::Output { path: dir.into(), reason: e.to_string() })?;
+        std::fs::create_dir_all(dir).map_err(|e| SimError::Output {
+            path: dir.into(),
+            reason: e.to_string(),
+        })?;
         Ok(RunFiles { dir: dir.into() })
     }
     /// `metrics.csv`
@@ -57,7 +59,10 @@ impl RunFiles {
 /// Writes `bytes` to `path` through a temporary file and a rename.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), SimError> {
     let tmp = path.with_extension("tmp");
-    let err = |e: std::io::Error| SimError::Output { path: path.into(), reason: e.to_string() };
+    let err = |e: std::io::Error| SimError::Output {
+        path: path.into(),
+        reason: e.to_string(),
+    };
     std::fs::write(&tmp, bytes).map_err(err)?;
     std::fs::rename(&tmp, path).map_err(err)
 }
@@ -67,7 +72,9 @@ fn num(v: f64) -> Value {
 }
 
 fn fmt_opt(v: Option<f64>) -> String {
-    v.filter(|x| x.is_finite()).map(|x| format!("{x:.6}")).unwrap_or_default()
+    v.filter(|x| x.is_finite())
+        .map(|x| format!("{x:.6}"))
+        .unwrap_or_default()
 }
 
 /// The per-round metrics as CSV.
@@ -151,18 +158,31 @@ fn ensure_font() {
 }
 
 /// Draws test accuracy (left) and train/test loss (right) per round to a PNG file.
-pub fn draw_chart(path: &Path, title: &str, rounds: &[RoundRecord], x_label: &str) -> Result<(), SimError> {
+pub fn draw_chart(
+    path: &Path,
+    title: &str,
+    rounds: &[RoundRecord],
+    x_label: &str,
+) -> Result<(), SimError> {
     ensure_font();
     let tmp = path.with_extension("tmp.png");
-    let err = |e: String| SimError::Output { path: path.into(), reason: e };
+    let err = |e: String| SimError::Output {
+        path: path.into(),
+        reason: e,
+    };
     {
         let root = BitMapBackend::new(&tmp, (1100, 450)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
-        let root = root.titled(title, ("sans-serif", 22)).map_err(|e| err(e.to_string()))?;
+        let root = root
+            .titled(title, ("sans-serif", 22))
+            .map_err(|e| err(e.to_string()))?;
         let (left, right) = root.split_horizontally(550);
         let last = rounds.last().map(|r| r.round).unwrap_or(1).max(1);
-        let acc: Vec<(u32, f64)> =
-            rounds.iter().filter(|r| r.test_accuracy.is_finite()).map(|r| (r.round, r.test_accuracy)).collect();
+        let acc: Vec<(u32, f64)> = rounds
+            .iter()
+            .filter(|r| r.test_accuracy.is_finite())
+            .map(|r| (r.round, r.test_accuracy))
+            .collect();
         let lo = acc.iter().map(|p| p.1).fold(1.0f64, f64::min);
         let y_lo = ((lo - 0.05).max(0.0) * 20.0).floor() / 20.0;
         let mut chart = ChartBuilder::on(&left)
@@ -186,11 +206,23 @@ pub fn draw_chart(path: &Path, title: &str, rounds: &[RoundRecord], x_label: &st
             .map_err(|e| err(e.to_string()))?;
 
         let finite = |v: f64| v.is_finite();
-        let train: Vec<(u32, f64)> =
-            rounds.iter().filter(|r| finite(r.train_loss)).map(|r| (r.round, r.train_loss)).collect();
-        let test: Vec<(u32, f64)> =
-            rounds.iter().filter(|r| finite(r.test_loss)).map(|r| (r.round, r.test_loss)).collect();
-        let hi = train.iter().chain(&test).map(|p| p.1).fold(0.0f64, f64::max).max(1e-3) * 1.1;
+        let train: Vec<(u32, f64)> = rounds
+            .iter()
+            .filter(|r| finite(r.train_loss))
+            .map(|r| (r.round, r.train_loss))
+            .collect();
+        let test: Vec<(u32, f64)> = rounds
+            .iter()
+            .filter(|r| finite(r.test_loss))
+            .map(|r| (r.round, r.test_loss))
+            .collect();
+        let hi = train
+            .iter()
+            .chain(&test)
+            .map(|p| p.1)
+            .fold(0.0f64, f64::max)
+            .max(1e-3)
+            * 1.1;
         let mut chart = ChartBuilder::on(&right)
             .margin(12)
             .caption("loss (cross-entropy)", ("sans-serif", 18))

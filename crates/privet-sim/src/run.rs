@@ -41,7 +41,12 @@ pub struct RunOptions {
 impl RunOptions {
     /// A federated run writing to `out`, no partition export, progress bar on.
     pub fn new(out: impl Into<PathBuf>) -> Self {
-        RunOptions { out: out.into(), mode: Mode::Federated, export_partitions: false, progress: true }
+        RunOptions {
+            out: out.into(),
+            mode: Mode::Federated,
+            export_partitions: false,
+            progress: true,
+        }
     }
 }
 
@@ -95,9 +100,11 @@ fn progress_bar(enabled: bool, rounds: u64, what: &str) -> Option<ProgressBar> {
         return None;
     }
     let bar = ProgressBar::new(rounds);
-    let style = ProgressStyle::with_template(&format!("{{spinner}} {what} {{pos}}/{{len}} [{{bar:30}}] {{msg}} ({{elapsed}})"))
-        .map(|s| s.progress_chars("=> "))
-        .unwrap_or_else(|_| ProgressStyle::default_bar());
+    let style = ProgressStyle::with_template(&format!(
+        "{{spinner}} {what} {{pos}}/{{len}} [{{bar:30}}] {{msg}} ({{elapsed}})"
+    ))
+    .map(|s| s.progress_chars("=> "))
+    .unwrap_or_else(|_| ProgressStyle::default_bar());
     bar.set_style(style);
     Some(bar)
 }
@@ -106,7 +113,11 @@ fn progress_bar(enabled: bool, rounds: u64, what: &str) -> Option<ProgressBar> {
 fn identity_encoder(data: &Prepared) -> Encoder {
     Encoder {
         features: (0..data.input_dim)
-            .map(|i| FeatureEncoding::Standardize { name: format!("x{i}"), mean: 0.0, std: 1.0 })
+            .map(|i| FeatureEncoding::Standardize {
+                name: format!("x{i}"),
+                mean: 0.0,
+                std: 1.0,
+            })
             .collect(),
         label_names: data.label_names.clone(),
     }
@@ -120,13 +131,20 @@ pub fn run_job(job: &Job, opts: &RunOptions) -> Result<RunSummary, SimError> {
 }
 
 /// Runs a job on data already prepared (the demo reuses one preparation for several runs).
-pub fn run_prepared(job: &Job, data: &Prepared, opts: &RunOptions, started: Instant) -> Result<RunSummary, SimError> {
+pub fn run_prepared(
+    job: &Job,
+    data: &Prepared,
+    opts: &RunOptions,
+    started: Instant,
+) -> Result<RunSummary, SimError> {
     let files = RunFiles::create(&opts.out)?;
     let (what, total) = match opts.mode {
         Mode::Federated => ("round", job.federation.rounds),
         Mode::Centralized => ("epoch", job.train.epochs as u32),
     };
-    let mut progress = Progress { bar: progress_bar(opts.progress, u64::from(total), what) };
+    let mut progress = Progress {
+        bar: progress_bar(opts.progress, u64::from(total), what),
+    };
     let outcome: SimOutcome = match opts.mode {
         Mode::Federated => simulate(job, data, &mut progress)?,
         Mode::Centralized => train_centralized(job, data, &mut progress)?,
@@ -143,20 +161,27 @@ pub fn run_prepared(job: &Job, data: &Prepared, opts: &RunOptions, started: Inst
     let (final_accuracy, final_auc) = (last.test_accuracy, last.test_auc);
 
     let (label, categorical) = match &job.data {
-        DataSource::Csv { label, categorical, .. } => (label.clone(), categorical.clone()),
+        DataSource::Csv {
+            label, categorical, ..
+        } => (label.clone(), categorical.clone()),
         DataSource::Synthetic { .. } => ("label".to_string(), Vec::new()),
     };
     let model = TrainedModel {
         network: outcome.network.clone(),
         params: outcome.params.clone(),
-        encoder: data.encoder.clone().unwrap_or_else(|| identity_encoder(data)),
+        encoder: data
+            .encoder
+            .clone()
+            .unwrap_or_else(|| identity_encoder(data)),
         label,
         categorical,
     };
     model.save(&files.model())?;
     if opts.export_partitions && opts.mode == Mode::Federated {
         let value = partitions_json(data, job.federation.seed).ok_or_else(|| {
-            SimError::Config("--export-partitions needs CSV data (synthetic clients have no CSV rows)".into())
+            SimError::Config(
+                "--export-partitions needs CSV data (synthetic clients have no CSV rows)".into(),
+            )
         })?;
         write_atomic(&files.partitions(), value.to_string().as_bytes())?;
     }
@@ -176,7 +201,11 @@ pub fn run_prepared(job: &Job, data: &Prepared, opts: &RunOptions, started: Inst
             job.model.describe(),
             data_name(job)
         ),
-        Mode::Centralized => format!("centralized baseline, {} ({})", job.model.describe(), data_name(job)),
+        Mode::Centralized => format!(
+            "centralized baseline, {} ({})",
+            job.model.describe(),
+            data_name(job)
+        ),
     };
     draw_chart(&files.chart(), &title, &outcome.rounds, what)?;
     let peak = peak_rss_mb();
@@ -195,7 +224,10 @@ pub fn run_prepared(job: &Job, data: &Prepared, opts: &RunOptions, started: Inst
         files,
         rounds: outcome.rounds,
     };
-    write_atomic(&summary.files.metrics_csv(), metrics_csv(&summary.rounds).as_bytes())?;
+    write_atomic(
+        &summary.files.metrics_csv(),
+        metrics_csv(&summary.rounds).as_bytes(),
+    )?;
     summary.total_seconds = started.elapsed().as_secs_f64();
     let json = metrics_json(
         &summary.rounds,
@@ -215,17 +247,20 @@ pub fn run_prepared(job: &Job, data: &Prepared, opts: &RunOptions, started: Inst
             "peak_rss_mb": summary.peak_rss_mb,
         }),
     );
-    let text = serde_json::to_string_pretty(&json)
-        .map_err(|e| SimError::Output { path: summary.files.metrics_json(), reason: e.to_string() })?;
+    let text = serde_json::to_string_pretty(&json).map_err(|e| SimError::Output {
+        path: summary.files.metrics_json(),
+        reason: e.to_string(),
+    })?;
     write_atomic(&summary.files.metrics_json(), text.as_bytes())?;
     Ok(summary)
 }
 
 fn data_name(job: &Job) -> String {
     match &job.data {
-        DataSource::Csv { path, .. } => {
-            Path::new(path).file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default()
-        }
+        DataSource::Csv { path, .. } => Path::new(path)
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default(),
         DataSource::Synthetic { alpha, beta, .. } => format!("Synthetic({alpha}, {beta})"),
     }
 }

@@ -13,7 +13,9 @@ use privet_fl::engine::{
     Action, Coordinator, EngineConfig, Event, FromClient, LocalTrainer, PlainAggregation,
     RoundOutcome, RoundReport, ToClient, client_respond,
 };
-use privet_fl::{ClientId, ClientSampler, ClientTrainConfig, FlError, TrainMetrics, UpdateTransform};
+use privet_fl::{
+    ClientId, ClientSampler, ClientTrainConfig, FlError, TrainMetrics, UpdateTransform,
+};
 use privet_ml::{Network, TrainConfig};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
@@ -80,6 +82,16 @@ pub(crate) fn derive_seed(seed: u64, purpose: u64, round: u32, client: u32) -> u
     rng.random()
 }
 
+/// The initial global parameters of a job (seeded).
+pub fn initial_params(job: &Job, network: &Network) -> Vec<f32> {
+    network.init(derive_seed(job.federation.seed, SEED_INIT, 0, 0))
+}
+
+/// The seed of `client`'s minibatch shuffles in `round`.
+pub fn client_shuffle_seed(job: &Job, round: u32, client: u32) -> u64 {
+    derive_seed(job.federation.seed, SEED_SHUFFLE, round, client)
+}
+
 const SEED_SHUFFLE: u64 = 1;
 const SEED_DROPOUT: u64 = 2;
 const SEED_INIT: u64 = 3;
@@ -105,7 +117,8 @@ impl LocalTrainer for VirtualClient<'_> {
         cfg.seed = derive_seed(self.job_seed, SEED_SHUFFLE, round, self.id);
         let result = match self.data {
             ClientData::Shared { x, y, partition } => {
-                self.network.train(params, x, y, partition.client(self.id as usize), &cfg)
+                self.network
+                    .train(params, x, y, partition.client(self.id as usize), &cfg)
             }
             ClientData::Synthetic(fed) => {
                 let local = fed
@@ -116,24 +129,39 @@ impl LocalTrainer for VirtualClient<'_> {
             }
         };
         let (new, stats) = result.map_err(|e| FlError::Training(e.to_string()))?;
-        Ok((new, TrainMetrics { loss: stats.loss, num_examples: stats.num_examples }))
+        Ok((
+            new,
+            TrainMetrics {
+                loss: stats.loss,
+                num_examples: stats.num_examples,
+            },
+        ))
     }
 }
 
 /// Runs the federated simulation described by `job` on prepared data.
-pub fn simulate(job: &Job, data: &Prepared, observer: &mut dyn Observer) -> Result<SimOutcome, SimError> {
+pub fn simulate(
+    job: &Job,
+    data: &Prepared,
+    observer: &mut dyn Observer,
+) -> Result<SimOutcome, SimError> {
     let network = Network::new(job.model.clone(), data.input_dim, data.num_classes)?;
     let seed = job.federation.seed;
-    let initial = network.init(derive_seed(seed, SEED_INIT, 0, 0));
+    let initial = initial_params(job, &network);
     let strategy = job.strategy.build()?;
     let num_clients = data.clients.num_clients();
     let config = EngineConfig {
         rounds: job.federation.rounds,
-        sampler: ClientSampler { size: job.federation.sample, min_clients: 1, seed },
+        sampler: ClientSampler {
+            size: job.federation.sample,
+            min_clients: 1,
+            seed,
+        },
         min_clients: job.federation.min_clients,
         max_retries: 0,
     };
-    let mut engine = Coordinator::new(config, strategy, Box::new(PlainAggregation::new()), initial)?;
+    let mut engine =
+        Coordinator::new(config, strategy, Box::new(PlainAggregation::new()), initial)?;
     let available: Vec<ClientId> = (0..num_clients as u32).map(ClientId).collect();
     let base = TrainConfig {
         epochs: job.train.epochs,
@@ -168,7 +196,9 @@ pub fn simulate(job: &Job, data: &Prepared, observer: &mut dyn Observer) -> Resu
                 // Every client that could answer has answered: the simulated clock jumps to the
                 // deadline, which turns whoever is still silent into a straggler.
                 let Some((round, stage)) = deadline.take() else {
-                    return Err(SimError::JobFailed("the round engine stalled with nothing to deliver".into()));
+                    return Err(SimError::JobFailed(
+                        "the round engine stalled with nothing to deliver".into(),
+                    ));
                 };
                 pending = engine.handle(Event::DeadlineExpired { round, stage })?;
                 continue;
@@ -178,7 +208,8 @@ pub fn simulate(job: &Job, data: &Prepared, observer: &mut dyn Observer) -> Resu
                 .par_iter()
                 .map(|(to, msg)| {
                     if job.federation.dropout > 0.0 {
-                        let draw = derive_seed(seed, SEED_DROPOUT, msg.round(), to.0) as f64 / u64::MAX as f64;
+                        let draw = derive_seed(seed, SEED_DROPOUT, msg.round(), to.0) as f64
+                            / u64::MAX as f64;
                         if draw < job.federation.dropout {
                             return (*to, None);
                         }
@@ -190,7 +221,10 @@ pub fn simulate(job: &Job, data: &Prepared, observer: &mut dyn Observer) -> Resu
                         base: base.clone(),
                         job_seed: seed,
                     };
-                    (*to, Some(client_respond(*to, msg, &mut client, &transforms)))
+                    (
+                        *to,
+                        Some(client_respond(*to, msg, &mut client, &transforms)),
+                    )
                 })
                 .collect();
             for (to, reply) in replies {
@@ -203,17 +237,28 @@ pub fn simulate(job: &Job, data: &Prepared, observer: &mut dyn Observer) -> Resu
             }
         };
         let record = match &outcome {
-            RoundOutcome::Completed(report) => round_record(report, true, &network, engine.global(), data, round_start)?,
-            RoundOutcome::Failed { report, .. } => round_record(report, false, &network, engine.global(), data, round_start)?,
+            RoundOutcome::Completed(report) => {
+                round_record(report, true, &network, engine.global(), data, round_start)?
+            }
+            RoundOutcome::Failed { report, .. } => {
+                round_record(report, false, &network, engine.global(), data, round_start)?
+            }
         };
         observer.round_done(&record, job.federation.rounds);
         rounds.push(record);
-        if let RoundOutcome::Failed { reason, job_aborted: true, .. } = outcome {
+        if let RoundOutcome::Failed {
+            reason,
+            job_aborted: true,
+            ..
+        } = outcome
+        {
             return Err(SimError::JobFailed(reason));
         }
     }
     if !rounds.iter().any(|r| r.aggregated) {
-        return Err(SimError::JobFailed("no round gathered enough client updates".into()));
+        return Err(SimError::JobFailed(
+            "no round gathered enough client updates".into(),
+        ));
     }
     Ok(SimOutcome {
         rounds,
@@ -256,7 +301,9 @@ pub fn train_centralized(
     observer: &mut dyn Observer,
 ) -> Result<SimOutcome, SimError> {
     let ClientData::Shared { x, y, .. } = &data.clients else {
-        return Err(SimError::Config("centralized training needs CSV data".into()));
+        return Err(SimError::Config(
+            "centralized training needs CSV data".into(),
+        ));
     };
     let network = Network::new(job.model.clone(), data.input_dim, data.num_classes)?;
     let seed = job.federation.seed;
@@ -273,24 +320,30 @@ pub fn train_centralized(
     let mut epoch_start = Instant::now();
     let mut rounds = Vec::new();
     let total = job.train.epochs as u32;
-    let (params, _) = network.train_with(&initial, x, y, &rows, &cfg, &mut |epoch, params, stats| {
-        let eval = network.evaluate(params, &data.test.x, &data.test.y)?;
-        let record = RoundRecord {
-            round: epoch as u32,
-            selected: 1,
-            completed: 1,
-            dropped: 0,
-            aggregated: true,
-            train_loss: f64::from(stats.loss),
-            test_loss: eval.loss,
-            test_accuracy: eval.accuracy,
-            test_auc: eval.auc,
-            seconds: epoch_start.elapsed().as_secs_f64(),
-        };
-        observer.round_done(&record, total);
-        rounds.push(record);
-        epoch_start = Instant::now();
-        Ok(())
-    })?;
-    Ok(SimOutcome { rounds, params, network, train_seconds: started.elapsed().as_secs_f64() })
+    let (params, _) =
+        network.train_with(&initial, x, y, &rows, &cfg, &mut |epoch, params, stats| {
+            let eval = network.evaluate(params, &data.test.x, &data.test.y)?;
+            let record = RoundRecord {
+                round: epoch as u32,
+                selected: 1,
+                completed: 1,
+                dropped: 0,
+                aggregated: true,
+                train_loss: f64::from(stats.loss),
+                test_loss: eval.loss,
+                test_accuracy: eval.accuracy,
+                test_auc: eval.auc,
+                seconds: epoch_start.elapsed().as_secs_f64(),
+            };
+            observer.round_done(&record, total);
+            rounds.push(record);
+            epoch_start = Instant::now();
+            Ok(())
+        })?;
+    Ok(SimOutcome {
+        rounds,
+        params,
+        network,
+        train_seconds: started.elapsed().as_secs_f64(),
+    })
 }

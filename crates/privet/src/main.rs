@@ -76,14 +76,22 @@ fn main() -> ExitCode {
 }
 
 fn default_out(job: &Path, suffix: &str) -> PathBuf {
-    let stem = job.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "job".into());
+    let stem = job
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "job".into());
     PathBuf::from("runs").join(format!("{stem}{suffix}"))
 }
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Demo { out } => demo::run(&out),
-        Command::Simulate { job, out, export_partitions, quiet } => {
+        Command::Simulate {
+            job,
+            out,
+            export_partitions,
+            quiet,
+        } => {
             let parsed = Job::from_file(&job)?;
             let opts = RunOptions {
                 out: out.unwrap_or_else(|| default_out(&job, "")),
@@ -116,7 +124,10 @@ fn print_summary(s: &RunSummary) {
         Mode::Federated => format!("{} rounds over {} clients", s.rounds.len(), s.num_clients),
         Mode::Centralized => format!("{} epochs on all training rows", s.rounds.len()),
     };
-    let auc = s.final_auc.map(|a| format!(", ROC AUC {a:.4}")).unwrap_or_default();
+    let auc = s
+        .final_auc
+        .map(|a| format!(", ROC AUC {a:.4}"))
+        .unwrap_or_default();
     println!(
         "{what}: test accuracy {:.4}{auc} on {} held-out rows ({} parameters, {} training rows)",
         s.final_accuracy, s.test_rows, s.num_params, s.train_rows
@@ -126,7 +137,9 @@ fn print_summary(s: &RunSummary) {
         s.total_seconds,
         s.load_seconds,
         s.train_seconds,
-        s.peak_rss_mb.map(|m| format!(", peak memory {m:.0} MiB")).unwrap_or_default()
+        s.peak_rss_mb
+            .map(|m| format!(", peak memory {m:.0} MiB"))
+            .unwrap_or_default()
     );
     println!(
         "outputs: {} (metrics.csv, metrics.json, model.safetensors + model.json, chart.png)",
@@ -143,8 +156,17 @@ fn predict(model_path: &Path, csv: &Path, out: Option<&Path>) -> Result<()> {
     }
     text.push('\n');
     let k = preds.label_names.len();
-    for (i, (&c, probs)) in preds.classes.iter().zip(preds.probabilities.chunks_exact(k)).enumerate() {
-        text.push_str(&format!("{},{}", i, csv_field(&preds.label_names[c as usize])));
+    for (i, (&c, probs)) in preds
+        .classes
+        .iter()
+        .zip(preds.probabilities.chunks_exact(k))
+        .enumerate()
+    {
+        text.push_str(&format!(
+            "{},{}",
+            i,
+            csv_field(&preds.label_names[c as usize])
+        ));
         for p in probs {
             text.push_str(&format!(",{p:.6}"));
         }
@@ -153,12 +175,20 @@ fn predict(model_path: &Path, csv: &Path, out: Option<&Path>) -> Result<()> {
     match out {
         Some(path) => {
             privet_sim::write_atomic(path, text.as_bytes())?;
-            eprintln!("wrote {} predictions to {}", preds.classes.len(), path.display());
+            eprintln!(
+                "wrote {} predictions to {}",
+                preds.classes.len(),
+                path.display()
+            );
         }
         None => print!("{text}"),
     }
     if let Some(truth) = &preds.truth {
-        let correct = truth.iter().zip(&preds.classes).filter(|(a, b)| a == b).count();
+        let correct = truth
+            .iter()
+            .zip(&preds.classes)
+            .filter(|(a, b)| a == b)
+            .count();
         eprintln!(
             "accuracy against the file's labels: {:.4} ({correct} of {})",
             correct as f64 / truth.len().max(1) as f64,
@@ -170,5 +200,9 @@ fn predict(model_path: &Path, csv: &Path, out: Option<&Path>) -> Result<()> {
 
 /// Quotes a CSV field when needed.
 fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
 }

@@ -14,7 +14,9 @@ fn privet(dir: &Path) -> Command {
 }
 
 fn repo_file(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(rel)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(rel)
 }
 
 /// A job over `data.csv` in `dir` with a label `y` and one categorical column `c`.
@@ -59,11 +61,18 @@ fn check_csv(csv: &str, code: i32, fragments: &[&str]) {
     let dir = TempDir::new().expect("tempdir");
     std::fs::write(dir.path().join("data.csv"), csv).expect("write csv");
     job(dir.path(), "");
-    let out = privet(dir.path()).args(["simulate", "job.toml", "--quiet"]).output().expect("run");
+    let out = privet(dir.path())
+        .args(["simulate", "job.toml", "--quiet"])
+        .output()
+        .expect("run");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(code), "stderr: {stderr}");
     assert!(!stderr.contains("panicked"), "panic: {stderr}");
-    assert_eq!(stderr.trim().lines().count(), 1, "one line expected: {stderr}");
+    assert_eq!(
+        stderr.trim().lines().count(),
+        1,
+        "one line expected: {stderr}"
+    );
     for f in fragments {
         assert!(stderr.contains(f), "`{f}` missing from: {stderr}");
     }
@@ -72,7 +81,11 @@ fn check_csv(csv: &str, code: i32, fragments: &[&str]) {
 #[test]
 fn malformed_csv_names_file_line_and_column() {
     check_csv("a,c,y\n1,u,0\n2,v\n", 3, &["data.csv", "line 3"]);
-    check_csv("a,c,y\n1,u,0\nabc,v,1\n", 3, &["data.csv", "line 3", "`a`", "abc"]);
+    check_csv(
+        "a,c,y\n1,u,0\nabc,v,1\n",
+        3,
+        &["data.csv", "line 3", "`a`", "abc"],
+    );
     check_csv("a,c,z\n1,u,0\n", 3, &["data.csv", "`y`"]);
     check_csv("", 3, &["data.csv"]);
     check_csv("a,c,y\n", 3, &["data.csv"]);
@@ -83,11 +96,18 @@ fn check_toml(text: &str, code: i32, fragments: &[&str]) {
     let dir = TempDir::new().expect("tempdir");
     std::fs::write(dir.path().join("data.csv"), GOOD_CSV).expect("write csv");
     std::fs::write(dir.path().join("job.toml"), text).expect("write job");
-    let out = privet(dir.path()).args(["simulate", "job.toml", "--quiet"]).output().expect("run");
+    let out = privet(dir.path())
+        .args(["simulate", "job.toml", "--quiet"])
+        .output()
+        .expect("run");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(code), "stderr: {stderr}");
     assert!(!stderr.contains("panicked"), "panic: {stderr}");
-    assert_eq!(stderr.trim().lines().count(), 1, "one line expected: {stderr}");
+    assert_eq!(
+        stderr.trim().lines().count(),
+        1,
+        "one line expected: {stderr}"
+    );
     for f in fragments {
         assert!(stderr.contains(f), "`{f}` missing from: {stderr}");
     }
@@ -98,28 +118,64 @@ fn malformed_job_files_are_refused_with_the_key() {
     let dir = TempDir::new().expect("tempdir");
     let good = std::fs::read_to_string(job(dir.path(), "")).expect("read");
     // An unknown key is named.
-    check_toml(&good.replace("lr = 0.1", "lr = 0.1\nlearning_rate = 0.1"), 2, &["job.toml", "learning_rate"]);
-    check_toml(&good.replace("[model]", "[modle]"), 2, &["job.toml", "modle"]);
+    check_toml(
+        &good.replace("lr = 0.1", "lr = 0.1\nlearning_rate = 0.1"),
+        2,
+        &["job.toml", "learning_rate"],
+    );
+    check_toml(
+        &good.replace("[model]", "[modle]"),
+        2,
+        &["job.toml", "modle"],
+    );
     // Not TOML at all.
     check_toml("this is = = not toml", 2, &["job.toml"]);
     // Values out of their domain.
-    check_toml(&good.replace("lr = 0.1", "lr = -1.0"), 2, &["job.toml", "lr"]);
-    check_toml(&good.replace("kind = \"fedavg\"", "kind = \"fedsgd\""), 2, &["job.toml", "fedsgd"]);
-    check_toml(&good.replace("kind = \"fedavg\"", "kind = \"fedavg\"\nmu = 0.1"), 2, &["mu"]);
-    check_toml(&good.replace("rounds = 2", "rounds = \"two\""), 2, &["job.toml", "rounds"]);
+    check_toml(
+        &good.replace("lr = 0.1", "lr = -1.0"),
+        2,
+        &["job.toml", "lr"],
+    );
+    check_toml(
+        &good.replace("kind = \"fedavg\"", "kind = \"fedsgd\""),
+        2,
+        &["job.toml", "fedsgd"],
+    );
+    check_toml(
+        &good.replace("kind = \"fedavg\"", "kind = \"fedavg\"\nmu = 0.1"),
+        2,
+        &["mu"],
+    );
+    check_toml(
+        &good.replace("rounds = 2", "rounds = \"two\""),
+        2,
+        &["job.toml", "rounds"],
+    );
     // A missing job file.
-    let out = privet(dir.path()).args(["simulate", "nope.toml"]).output().expect("run");
+    let out = privet(dir.path())
+        .args(["simulate", "nope.toml"])
+        .output()
+        .expect("run");
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("nope.toml"));
 }
 
 #[test]
 fn every_command_has_help() {
-    for args in [vec!["--help"], vec!["demo", "--help"], vec!["simulate", "--help"], vec!["train", "--help"], vec!["predict", "--help"]] {
+    for args in [
+        vec!["--help"],
+        vec!["demo", "--help"],
+        vec!["simulate", "--help"],
+        vec!["train", "--help"],
+        vec!["predict", "--help"],
+    ] {
         let dir = TempDir::new().expect("tempdir");
         let out = privet(dir.path()).args(&args).output().expect("run");
         assert!(out.status.success(), "{args:?}");
-        assert!(String::from_utf8_lossy(&out.stdout).contains("Usage"), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("Usage"),
+            "{args:?}"
+        );
     }
 }
 
@@ -136,32 +192,71 @@ fn simulate_train_predict_cycle_on_breast_cancer() {
         .args(["--out", "fed", "--quiet", "--export-partitions"])
         .output()
         .expect("run");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    for f in ["metrics.csv", "metrics.json", "model.safetensors", "model.json", "chart.png", "partitions.json"] {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for f in [
+        "metrics.csv",
+        "metrics.json",
+        "model.safetensors",
+        "model.json",
+        "chart.png",
+        "partitions.json",
+    ] {
         assert!(dir.path().join("fed").join(f).is_file(), "{f} missing");
     }
     let metrics: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("fed/metrics.json")).expect("read")).expect("json");
-    let acc = metrics["summary"]["final_accuracy"].as_f64().expect("accuracy");
+        serde_json::from_slice(&std::fs::read(dir.path().join("fed/metrics.json")).expect("read"))
+            .expect("json");
+    let acc = metrics["summary"]["final_accuracy"]
+        .as_f64()
+        .expect("accuracy");
     assert!(acc > 0.9, "federated accuracy {acc}");
     assert_eq!(metrics["rounds"].as_array().expect("rounds").len(), 15);
-    let csv_lines = std::fs::read_to_string(dir.path().join("fed/metrics.csv")).expect("csv").lines().count();
+    let csv_lines = std::fs::read_to_string(dir.path().join("fed/metrics.csv"))
+        .expect("csv")
+        .lines()
+        .count();
     assert_eq!(csv_lines, 16);
 
-    let out = privet(dir.path()).args(["train"]).arg(&job).args(["--out", "central", "--quiet"]).output().expect("run");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = privet(dir.path())
+        .args(["train"])
+        .arg(&job)
+        .args(["--out", "central", "--quiet"])
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("test accuracy"));
 
     let out = privet(dir.path())
-        .args(["predict", "fed/model.safetensors", "data/breast_cancer.csv", "--out", "pred.csv"])
+        .args([
+            "predict",
+            "fed/model.safetensors",
+            "data/breast_cancer.csv",
+            "--out",
+            "pred.csv",
+        ])
         .output()
         .expect("run");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let pred = std::fs::read_to_string(dir.path().join("pred.csv")).expect("pred");
     assert_eq!(pred.lines().count(), 570);
     assert!(pred.starts_with("row,prediction,p_0,p_1"));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("accuracy against the file's labels"), "{stderr}");
+    assert!(
+        stderr.contains("accuracy against the file's labels"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -170,27 +265,57 @@ fn predict_refuses_bad_model_files() {
     std::fs::write(dir.path().join("data.csv"), GOOD_CSV).expect("write");
     // No metadata.
     std::fs::write(dir.path().join("m.safetensors"), b"garbage").expect("write");
-    let out = privet(dir.path()).args(["predict", "m.safetensors", "data.csv"]).output().expect("run");
+    let out = privet(dir.path())
+        .args(["predict", "m.safetensors", "data.csv"])
+        .output()
+        .expect("run");
     assert_eq!(out.status.code(), Some(4));
     assert!(String::from_utf8_lossy(&out.stderr).contains("m.json"));
     // Metadata that is not JSON.
     std::fs::write(dir.path().join("m.json"), b"{not json").expect("write");
-    let out = privet(dir.path()).args(["predict", "m.safetensors", "data.csv"]).output().expect("run");
+    let out = privet(dir.path())
+        .args(["predict", "m.safetensors", "data.csv"])
+        .output()
+        .expect("run");
     assert_eq!(out.status.code(), Some(4));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("m.json") && !stderr.contains("panicked"), "{stderr}");
+    assert!(
+        stderr.contains("m.json") && !stderr.contains("panicked"),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn demo_runs_and_explains() {
     let dir = TempDir::new().expect("tempdir");
-    let out = privet(dir.path()).args(["demo", "--out", "demo"]).output().expect("run");
+    let out = privet(dir.path())
+        .args(["demo", "--out", "demo"])
+        .output()
+        .expect("run");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    for f in ["five hospitals", "No patient record left any hospital", "federated model", "each hospital alone", "pooled", "chart.png"] {
-        assert!(stdout.contains(f), "`{f}` missing from the demo's explanation:\n{stdout}");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for f in [
+        "five hospitals",
+        "No patient record left any hospital",
+        "federated model",
+        "each hospital alone",
+        "pooled",
+        "chart.png",
+    ] {
+        assert!(
+            stdout.contains(f),
+            "`{f}` missing from the demo's explanation:\n{stdout}"
+        );
     }
     assert!(dir.path().join("demo/federated/chart.png").is_file());
-    assert!(dir.path().join("demo/federated/model.safetensors").is_file());
+    assert!(
+        dir.path()
+            .join("demo/federated/model.safetensors")
+            .is_file()
+    );
     assert!(dir.path().join("demo/centralized/metrics.csv").is_file());
 }

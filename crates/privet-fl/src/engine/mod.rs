@@ -11,7 +11,7 @@
 //!
 //! A round is a sequence of stages (message exchanges) run by an [`AggregationProtocol`]:
 //! [`PlainAggregation`] has one (send the model, collect updates); secure aggregation plugs in
-//! with its own stages, revealing only a [`WeightedSum`](crate::WeightedSum).
+//! with its own stages, revealing only a [`WeightedSum`].
 //!
 //! # Rules
 //! - A stage ends when every participant has answered, dropped or been refused, or when its
@@ -535,83 +535,71 @@ impl Coordinator {
     }
 
     fn end_stage(&mut self, actions: &mut Vec<Action>) {
-        let decision = match &mut self.phase {
-            Phase::Idle => return,
-            Phase::InRound(rs) => {
-                let survivors = rs.with_slot(Slot::Answered);
-                if survivors.len() < self.config.min_clients {
-                    StageEnd::Fail(format!(
-                        "only {} client(s) left after stage {}, {} required",
-                        survivors.len(),
-                        rs.stage,
-                        self.config.min_clients
-                    ))
-                } else {
-                    let ctx = StageContext {
-                        round: rs.round,
-                        stage: rs.stage,
-                        model_len: self.global.len(),
-                        selected: &rs.selected,
-                        participants: &rs.participants,
-                    };
-                    match self.protocol.end_stage(&ctx, &survivors) {
-                        Err(e) => {
-                            StageEnd::Fail(format!("protocol {} failed: {e}", self.protocol.name()))
-                        }
-                        Ok(StageOutcome::Abort(reason)) => StageEnd::Fail(reason),
-                        Ok(StageOutcome::Done(output)) => StageEnd::Complete(output),
-                        Ok(StageOutcome::Next(mut messages)) => {
-                            messages.sort_by_key(|(to, _)| *to);
-                            let next = rs
-                                .stage
-                                .checked_add(1)
-                                .filter(|&s| s < self.protocol.stages());
-                            match next {
-                                None => StageEnd::Fail(format!(
-                                    "protocol {} asked for a stage beyond its {} declared",
-                                    self.protocol.name(),
-                                    self.protocol.stages()
-                                )),
-                                Some(_) if !same_clients(&messages, &survivors) => {
-                                    StageEnd::Fail(format!(
-                                        "protocol {} must send one message to each survivor",
-                                        self.protocol.name()
-                                    ))
-                                }
-                                Some(stage) => {
-                                    rs.stage = stage;
-                                    for (slot, _) in rs
-                                        .slots
-                                        .iter_mut()
-                                        .zip(&rs.selected)
-                                        .filter(|(s, _)| **s == Slot::Answered)
-                                    {
-                                        *slot = Slot::Waiting;
-                                    }
-                                    rs.pending = survivors.len();
-                                    rs.participants = survivors;
-                                    actions.extend(
-                                        messages
-                                            .into_iter()
-                                            .map(|(to, msg)| Action::Send { to, msg }),
-                                    );
-                                    actions.push(Action::StartDeadline {
-                                        round: rs.round,
-                                        stage,
-                                    });
-                                    StageEnd::Continue
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        };
-        match decision {
+        match self.conclude_stage(actions) {
             StageEnd::Continue => {}
             StageEnd::Fail(reason) => self.fail_round(reason, actions),
             StageEnd::Complete(output) => self.complete_round(output, actions),
         }
+    }
+
+    /// Asks the protocol how the current stage ends, and starts the next stage if there is one.
+    fn conclude_stage(&mut self, actions: &mut Vec<Action>) -> StageEnd {
+        let Phase::InRound(rs) = &mut self.phase else {
+            return StageEnd::Continue;
+        };
+        let survivors = rs.with_slot(Slot::Answered);
+        if survivors.len() < self.config.min_clients {
+            return StageEnd::Fail(format!(
+                "only {} client(s) left after stage {}, {} required",
+                survivors.len(),
+                rs.stage,
+                self.config.min_clients
+            ));
+        }
+        let ctx = StageContext {
+            round: rs.round,
+            stage: rs.stage,
+            model_len: self.global.len(),
+            selected: &rs.selected,
+            participants: &rs.participants,
+        };
+        let name = self.protocol.name();
+        let mut messages = match self.protocol.end_stage(&ctx, &survivors) {
+            Err(e) => return StageEnd::Fail(format!("protocol {name} failed: {e}")),
+            Ok(StageOutcome::Abort(reason)) => return StageEnd::Fail(reason),
+            Ok(StageOutcome::Done(output)) => return StageEnd::Complete(output),
+            Ok(StageOutcome::Next(messages)) => messages,
+        };
+        let declared = self.protocol.stages();
+        let Some(stage) = rs.stage.checked_add(1).filter(|&s| s < declared) else {
+            return StageEnd::Fail(format!(
+                "protocol {name} asked for a stage beyond the {declared} it declares"
+            ));
+        };
+        messages.sort_by_key(|(to, _)| *to);
+        if !same_clients(&messages, &survivors) {
+            return StageEnd::Fail(format!(
+                "protocol {name} must send one message to each survivor"
+            ));
+        }
+        rs.stage = stage;
+        for slot in &mut rs.slots {
+            if *slot == Slot::Answered {
+                *slot = Slot::Waiting;
+            }
+        }
+        rs.pending = survivors.len();
+        rs.participants = survivors;
+        actions.extend(
+            messages
+                .into_iter()
+                .map(|(to, msg)| Action::Send { to, msg }),
+        );
+        actions.push(Action::StartDeadline {
+            round: rs.round,
+            stage,
+        });
+        StageEnd::Continue
     }
 
     fn complete_round(&mut self, output: ProtocolOutput, actions: &mut Vec<Action>) {
