@@ -60,32 +60,42 @@ mkdir -p "$RUNDIR" bench/results
 TIMER=("$PY" bench/summarize_flower.py time)
 
 # Export the split/partition once (this run is also privet's warm-up).
-echo "== exporting privet's split and partition"
-rm -rf "$RUNDIR/privet-export"
-"$PRIVET" simulate "$JOB" --out "$RUNDIR/privet-export" --export-partitions >/dev/null
-PARTS="$RUNDIR/privet-export/partitions.json"
-[[ -f "$PARTS" ]] || { echo "privet did not write $PARTS" >&2; exit 1; }
-
-FLOWER_ARGS=(bench/flower_adult.py --partitions "$PARTS" --rounds "$ROUNDS"
-  --clients-per-round "$PER_ROUND" --seed "$SEED")
+# Each run i uses seed SEED+i for both systems: privet's job (split, partition, sampling,
+# shuffles) and Flower's/NumPy's client sampling. privet exports that run's split and partition
+# (in an untimed run) and Flower and the NumPy loop train on exactly those rows. Final accuracy
+# on a Dirichlet(0.5) task swings by +-3 points with the last round's clients, so accuracies are
+# compared as medians over runs with different seeds, never as one run each.
+job_for_seed() {
+  sed "s/^seed = .*/seed = $1/" "$JOB" > "$RUNDIR/adult_fedavg-$1.toml"
+  echo "$RUNDIR/adult_fedavg-$1.toml"
+}
 
 if [[ "$FLOWER_WARMUP" != 0 ]]; then
   echo "== Flower warm-up (untimed)"
-  "$PY" "${FLOWER_ARGS[@]}" --json "$RUNDIR/flower-warmup.json" >/dev/null
+  WJOB=$(job_for_seed "$SEED")
+  rm -rf "$RUNDIR/privet-export"
+  "$PRIVET" simulate "$WJOB" --out "$RUNDIR/privet-export" --export-partitions -q >/dev/null
+  "$PY" bench/flower_adult.py --partitions "$RUNDIR/privet-export/partitions.json" --rounds "$ROUNDS" \
+    --clients-per-round "$PER_ROUND" --seed "$SEED" --json "$RUNDIR/flower-warmup.json" >/dev/null
 fi
 
-# --- timed runs, alternating ----------------------------------------------------
 for ((i = 1; i <= RUNS; i++)); do
-  echo "== run $i/$RUNS: privet"
+  RSEED=$((SEED + i))
+  RJOB=$(job_for_seed "$RSEED")
+  rm -rf "$RUNDIR/privet-export-$i"
+  "$PRIVET" simulate "$RJOB" --out "$RUNDIR/privet-export-$i" --export-partitions -q >/dev/null
+  PARTS="$RUNDIR/privet-export-$i/partitions.json"
+  [[ -f "$PARTS" ]] || { echo "privet did not write $PARTS" >&2; exit 1; }
+  echo "== run $i/$RUNS (seed $RSEED): privet"
   rm -rf "$RUNDIR/privet-$i"
   "${TIMER[@]}" --out "$RUNDIR/privet-$i.time.json" -- \
-    "$PRIVET" simulate "$JOB" --out "$RUNDIR/privet-$i" >/dev/null
-  echo "== run $i/$RUNS: Flower"
+    "$PRIVET" simulate "$RJOB" --out "$RUNDIR/privet-$i" -q >/dev/null
+  echo "== run $i/$RUNS (seed $RSEED): Flower"
   "${TIMER[@]}" --out "$RUNDIR/flower-$i.time.json" -- \
-    "$PY" "${FLOWER_ARGS[@]}" --json "$RUNDIR/flower-$i.json"
+    "$PY" bench/flower_adult.py --partitions "$PARTS" --rounds "$ROUNDS" \
+    --clients-per-round "$PER_ROUND" --seed "$RSEED" --json "$RUNDIR/flower-$i.json"
 done
 
-# --- summary ------------------------------------------------------------------
 echo
 "$PY" bench/summarize_flower.py summarize --runs-dir "$RUNDIR" --runs "$RUNS" \
   --repo "$REPO" --privet "$PRIVET" --md bench/results/flower_adult.md --json bench/results/flower_adult.json

@@ -231,7 +231,10 @@ def cmd_summarize(args: argparse.Namespace) -> int:
               "(difference between consecutive `evaluate_fn` timestamps) and for the NumPy loop; "
               "privet's are its metrics.json `round_seconds`.")
     md.append("- Flower samples clients with Python's `random` and the NumPy loop with NumPy's RNG, "
-              "so the sampled clients differ from privet's: accuracies agree only statistically.")
+              "so the sampled clients differ from privet's: accuracies agree only statistically. "
+              "Run i uses seed 42+i for every system (a new split and partition, exported by privet "
+              "and reused by Flower and NumPy), so each accuracy column is a median over 5 different "
+              "federations.")
     md.append("")
     md.append("Machine and versions:")
     md.append("")

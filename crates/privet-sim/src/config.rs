@@ -82,6 +82,8 @@ pub struct Federation {
     pub dropout: f64,
     /// Seed of everything random: split, partition, initialisation, sampling, shuffles.
     pub seed: u64,
+    /// Clip every client's delta to this L2 norm before it leaves the client.
+    pub clip_norm: Option<f32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -175,6 +177,7 @@ struct RawFederation {
     dropout: Option<f64>,
     #[serde(default)]
     seed: u64,
+    clip_norm: Option<f32>,
 }
 
 fn invalid(msg: impl Into<String>) -> SimError {
@@ -514,12 +517,20 @@ impl RawJob {
                 "[federation] `dropout` must be in [0, 1), got {dropout}"
             )));
         }
+        if let Some(c) = f.clip_norm
+            && !(c.is_finite() && c > 0.0)
+        {
+            return Err(invalid(format!(
+                "[federation] `clip_norm` must be > 0, got {c}"
+            )));
+        }
         let federation = Federation {
             rounds: f.rounds,
             sample,
             min_clients: f.min_clients.unwrap_or(1).max(1),
             dropout,
             seed: f.seed,
+            clip_norm: f.clip_norm,
         };
         Ok(Job {
             data,

@@ -14,7 +14,7 @@ use privet_fl::engine::{
     RoundOutcome, RoundReport, ToClient, client_respond,
 };
 use privet_fl::{
-    ClientId, ClientSampler, ClientTrainConfig, FlError, TrainMetrics, UpdateTransform,
+    ClientId, ClientSampler, ClientTrainConfig, ClipL2, FlError, TrainMetrics, UpdateTransform,
 };
 use privet_ml::{Network, TrainConfig};
 use rand::{Rng, SeedableRng};
@@ -170,7 +170,12 @@ pub fn simulate(
         proximal_mu: None,
         seed: 0,
     };
-    let transforms: Vec<Box<dyn UpdateTransform>> = Vec::new();
+    // Client-side transforms run on each delta before it leaves the client: clipping now;
+    // differential-privacy noise plugs in here.
+    let mut transforms: Vec<Box<dyn UpdateTransform>> = Vec::new();
+    if let Some(max_norm) = job.federation.clip_norm {
+        transforms.push(Box::new(ClipL2 { max_norm }));
+    }
     let started = Instant::now();
     let mut rounds = Vec::new();
     while !engine.is_finished() {

@@ -140,6 +140,38 @@ fn dropouts_are_counted_and_rounds_still_complete() {
     assert!(out.rounds.last().unwrap().test_accuracy > 0.9);
 }
 
+#[test]
+fn client_updates_are_clipped_before_they_leave() {
+    let mk = |clip: &str| {
+        job(
+            "breast_cancer.csv",
+            "benign",
+            "scheme = \"iid\"\nclients = 4",
+            "kind = \"logreg\"",
+            "epochs = 1\nbatch_size = 16\nlr = 0.1",
+            "kind = \"fedavg\"",
+            &format!("rounds = 1\nseed = 3\n{clip}"),
+        )
+    };
+    let moved = |j: &Job| {
+        let data = prepare(j).unwrap();
+        let net = Network::new(j.model.clone(), data.input_dim, data.num_classes).unwrap();
+        let init = privet_sim::initial_params(j, &net);
+        let out = simulate(j, &data, &mut Silent).unwrap();
+        out.params
+            .iter()
+            .zip(&init)
+            .map(|(a, b)| f64::from(a - b).powi(2))
+            .sum::<f64>()
+            .sqrt()
+    };
+    let free = moved(&mk(""));
+    let clipped = moved(&mk("clip_norm = 0.01"));
+    // The mean of deltas of norm <= 0.01 has norm <= 0.01.
+    assert!(free > 0.05, "unclipped step {free}");
+    assert!(clipped <= 0.01 + 1e-6, "clipped step {clipped}");
+}
+
 fn synthetic_job(devices: usize, per_round: usize, epochs: usize, rounds: u32) -> Job {
     let text = format!(
         "[data]\nsource = \"synthetic\"\nalpha = 1.0\nbeta = 1.0\nrows_per_client = 50\n\n[partition]\nclients = {devices}\n\n[model]\nkind = \"logreg\"\n\n[train]\nepochs = {epochs}\nbatch_size = 10\nlr = 0.01\n\n[strategy]\nkind = \"fedavg\"\n\n[federation]\nrounds = {rounds}\nclients_per_round = {per_round}\nseed = 1\n"
