@@ -193,7 +193,10 @@ def run_numpy(
     epochs: int,
     batch_size: int,
     lr: float,
+    selection: list[list[int]] | None = None,
 ) -> dict:
+    """selection: the clients of each round as privet sampled them (partitions.json "rounds");
+    when given, the loop trains exactly those clients, so its accuracy is comparable run by run."""
     d = Xtr.shape[1]
     w = np.zeros(d, dtype=DTYPE)
     b = np.zeros(1, dtype=DTYPE)
@@ -204,7 +207,10 @@ def run_numpy(
     t0 = time.perf_counter()
     for rnd in range(1, rounds + 1):
         r0 = time.perf_counter()
-        picked = rng.choice(len(shards), size=per_round, replace=False)
+        if selection is not None:
+            picked = np.asarray(selection[rnd - 1], dtype=np.int64)
+        else:
+            picked = rng.choice(len(shards), size=per_round, replace=False)
         acc_w = np.zeros(d, dtype=np.float64)
         acc_b = np.zeros(1, dtype=np.float64)
         total, tl = 0, 0.0
@@ -511,7 +517,8 @@ def main() -> None:
 
     # NumPy first: it must not share the machine with Ray's processes.
     if not args.skip_numpy:
-        result["numpy"] = run_numpy(Xtr, ytr, clients, Xte, yte, **hp)
+        result["numpy"] = run_numpy(Xtr, ytr, clients, Xte, yte, **hp, selection=part.get("rounds"))
+        result["numpy"]["same_clients_as_privet"] = part.get("rounds") is not None
         r = result["numpy"]
         print(f"numpy : {args.rounds} rounds in {r['total_seconds']:.4f}s "
               f"(steady {r['steady_round_seconds'] * 1e3:.2f} ms/round), "

@@ -123,9 +123,9 @@ pub fn metrics_json(rounds: &[RoundRecord], summary: Value) -> Value {
     json!({ "format_version": REPORT_FORMAT_VERSION, "rounds": rows, "summary": summary })
 }
 
-/// The split and partition as CSV data-row numbers, so another framework can run the very same
-/// federated task (the Flower benchmark does).
-pub fn partitions_json(data: &Prepared, seed: u64) -> Option<Value> {
+/// The split and partition as CSV data-row numbers, and the clients sampled in each round, so
+/// another framework can run the very same federated task (the Flower benchmark does).
+pub fn partitions_json(data: &Prepared, seed: u64, rounds: &[RoundRecord]) -> Option<Value> {
     let n = data.clients.num_clients();
     let clients: Option<Vec<Vec<usize>>> = (0..n).map(|i| data.client_csv_rows(i)).collect();
     Some(json!({
@@ -135,6 +135,7 @@ pub fn partitions_json(data: &Prepared, seed: u64) -> Option<Value> {
         "train_rows": data.train_rows,
         "test_rows": data.test_rows,
         "clients": clients?,
+        "rounds": rounds.iter().map(|r| r.clients.clone()).collect::<Vec<_>>(),
     }))
 }
 

@@ -178,11 +178,13 @@ pub fn run_prepared(
     };
     model.save(&files.model())?;
     if opts.export_partitions && opts.mode == Mode::Federated {
-        let value = partitions_json(data, job.federation.seed).ok_or_else(|| {
-            SimError::Config(
-                "--export-partitions needs CSV data (synthetic clients have no CSV rows)".into(),
-            )
-        })?;
+        let value =
+            partitions_json(data, job.federation.seed, &outcome.rounds).ok_or_else(|| {
+                SimError::Config(
+                    "--export-partitions needs CSV data (synthetic clients have no CSV rows)"
+                        .into(),
+                )
+            })?;
         write_atomic(&files.partitions(), value.to_string().as_bytes())?;
     }
     let num_clients = match opts.mode {

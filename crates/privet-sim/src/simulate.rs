@@ -32,6 +32,8 @@ pub struct RoundRecord {
     pub round: u32,
     /// Clients sampled.
     pub selected: usize,
+    /// Their ids, ascending.
+    pub clients: Vec<u32>,
     /// Clients whose update is in the aggregate.
     pub completed: usize,
     /// Clients that dropped out.
@@ -286,6 +288,7 @@ fn round_record(
     Ok(RoundRecord {
         round: report.round,
         selected: report.selected.len(),
+        clients: report.selected.iter().map(|c| c.0).collect(),
         completed: report.completed.len(),
         dropped: report.dropped.len() + report.stragglers.len() + report.rejected.len(),
         aggregated,
@@ -331,6 +334,7 @@ pub fn train_centralized(
             let record = RoundRecord {
                 round: epoch as u32,
                 selected: 1,
+                clients: vec![0],
                 completed: 1,
                 dropped: 0,
                 aggregated: true,
