@@ -104,6 +104,17 @@ struct RoundState {
 }
 
 impl RoundState {
+    /// What the aggregation protocol sees of the current stage.
+    fn context(&self, model_len: usize) -> StageContext<'_> {
+        StageContext {
+            round: self.round,
+            stage: self.stage,
+            model_len,
+            selected: &self.selected,
+            participants: &self.participants,
+        }
+    }
+
     fn ignore(&mut self, client: ClientId, reason: RejectReason, actions: &mut Vec<Action>) {
         if self.ignored_clients.insert(client) {
             self.ignored.push(Rejection {
@@ -480,13 +491,7 @@ impl Coordinator {
         {
             return rs.exclude(idx, reason, actions);
         }
-        let ctx = StageContext {
-            round: rs.round,
-            stage: rs.stage,
-            model_len: self.global.len(),
-            selected: &rs.selected,
-            participants: &rs.participants,
-        };
+        let ctx = rs.context(self.global.len());
         match self.protocol.receive(&ctx, from, msg) {
             Ok(()) => {
                 rs.slots[idx] = Slot::Answered;
@@ -556,13 +561,7 @@ impl Coordinator {
                 self.config.min_clients
             ));
         }
-        let ctx = StageContext {
-            round: rs.round,
-            stage: rs.stage,
-            model_len: self.global.len(),
-            selected: &rs.selected,
-            participants: &rs.participants,
-        };
+        let ctx = rs.context(self.global.len());
         let name = self.protocol.name();
         let mut messages = match self.protocol.end_stage(&ctx, &survivors) {
             Err(e) => return StageEnd::Fail(format!("protocol {name} failed: {e}")),
