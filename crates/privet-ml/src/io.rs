@@ -107,12 +107,15 @@ fn read_limited(path: &Path, limit: u64) -> Result<Vec<u8>, MlError> {
     Ok(buf)
 }
 
-/// Writes `bytes` to `path` atomically: a temporary file in the same directory, then a rename, so
-/// a crash never leaves a half-written model behind.
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), MlError> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).map_err(io_err(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(io_err(path))
+/// Writes `bytes` to `path` atomically: a temporary file beside it (`NAME.tmp`, so files that share
+/// a stem never share a temporary), then a rename, so a crash never leaves a half-written file
+/// under the final name. Every file privet writes goes through here.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
 }
 
 impl TrainedModel {
@@ -161,8 +164,9 @@ impl TrainedModel {
             .map_err(|err| bad(weights, format!("cannot serialize: {err}")))?;
         let meta = serde_json::to_vec_pretty(&self.meta())
             .map_err(|err| bad(weights, format!("cannot serialize metadata: {err}")))?;
-        write_atomic(weights, &serialized)?;
-        write_atomic(&meta_path(weights), &meta)
+        write_atomic(weights, &serialized).map_err(io_err(weights))?;
+        let mpath = meta_path(weights);
+        write_atomic(&mpath, &meta).map_err(io_err(&mpath))
     }
 
     /// Loads a model saved by [`TrainedModel::save`], checking the format version and that every

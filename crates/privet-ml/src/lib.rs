@@ -35,7 +35,7 @@ mod optim;
 mod spec;
 
 pub use error::MlError;
-pub use io::{MODEL_FORMAT_VERSION, ModelMeta, Predictions, TrainedModel, meta_path};
+pub use io::{MODEL_FORMAT_VERSION, ModelMeta, Predictions, TrainedModel, meta_path, write_atomic};
 pub use metrics::{EvalMetrics, evaluate_scores, roc_auc};
 pub use network::{EpochCallback, Network, TrainConfig, TrainStats};
 pub use optim::OptimizerConfig;

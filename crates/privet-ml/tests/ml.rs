@@ -272,6 +272,16 @@ fn trained_wine(dir: &Path) -> (TrainedModel, PathBuf) {
 fn model_files_round_trip_and_predict() {
     let dir = tempfile::tempdir().unwrap();
     let (model, path) = trained_wine(dir.path());
+    let mut files: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    assert_eq!(
+        files,
+        ["model.json", "model.safetensors"],
+        "a temporary file was left behind"
+    );
     let loaded = TrainedModel::load(&path).unwrap();
     assert_eq!(loaded.params, model.params);
     assert_eq!(loaded.network.spec(), model.network.spec());

@@ -58,13 +58,10 @@ impl RunFiles {
 
 /// Writes `bytes` to `path` through a temporary file and a rename.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), SimError> {
-    let tmp = path.with_extension("tmp");
-    let err = |e: std::io::Error| SimError::Output {
+    privet_ml::write_atomic(path, bytes).map_err(|e| SimError::Output {
         path: path.into(),
         reason: e.to_string(),
-    };
-    std::fs::write(&tmp, bytes).map_err(err)?;
-    std::fs::rename(&tmp, path).map_err(err)
+    })
 }
 
 fn num(v: f64) -> Value {
