@@ -7,11 +7,12 @@
 //! engine in client order (so results do not depend on thread timing), evaluates the new global
 //! model on the centralized test set and records the round.
 
+use std::collections::HashMap;
 use std::time::Instant;
 
 use privet_fl::engine::{
-    Action, Coordinator, EngineConfig, Event, FromClient, LocalTrainer, PlainAggregation,
-    RoundOutcome, RoundReport, ToClient, client_respond,
+    Action, ClientProtocol, Coordinator, EngineConfig, Event, FromClient, LocalTrainer,
+    PlainAggregation, PlainClient, RoundOutcome, RoundReport, ToClient,
 };
 use privet_fl::{
     ClientId, ClientSampler, ClientTrainConfig, ClipL2, FlError, TrainMetrics, UpdateTransform,
@@ -178,10 +179,15 @@ pub fn simulate(
     if let Some(max_norm) = job.federation.clip_norm {
         transforms.push(Box::new(ClipL2 { max_norm }));
     }
+    let new_client = |id: ClientId| -> Box<dyn ClientProtocol> { Box::new(PlainClient { id }) };
     let started = Instant::now();
     let mut rounds = Vec::new();
+    // The client side of the aggregation protocol, per client of the current round: it keeps
+    // the client's per-round state between the stages of a multi-stage protocol.
+    let mut client_states: HashMap<ClientId, Box<dyn ClientProtocol>> = HashMap::new();
     while !engine.is_finished() {
         let round_start = Instant::now();
+        client_states.clear();
         let mut pending = engine.start_round(&available)?;
         let mut deadline = None;
         let outcome = loop {
@@ -211,9 +217,16 @@ pub fn simulate(
                 continue;
             }
             // Train the sampled clients in parallel; feed the replies back in client order.
-            let replies: Vec<(ClientId, Option<Result<FromClient, FlError>>)> = sends
-                .par_iter()
+            let mut work: Vec<(ClientId, ToClient, Box<dyn ClientProtocol>)> = sends
+                .into_iter()
                 .map(|(to, msg)| {
+                    let state = client_states.remove(&to).unwrap_or_else(|| new_client(to));
+                    (to, msg, state)
+                })
+                .collect();
+            let replies: Vec<(ClientId, Option<Result<FromClient, FlError>>)> = work
+                .par_iter_mut()
+                .map(|(to, msg, state)| {
                     if job.federation.dropout > 0.0 {
                         let draw = derive_seed(seed, SEED_DROPOUT, msg.round(), to.0) as f64
                             / u64::MAX as f64;
@@ -228,12 +241,10 @@ pub fn simulate(
                         base: base.clone(),
                         job_seed: seed,
                     };
-                    (
-                        *to,
-                        Some(client_respond(*to, msg, &mut client, &transforms)),
-                    )
+                    (*to, Some(state.respond(msg, &mut client, &transforms)))
                 })
                 .collect();
+            client_states.extend(work.into_iter().map(|(to, _, state)| (to, state)));
             for (to, reply) in replies {
                 let event = match reply {
                     Some(Ok(msg)) => Event::Received { from: to, msg },

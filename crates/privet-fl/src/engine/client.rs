@@ -82,3 +82,38 @@ pub fn client_respond(
         )),
     }
 }
+
+/// The client side of an [`AggregationProtocol`](crate::engine::AggregationProtocol): one
+/// instance per client, kept by the runtime across the stages of a round (a multi-stage protocol
+/// holds per-round secrets here between stages).
+///
+/// A runtime creates one per client (per round or for the whole job; the protocol starts afresh
+/// on a stage-0 message) and hands it every [`ToClient`] addressed to that client.
+pub trait ClientProtocol: Send + std::fmt::Debug {
+    /// Answers `msg`, training with `trainer` when the protocol asks for local training.
+    fn respond(
+        &mut self,
+        msg: &ToClient,
+        trainer: &mut dyn LocalTrainer,
+        transforms: &[Box<dyn UpdateTransform>],
+    ) -> Result<FromClient, FlError>;
+}
+
+/// The client side of [`PlainAggregation`](crate::engine::PlainAggregation): train and send the
+/// update in the clear ([`client_respond`]).
+#[derive(Clone, Copy, Debug)]
+pub struct PlainClient {
+    /// The client this instance answers for.
+    pub id: ClientId,
+}
+
+impl ClientProtocol for PlainClient {
+    fn respond(
+        &mut self,
+        msg: &ToClient,
+        trainer: &mut dyn LocalTrainer,
+        transforms: &[Box<dyn UpdateTransform>],
+    ) -> Result<FromClient, FlError> {
+        client_respond(self.id, msg, trainer, transforms)
+    }
+}
