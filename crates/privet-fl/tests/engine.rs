@@ -815,3 +815,59 @@ fn invalid_engine_configurations() {
         ));
     }
 }
+
+/// A job interrupted after two rounds and resumed from its checkpoint (a coordinator restart)
+/// ends with the same model as an uninterrupted run, for a strategy with server state.
+#[test]
+fn a_resumed_job_matches_an_uninterrupted_one() {
+    let strategy = StrategyConfig::fed_adam();
+    let populate = |sim: &mut Sim| {
+        sim.add(1, PlainClient::honest(1.0, 2));
+        sim.add(2, PlainClient::honest(-3.0, 5));
+        sim.add(3, PlainClient::honest(0.5, 1));
+    };
+    let mut straight = Sim::new(coordinator(config(4, 2, 0), strategy.clone(), vec![0.0; 4]));
+    populate(&mut straight);
+    straight.run_job();
+
+    let mut first = Sim::new(coordinator(config(4, 2, 0), strategy.clone(), vec![0.0; 4]));
+    populate(&mut first);
+    first.run_round();
+    first.run_round();
+    let checkpoint = first.coordinator.checkpoint();
+    assert_eq!((checkpoint.round, checkpoint.completed_rounds), (2, 2));
+    assert_eq!(checkpoint.strategy_state.len(), 2, "FedAdam keeps m and v");
+    let resumed = Coordinator::resume(
+        config(4, 2, 0),
+        strategy.build().unwrap(),
+        Box::new(PlainAggregation::new()),
+        checkpoint,
+    )
+    .unwrap();
+    let mut second = Sim::new(resumed);
+    populate(&mut second);
+    let outcomes = second.run_job();
+    assert_eq!(outcomes.len(), 2);
+    assert_eq!(
+        outcomes[0].report().round,
+        3,
+        "round numbers continue after a restart"
+    );
+    assert_eq!(second.coordinator.completed_rounds(), 4);
+    assert_eq!(second.coordinator.global(), straight.coordinator.global());
+}
+
+#[test]
+fn a_checkpoint_with_foreign_state_is_refused() {
+    let mut checkpoint =
+        coordinator(config(2, 1, 0), StrategyConfig::FedAvg, vec![0.0; 2]).checkpoint();
+    checkpoint.strategy_state = vec![("velocity".into(), vec![0.0; 2])];
+    let err = Coordinator::resume(
+        config(2, 1, 0),
+        StrategyConfig::FedAvg.build().unwrap(),
+        Box::new(PlainAggregation::new()),
+        checkpoint,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("velocity"), "{err}");
+}

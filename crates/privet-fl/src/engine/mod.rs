@@ -178,6 +178,40 @@ enum StageEnd {
     Fail(String),
 }
 
+/// A coordinator's state between rounds (see [`Coordinator::checkpoint`]).
+#[derive(Clone, PartialEq)]
+pub struct Checkpoint {
+    /// The last round number used (completed or failed).
+    pub round: u32,
+    /// Rounds completed.
+    pub completed_rounds: u32,
+    /// Failed rounds since the last completed one.
+    pub consecutive_failures: u32,
+    /// The global model.
+    pub global: Vec<f32>,
+    /// The strategy's named state vectors ([`Strategy::state`]).
+    pub strategy_state: Vec<(String, Vec<f64>)>,
+}
+
+impl std::fmt::Debug for Checkpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Checkpoint")
+            .field("round", &self.round)
+            .field("completed_rounds", &self.completed_rounds)
+            .field("consecutive_failures", &self.consecutive_failures)
+            .field("global_len", &self.global.len())
+            .field(
+                "strategy_state",
+                &self
+                    .strategy_state
+                    .iter()
+                    .map(|(n, _)| n)
+                    .collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
 /// The coordinator of a federated job (see the [module documentation](self)).
 #[derive(Debug)]
 pub struct Coordinator {
@@ -270,6 +304,50 @@ impl Coordinator {
         }
         self.aggregate_transform = Some(transform);
         Ok(self)
+    }
+
+    /// What must be persisted to [`resume`](Self::resume) this job after a restart. Taken
+    /// between rounds (after [`Action::RoundFinished`]), it captures every finished round; taken
+    /// during a round, the round in progress is lost and its number is not reused.
+    pub fn checkpoint(&self) -> Checkpoint {
+        Checkpoint {
+            round: self.round,
+            completed_rounds: self.completed_rounds,
+            consecutive_failures: self.consecutive_failures,
+            global: self.global.clone(),
+            strategy_state: self
+                .strategy
+                .state()
+                .into_iter()
+                .map(|(name, values)| (name.to_string(), values))
+                .collect(),
+        }
+    }
+
+    /// A coordinator that continues a job from a [`checkpoint`](Self::checkpoint): the next
+    /// round gets the number after `checkpoint.round`, so messages of a round that was in
+    /// progress before the restart are refused as stale and never counted.
+    pub fn resume(
+        config: EngineConfig,
+        mut strategy: Box<dyn Strategy>,
+        protocol: Box<dyn AggregationProtocol>,
+        checkpoint: Checkpoint,
+    ) -> Result<Self, FlError> {
+        if checkpoint.completed_rounds > checkpoint.round {
+            return Err(FlError::InvalidConfig(format!(
+                "checkpoint claims {} completed rounds after only {} rounds",
+                checkpoint.completed_rounds, checkpoint.round
+            )));
+        }
+        strategy.restore_state(checkpoint.strategy_state)?;
+        let mut coordinator = Coordinator::new(config, strategy, protocol, checkpoint.global)?;
+        coordinator.round = checkpoint.round;
+        coordinator.completed_rounds = checkpoint.completed_rounds;
+        coordinator.consecutive_failures = checkpoint.consecutive_failures;
+        if coordinator.completed_rounds >= coordinator.config.rounds {
+            coordinator.status = JobStatus::Completed;
+        }
+        Ok(coordinator)
     }
 
     /// The current global model.

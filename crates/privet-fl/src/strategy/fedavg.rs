@@ -134,6 +134,14 @@ impl Strategy for FedAvgM {
         Requirement::Sum
     }
 
+    fn state(&self) -> Vec<(&'static str, Vec<f64>)> {
+        vec![("velocity", self.velocity.clone())]
+    }
+
+    fn restore_state(&mut self, state: Vec<(String, Vec<f64>)>) -> Result<(), FlError> {
+        super::restore_named("fedavgm", state, &mut [("velocity", &mut self.velocity)])
+    }
+
     fn aggregate(
         &mut self,
         _round: u32,

@@ -179,6 +179,16 @@ impl Strategy for FedOpt {
         Requirement::Sum
     }
 
+    fn state(&self) -> Vec<(&'static str, Vec<f64>)> {
+        vec![("m", self.m.clone()), ("v", self.v.clone())]
+    }
+
+    fn restore_state(&mut self, state: Vec<(String, Vec<f64>)>) -> Result<(), FlError> {
+        let name = self.name();
+        let (m, v) = (&mut self.m, &mut self.v);
+        super::restore_named(name, state, &mut [("m", m), ("v", v)])
+    }
+
     fn aggregate(
         &mut self,
         _round: u32,

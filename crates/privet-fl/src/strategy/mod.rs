@@ -52,6 +52,44 @@ pub trait Strategy: Send + std::fmt::Debug {
         global: &mut [f32],
         input: AggregateInput<'_>,
     ) -> Result<(), FlError>;
+    /// The strategy's state between rounds (server momentum, optimiser moments), as named
+    /// vectors, so that a coordinator can persist it and resume after a restart. Stateless
+    /// strategies return nothing.
+    fn state(&self) -> Vec<(&'static str, Vec<f64>)> {
+        Vec::new()
+    }
+    /// Restores what [`state`](Self::state) returned. Unknown names are an error; on error the
+    /// strategy is unchanged.
+    fn restore_state(&mut self, state: Vec<(String, Vec<f64>)>) -> Result<(), FlError> {
+        match state.first() {
+            None => Ok(()),
+            Some((name, _)) => Err(FlError::InvalidConfig(format!(
+                "strategy {} has no state named {name:?}",
+                self.name()
+            ))),
+        }
+    }
+}
+
+/// Restores named state vectors into `slots`; every name must be one of the slots'.
+pub(crate) fn restore_named(
+    strategy: &'static str,
+    state: Vec<(String, Vec<f64>)>,
+    slots: &mut [(&'static str, &mut Vec<f64>)],
+) -> Result<(), FlError> {
+    for (name, _) in &state {
+        if !slots.iter().any(|(slot, _)| slot == name) {
+            return Err(FlError::InvalidConfig(format!(
+                "strategy {strategy} has no state named {name:?}"
+            )));
+        }
+    }
+    for (name, values) in state {
+        if let Some((_, slot)) = slots.iter_mut().find(|(slot, _)| *slot == name) {
+            **slot = values;
+        }
+    }
+    Ok(())
 }
 
 /// Plain-data description of a strategy, e.g. from a configuration file.
