@@ -70,6 +70,7 @@ pub mod encode;
 pub mod error;
 pub mod partition;
 pub mod split;
+pub mod summary;
 pub mod synthetic;
 pub mod table;
 
@@ -80,6 +81,7 @@ pub use encode::{Dataset, Encoder, FeatureEncoding, Matrix};
 pub use error::DataError;
 pub use partition::{Partition, PartitionScheme, natural_client_keys, partition};
 pub use split::train_test_split;
+pub use summary::{ColumnSummary, DataSummary};
 pub use synthetic::{SyntheticFederation, SyntheticSpec};
 pub use table::{
     Column, CsvOptions, DEFAULT_MAX_BYTES, DEFAULT_MAX_ROWS, Table, load_csv, parse_csv,

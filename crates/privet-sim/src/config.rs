@@ -32,6 +32,22 @@ pub struct Job {
     pub strategy: StrategyConfig,
     /// Rounds, sampling, dropouts and the seed.
     pub federation: Federation,
+    /// The real nodes of a networked run (`privet submit`); ignored by `privet simulate`.
+    pub deployment: Option<Deployment>,
+}
+
+/// The `[deployment]` section: who takes part in a networked run, and its timeouts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Deployment {
+    /// Expected node names (their certificates' names); node `i` is client `i`.
+    pub nodes: Vec<String>,
+    /// Seconds a node has to answer each stage of a round.
+    pub round_timeout_secs: f64,
+    /// Seconds to wait for every expected node before starting with those connected (at least
+    /// `min_clients`).
+    pub start_timeout_secs: f64,
+    /// Consecutive failed rounds retried before the job fails.
+    pub max_retries: u32,
 }
 
 /// The data of a job.
@@ -98,6 +114,16 @@ struct RawJob {
     #[serde(default)]
     strategy: RawStrategy,
     federation: RawFederation,
+    deployment: Option<RawDeployment>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDeployment {
+    nodes: Vec<String>,
+    round_timeout_secs: Option<f64>,
+    start_timeout_secs: Option<f64>,
+    max_retries: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -532,6 +558,10 @@ impl RawJob {
             seed: f.seed,
             clip_norm: f.clip_norm,
         };
+        let deployment = self
+            .deployment
+            .map(|d| d.validate(federation.min_clients))
+            .transpose()?;
         Ok(Job {
             data,
             partition,
@@ -540,6 +570,59 @@ impl RawJob {
             train,
             strategy,
             federation,
+            deployment,
+        })
+    }
+}
+
+impl RawDeployment {
+    fn validate(self, min_clients: usize) -> Result<Deployment, SimError> {
+        if self.nodes.is_empty() || self.nodes.len() > 10_000 {
+            return Err(invalid(
+                "[deployment] `nodes` must list 1 to 10,000 node names",
+            ));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for name in &self.nodes {
+            let ok = !name.is_empty()
+                && name.len() <= 64
+                && !name.starts_with('.')
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+            if !ok {
+                return Err(invalid(format!(
+                    "[deployment] invalid node name {name:?} (1-64 ASCII letters, digits, '-', \
+                     '_' or '.')"
+                )));
+            }
+            if !seen.insert(name) {
+                return Err(invalid(format!(
+                    "[deployment] node {name:?} is listed twice"
+                )));
+            }
+        }
+        if min_clients > self.nodes.len() {
+            return Err(invalid(format!(
+                "[federation] `min_clients` is {min_clients} but [deployment] lists only {} nodes",
+                self.nodes.len()
+            )));
+        }
+        let secs = |key: &str, v: Option<f64>, default: f64| -> Result<f64, SimError> {
+            let v = v.unwrap_or(default);
+            if v.is_finite() && v > 0.0 && v <= 86_400.0 {
+                Ok(v)
+            } else {
+                Err(invalid(format!(
+                    "[deployment] `{key}` must be in (0, 86400] seconds, got {v}"
+                )))
+            }
+        };
+        Ok(Deployment {
+            round_timeout_secs: secs("round_timeout_secs", self.round_timeout_secs, 60.0)?,
+            start_timeout_secs: secs("start_timeout_secs", self.start_timeout_secs, 30.0)?,
+            max_retries: self.max_retries.unwrap_or(3),
+            nodes: self.nodes,
         })
     }
 }

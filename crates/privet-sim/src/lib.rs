@@ -19,7 +19,7 @@ mod report;
 mod run;
 mod simulate;
 
-pub use config::{DataSource, Federation, Job, LocalTraining};
+pub use config::{DataSource, Deployment, Federation, Job, LocalTraining};
 pub use error::SimError;
 pub use prepare::{ClientData, Prepared, csv_options, prepare};
 pub use report::{
@@ -28,6 +28,6 @@ pub use report::{
 };
 pub use run::{Mode, RunOptions, RunSummary, run_job, run_prepared};
 pub use simulate::{
-    Observer, RoundRecord, Silent, SimOutcome, client_shuffle_seed, initial_params, simulate,
-    train_centralized,
+    Observer, RoundRecord, Silent, SimOutcome, client_shuffle_seed, client_transforms,
+    initial_params, local_train_config, simulate, train_centralized,
 };

@@ -99,13 +99,40 @@ const SEED_SHUFFLE: u64 = 1;
 const SEED_DROPOUT: u64 = 2;
 const SEED_INIT: u64 = 3;
 
+/// The local training settings of `client` in `round`: the job's, FedProx's `mu` from the
+/// strategy, and the client's minibatch-shuffle seed. A networked node uses the same, so a
+/// federation of real nodes reproduces the simulation of the same job.
+pub fn local_train_config(
+    job: &Job,
+    round: u32,
+    client: u32,
+    config: &ClientTrainConfig,
+) -> TrainConfig {
+    TrainConfig {
+        epochs: job.train.epochs,
+        batch_size: job.train.batch_size,
+        optimizer: job.train.optimizer.clone(),
+        proximal_mu: config.proximal_mu,
+        seed: client_shuffle_seed(job, round, client),
+    }
+}
+
+/// What every client does to its delta before it leaves: clipping (`clip_norm`) now;
+/// differential-privacy noise plugs in here.
+pub fn client_transforms(job: &Job) -> Vec<Box<dyn UpdateTransform>> {
+    let mut transforms: Vec<Box<dyn UpdateTransform>> = Vec::new();
+    if let Some(max_norm) = job.federation.clip_norm {
+        transforms.push(Box::new(ClipL2 { max_norm }));
+    }
+    transforms
+}
+
 /// A virtual client: its data view and the local training settings.
 struct VirtualClient<'a> {
     id: u32,
     network: &'a Network,
     data: &'a ClientData,
-    base: TrainConfig,
-    job_seed: u64,
+    job: &'a Job,
 }
 
 impl LocalTrainer for VirtualClient<'_> {
@@ -115,9 +142,7 @@ impl LocalTrainer for VirtualClient<'_> {
         params: &[f32],
         config: &ClientTrainConfig,
     ) -> Result<(Vec<f32>, TrainMetrics), FlError> {
-        let mut cfg = self.base.clone();
-        cfg.proximal_mu = config.proximal_mu;
-        cfg.seed = derive_seed(self.job_seed, SEED_SHUFFLE, round, self.id);
+        let cfg = local_train_config(self.job, round, self.id, config);
         let result = match self.data {
             ClientData::Shared { x, y, partition } => {
                 self.network
@@ -166,19 +191,7 @@ pub fn simulate(
     let mut engine =
         Coordinator::new(config, strategy, Box::new(PlainAggregation::new()), initial)?;
     let available: Vec<ClientId> = (0..num_clients as u32).map(ClientId).collect();
-    let base = TrainConfig {
-        epochs: job.train.epochs,
-        batch_size: job.train.batch_size,
-        optimizer: job.train.optimizer.clone(),
-        proximal_mu: None,
-        seed: 0,
-    };
-    // Client-side transforms run on each delta before it leaves the client: clipping now;
-    // differential-privacy noise plugs in here.
-    let mut transforms: Vec<Box<dyn UpdateTransform>> = Vec::new();
-    if let Some(max_norm) = job.federation.clip_norm {
-        transforms.push(Box::new(ClipL2 { max_norm }));
-    }
+    let transforms = client_transforms(job);
     let new_client = |id: ClientId| -> Box<dyn ClientProtocol> { Box::new(PlainClient { id }) };
     let started = Instant::now();
     let mut rounds = Vec::new();
@@ -238,8 +251,7 @@ pub fn simulate(
                         id: to.0,
                         network: &network,
                         data: &data.clients,
-                        base: base.clone(),
-                        job_seed: seed,
+                        job,
                     };
                     (*to, Some(state.respond(msg, &mut client, &transforms)))
                 })

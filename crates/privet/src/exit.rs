@@ -6,9 +6,12 @@
 //! | 2 | bad command line or job file (clap also uses 2) |
 //! | 3 | bad data file (CSV) |
 //! | 4 | bad or unreadable model file |
+//! | 5 | unusable certificates or keys |
+//! | 6 | the coordinator is unreachable, refused the request, or broke the protocol |
 
 use privet_data::DataError;
 use privet_ml::MlError;
+use privet_net::NetError;
 use privet_sim::SimError;
 
 /// The exit code for an error.
@@ -26,6 +29,15 @@ pub fn code(err: &anyhow::Error) -> u8 {
     }
     if err.downcast_ref::<DataError>().is_some() {
         return 3;
+    }
+    if let Some(e) = err.downcast_ref::<NetError>() {
+        return match e {
+            NetError::Config(_) | NetError::Io { .. } | NetError::Job(_) => 2,
+            NetError::Data(_) => 3,
+            NetError::Tls(_) => 5,
+            NetError::Connect { .. } | NetError::Remote(_) | NetError::Protocol(_) => 6,
+            _ => 1,
+        };
     }
     1
 }

@@ -10,6 +10,7 @@ use privet_sim::{Job, Mode, RunOptions, RunSummary, run_job};
 
 mod demo;
 mod exit;
+mod net_cmd;
 
 /// Train and use machine-learning models across organisations whose data never leaves them.
 #[derive(Debug, Parser)]
@@ -62,6 +63,54 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Run the coordinator service (gRPC with mutual TLS) until SIGTERM.
+    Coordinator {
+        /// coordinator.toml
+        #[arg(long)]
+        config: PathBuf,
+        /// Plain text without certificates: development only, logs a warning at every start.
+        #[arg(long)]
+        insecure_dev: bool,
+    },
+    /// Run a data-owner node: dial out to the coordinator and train on local data when asked.
+    Node {
+        /// node.toml
+        #[arg(long)]
+        config: PathBuf,
+        /// Plain text without certificates: development only, logs a warning at every start.
+        #[arg(long)]
+        insecure_dev: bool,
+    },
+    /// Send a job (a job file with a [deployment] section) to a running coordinator.
+    Submit {
+        /// The job file.
+        job: PathBuf,
+        #[command(flatten)]
+        remote: net_cmd::Remote,
+    },
+    /// Show a running coordinator's jobs and nodes, or one job's rounds.
+    Status {
+        /// A job id for its round-by-round report.
+        job: Option<String>,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        remote: net_cmd::Remote,
+    },
+    /// Download a job's latest model (model.safetensors + model.json).
+    FetchModel {
+        /// The job id.
+        job: String,
+        /// Where to save the weights.
+        #[arg(long, default_value = "model.safetensors")]
+        out: PathBuf,
+        #[command(flatten)]
+        remote: net_cmd::Remote,
+    },
+    /// Create the federation's CA and issue certificates.
+    #[command(subcommand)]
+    Certs(net_cmd::CertsCommand),
 }
 
 fn main() -> ExitCode {
@@ -116,6 +165,18 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Predict { model, csv, out } => predict(&model, &csv, out.as_deref()),
+        Command::Coordinator {
+            config,
+            insecure_dev,
+        } => net_cmd::coordinator(&config, insecure_dev),
+        Command::Node {
+            config,
+            insecure_dev,
+        } => net_cmd::node(&config, insecure_dev),
+        Command::Submit { job, remote } => net_cmd::submit(&job, &remote),
+        Command::Status { job, json, remote } => net_cmd::status(job.as_deref(), json, &remote),
+        Command::FetchModel { job, out, remote } => net_cmd::fetch_model(&job, &out, &remote),
+        Command::Certs(cmd) => net_cmd::certs(cmd),
     }
 }
 

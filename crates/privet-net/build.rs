@@ -1,0 +1,16 @@
+//! Compiles `proto/privet/v1/federation.proto` with the vendored `protoc` (no system install).
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let protoc = protoc_bin_vendored::protoc_bin_path()?;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    let file = root.join("privet/v1/federation.proto");
+    println!("cargo:rerun-if-changed={}", file.display());
+    let mut config = prost_build::Config::new();
+    config.protoc_executable(protoc);
+    config.bytes(["."]);
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .compile_with_config(config, &[file], &[root])?;
+    Ok(())
+}

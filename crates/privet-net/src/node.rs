@@ -1,0 +1,388 @@
+//! The data-owner node: dials out to the coordinator, keeps one session open (reconnecting with
+//! exponential backoff and jitter), describes its data, trains when asked and answers with model
+//! deltas. Rows never leave the node: only per-column summaries (once per job, to fit the shared
+//! feature encoding) and model updates do.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use privet_data::{CsvOptions, DataSummary, Dataset, Encoder, load_csv};
+use privet_fl::engine::{ClientProtocol, FromClient, LocalTrainer, PlainClient, ToClient};
+use privet_fl::{ClientId, ClientTrainConfig, FlError, TrainMetrics, UpdateTransform};
+use privet_ml::Network;
+use privet_sim::{Job, client_transforms, local_train_config};
+use rand::Rng;
+use tokio::sync::{mpsc, watch};
+
+use crate::PROTOCOL_VERSION;
+use crate::config::{NodeConfig, NodeData};
+use crate::coordinator::summary_to_proto;
+use crate::error::NetError;
+use crate::frame::{Encoded, Reassembler, bytes_to_f32, f32_to_bytes};
+use crate::proto::coordinator_message::Body as In;
+use crate::proto::federation_client::FederationClient;
+use crate::proto::node_message::Body as Out;
+use crate::proto::{self, CoordinatorMessage, Frame, NodeMessage};
+use crate::transport::{WireCounter, connect};
+
+/// Local training for one job.
+pub trait JobTrainer: LocalTrainer + Send {}
+impl<T: LocalTrainer + Send> JobTrainer for T {}
+
+/// What a node trains on: its local data.
+pub trait NodeBackend: Send + Sync {
+    /// Per-column statistics of the local training data.
+    fn describe(&self) -> Result<DataSummary, NetError>;
+    /// Prepares local training for a job with the federation's feature encoding.
+    fn join(
+        &self,
+        job: &Job,
+        encoder: &Encoder,
+        client: u32,
+    ) -> Result<Box<dyn JobTrainer>, NetError>;
+}
+
+/// The usual backend: a CSV file and its column mapping.
+#[derive(Debug, Clone)]
+pub struct CsvBackend {
+    data: NodeData,
+}
+
+impl CsvBackend {
+    /// A backend over `data`.
+    pub fn new(data: NodeData) -> Self {
+        CsvBackend { data }
+    }
+
+    fn options(&self) -> CsvOptions {
+        CsvOptions {
+            label: Some(self.data.label.clone()),
+            categorical: self.data.categorical.clone(),
+            drop: self.data.drop.clone(),
+            ..CsvOptions::default()
+        }
+    }
+}
+
+impl NodeBackend for CsvBackend {
+    fn describe(&self) -> Result<DataSummary, NetError> {
+        let table = load_csv(&self.data.path, &self.options())?;
+        Ok(DataSummary::of_table(&table))
+    }
+
+    fn join(
+        &self,
+        job: &Job,
+        encoder: &Encoder,
+        client: u32,
+    ) -> Result<Box<dyn JobTrainer>, NetError> {
+        let table = load_csv(&self.data.path, &self.options())?;
+        let data = encoder.dataset(&table)?;
+        let network = Network::new(
+            job.model.clone(),
+            encoder.output_dim(),
+            encoder.num_classes(),
+        )?;
+        Ok(Box::new(CsvTrainer {
+            network,
+            data,
+            job: job.clone(),
+            client,
+        }))
+    }
+}
+
+/// Trains the job's model on a node's encoded rows, with the simulation's seeds.
+#[derive(Debug)]
+struct CsvTrainer {
+    network: Network,
+    data: Dataset,
+    job: Job,
+    client: u32,
+}
+
+impl LocalTrainer for CsvTrainer {
+    fn fit(
+        &mut self,
+        round: u32,
+        params: &[f32],
+        config: &ClientTrainConfig,
+    ) -> Result<(Vec<f32>, TrainMetrics), FlError> {
+        let cfg = local_train_config(&self.job, round, self.client, config);
+        let rows: Vec<u32> = (0..self.data.len() as u32).collect();
+        let (params, stats) = self
+            .network
+            .train(params, &self.data.x, &self.data.y, &rows, &cfg)
+            .map_err(|e| FlError::Training(e.to_string()))?;
+        Ok((
+            params,
+            TrainMetrics {
+                loss: stats.loss,
+                num_examples: stats.num_examples,
+            },
+        ))
+    }
+}
+
+/// A job the node takes part in.
+struct JobCtx {
+    client: ClientId,
+    trainer: Box<dyn JobTrainer>,
+    protocol: Box<dyn ClientProtocol>,
+    transforms: Vec<Box<dyn UpdateTransform>>,
+}
+
+/// The jobs a node takes part in, by id.
+type Jobs = Arc<Mutex<HashMap<String, Arc<Mutex<JobCtx>>>>>;
+
+/// How a session ended.
+enum SessionEnd {
+    Shutdown,
+    Closed,
+}
+
+/// Runs a node until `shutdown` turns true. Transport failures are retried with exponential
+/// backoff (0.25 s doubling up to `max_backoff_secs`, with jitter); a fatal refusal by the
+/// coordinator (unknown node, unsupported protocol version) ends the node with an error.
+pub async fn run_node(
+    config: NodeConfig,
+    backend: Arc<dyn NodeBackend>,
+    mut shutdown: watch::Receiver<bool>,
+    counter: Option<Arc<WireCounter>>,
+) -> Result<(), NetError> {
+    if config.security == crate::config::Security::InsecureDev {
+        tracing::warn!(
+            "--insecure-dev: plain text and an unauthenticated name; never use this with real data"
+        );
+    }
+    let jobs: Jobs = Arc::default();
+    let max_backoff = Duration::from_secs_f64(config.max_backoff_secs);
+    let mut backoff = Duration::from_millis(250);
+    loop {
+        if *shutdown.borrow() {
+            return Ok(());
+        }
+        let started = Instant::now();
+        match session(&config, &backend, &jobs, shutdown.clone(), counter.clone()).await {
+            Ok(SessionEnd::Shutdown) => return Ok(()),
+            Ok(SessionEnd::Closed) => tracing::warn!("the coordinator closed the session"),
+            Err(NetError::Remote(reason)) => {
+                return Err(NetError::Remote(format!(
+                    "refused by the coordinator: {reason}"
+                )));
+            }
+            Err(e) => tracing::warn!("session failed: {e}"),
+        }
+        if started.elapsed() > Duration::from_secs(10) {
+            backoff = Duration::from_millis(250);
+        }
+        let jitter = rand::rng().random_range(0.5..1.0);
+        let wait = backoff.mul_f64(jitter);
+        tracing::info!("reconnecting in {:.1} s", wait.as_secs_f64());
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = shutdown.wait_for(|s| *s) => return Ok(()),
+        }
+        backoff = (backoff * 2).min(max_backoff);
+    }
+}
+
+struct Sender {
+    tx: mpsc::Sender<Frame>,
+    next_id: u64,
+    limits: crate::frame::Limits,
+}
+
+impl Sender {
+    async fn send(&mut self, body: Out) -> Result<(), NetError> {
+        let encoded = Encoded::new(&NodeMessage { body: Some(body) }, &self.limits)?;
+        for frame in encoded.frames(self.next_id) {
+            self.tx
+                .send(frame)
+                .await
+                .map_err(|_| NetError::Protocol("the session closed".into()))?;
+        }
+        self.next_id += 1;
+        Ok(())
+    }
+}
+
+async fn session(
+    config: &NodeConfig,
+    backend: &Arc<dyn NodeBackend>,
+    jobs: &Jobs,
+    mut shutdown: watch::Receiver<bool>,
+    counter: Option<Arc<WireCounter>>,
+) -> Result<SessionEnd, NetError> {
+    let channel = connect(&config.coordinator, &config.security, counter).await?;
+    let limit = config.limits.grpc_message_limit();
+    let mut client = FederationClient::new(channel)
+        .max_decoding_message_size(limit)
+        .max_encoding_message_size(limit);
+    let (tx, rx) = mpsc::channel::<Frame>(8);
+    let mut out = Sender {
+        tx,
+        next_id: 0,
+        limits: config.limits,
+    };
+    out.send(Out::Hello(proto::Hello {
+        protocol_version: PROTOCOL_VERSION,
+        node: config.name.clone(),
+        software: format!("privet {}", env!("CARGO_PKG_VERSION")),
+    }))
+    .await?;
+    let response = client
+        .session(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .map_err(|s| NetError::Connect {
+            url: config.coordinator.clone(),
+            reason: s.message().to_string(),
+        })?;
+    let mut inbound = response.into_inner();
+    let mut reassembler = Reassembler::new(config.limits);
+    loop {
+        let frame = tokio::select! {
+            f = inbound.message() => f,
+            _ = shutdown.wait_for(|s| *s) => return Ok(SessionEnd::Shutdown),
+        };
+        let frame = match frame {
+            Ok(Some(frame)) => frame,
+            Ok(None) => return Ok(SessionEnd::Closed),
+            Err(status) => {
+                return Err(NetError::Connect {
+                    url: config.coordinator.clone(),
+                    reason: crate::transport::error_chain(&status),
+                });
+            }
+        };
+        let Some(msg) = reassembler.push_decode::<CoordinatorMessage>(frame)? else {
+            continue;
+        };
+        let Some(body) = msg.body else { continue };
+        match body {
+            In::Welcome(w) => tracing::info!(node = %w.node, "connected to the coordinator"),
+            In::Refused(r) if r.fatal => return Err(NetError::Remote(r.reason)),
+            In::Refused(r) => tracing::warn!("the coordinator refused a message: {}", r.reason),
+            In::DescribeData(d) => {
+                let reply = match backend.describe() {
+                    Ok(summary) => Out::DataSummary(summary_to_proto(&d.job_id, &summary)),
+                    Err(e) => {
+                        tracing::error!(job = %d.job_id, "cannot describe the local data: {e}");
+                        Out::Error(proto::NodeError {
+                            job_id: d.job_id,
+                            round: 0,
+                            message: e.to_string(),
+                        })
+                    }
+                };
+                out.send(reply).await?;
+            }
+            In::JoinJob(j) => match join(backend, &j) {
+                Ok(ctx) => {
+                    tracing::info!(job = %j.job_id, client = j.client, "joined job");
+                    lock(jobs).insert(j.job_id, Arc::new(Mutex::new(ctx)));
+                }
+                Err(e) => {
+                    tracing::error!(job = %j.job_id, "cannot join: {e}");
+                    out.send(Out::Error(proto::NodeError {
+                        job_id: j.job_id,
+                        round: 0,
+                        message: e.to_string(),
+                    }))
+                    .await?;
+                }
+            },
+            In::Fit(fit) => {
+                let reply = respond_fit(jobs, fit).await;
+                out.send(reply).await?;
+            }
+            In::Protocol(p) => {
+                out.send(Out::Error(proto::NodeError {
+                    job_id: p.job_id,
+                    round: p.round,
+                    message: "this node does not run multi-stage aggregation protocols yet".into(),
+                }))
+                .await?;
+            }
+            In::JobDone(d) => {
+                tracing::info!(job = %d.job_id, state = %d.state, "job over");
+                lock(jobs).remove(&d.job_id);
+            }
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn join(backend: &Arc<dyn NodeBackend>, j: &proto::JoinJob) -> Result<JobCtx, NetError> {
+    let job = Job::from_toml(&j.job_toml)?;
+    let encoder: Encoder = serde_json::from_str(&j.encoder_json)
+        .map_err(|e| NetError::Protocol(format!("feature encoding: {e}")))?;
+    let trainer = backend.join(&job, &encoder, j.client)?;
+    let client = ClientId(j.client);
+    Ok(JobCtx {
+        client,
+        trainer,
+        protocol: Box::new(PlainClient { id: client }),
+        transforms: client_transforms(&job),
+    })
+}
+
+/// Trains for a `Fit` (off the async threads) and builds the answer.
+async fn respond_fit(jobs: &Jobs, fit: proto::Fit) -> Out {
+    let fail = |job_id: String, round: u32, message: String| {
+        Out::Error(proto::NodeError {
+            job_id,
+            round,
+            message,
+        })
+    };
+    let Some(ctx) = lock(jobs).get(&fit.job_id).cloned() else {
+        return fail(
+            fit.job_id,
+            fit.round,
+            "this node has not joined the job".into(),
+        );
+    };
+    let params = match bytes_to_f32(&fit.params) {
+        Ok(p) => p,
+        Err(e) => return fail(fit.job_id, fit.round, e.to_string()),
+    };
+    let job_id = fit.job_id.clone();
+    let round = fit.round;
+    let msg = ToClient::Fit {
+        round,
+        params: params.into(),
+        config: ClientTrainConfig {
+            proximal_mu: fit.proximal_mu,
+        },
+    };
+    let result = tokio::task::spawn_blocking(move || {
+        let mut guard = lock(&ctx);
+        let ctx = &mut *guard;
+        ctx.protocol
+            .respond(&msg, ctx.trainer.as_mut(), &ctx.transforms)
+            .map(|reply| (reply, ctx.client))
+    })
+    .await;
+    match result {
+        Ok(Ok((FromClient::Update { round, update }, _))) => Out::Update(proto::Update {
+            job_id,
+            round,
+            delta: f32_to_bytes(&update.delta),
+            num_examples: update.num_examples,
+            loss: update.metrics.loss,
+        }),
+        Ok(Ok((FromClient::Protocol { .. }, _))) => {
+            fail(job_id, round, "unexpected protocol answer to Fit".into())
+        }
+        Ok(Err(e)) => {
+            tracing::error!(job = %job_id, round, "training failed: {e}");
+            fail(job_id, round, e.to_string())
+        }
+        Err(e) => fail(job_id, round, format!("training task failed: {e}")),
+    }
+}

@@ -1,0 +1,326 @@
+//! The networked commands: `coordinator`, `node`, `submit`, `status`, `fetch-model`, `certs`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use privet_net::tls::{self, Role, TlsFiles};
+use privet_net::{CoordinatorConfig, NodeConfig, Security};
+
+/// How an operator command reaches the coordinator.
+#[derive(Debug, Args)]
+pub struct Remote {
+    /// The coordinator's address.
+    #[arg(
+        long,
+        default_value = "https://localhost:7700",
+        env = "PRIVET_COORDINATOR"
+    )]
+    pub coordinator: String,
+    /// Directory with `ca.pem` and this operator's `NAME.pem` / `NAME.key`.
+    #[arg(long, default_value = "certs", env = "PRIVET_CERTS")]
+    pub certs: PathBuf,
+    /// The operator's certificate name.
+    #[arg(long, default_value = "admin")]
+    pub name: String,
+    /// Plain text without certificates (development only; logs a warning).
+    #[arg(long)]
+    pub insecure_dev: bool,
+}
+
+impl Remote {
+    fn security(&self) -> Security {
+        if self.insecure_dev {
+            eprintln!("warning: --insecure-dev: plain text, no authentication");
+            Security::InsecureDev
+        } else {
+            Security::Tls(TlsFiles::in_dir(&self.certs, &self.name))
+        }
+    }
+}
+
+/// `privet certs ...`
+#[derive(Debug, Subcommand)]
+pub enum CertsCommand {
+    /// Create the federation's certificate authority (ca.pem, ca.key).
+    Init {
+        /// Where to write the files.
+        #[arg(long, default_value = "certs")]
+        dir: PathBuf,
+        /// The federation's name (in the CA's subject).
+        #[arg(long, default_value = "privet")]
+        federation: String,
+        /// Validity in days.
+        #[arg(long, default_value_t = 3650)]
+        days: u32,
+        /// Replace existing files.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Issue a certificate for a node, an operator or the coordinator (NAME.pem, NAME.key).
+    Issue {
+        /// The peer's name: its identity in the federation.
+        name: String,
+        /// The CA's directory; the new files are written there too.
+        #[arg(long, default_value = "certs")]
+        dir: PathBuf,
+        /// Issue a coordinator (server) certificate valid for these hosts.
+        #[arg(long = "host", value_name = "HOST")]
+        hosts: Vec<String>,
+        /// Validity in days.
+        #[arg(long, default_value_t = 365)]
+        days: u32,
+        /// Replace existing files.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .try_init();
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// Resolves when SIGTERM or Ctrl-C arrives.
+async fn termination() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// `privet coordinator`
+pub fn coordinator(config: &Path, insecure_dev: bool) -> Result<()> {
+    init_tracing();
+    let config = CoordinatorConfig::from_file(config, insecure_dev)?;
+    runtime()?.block_on(async move {
+        let handle = privet_net::coordinator::start(config).await?;
+        println!("coordinator listening on {}", handle.addr);
+        if let Some(m) = handle.metrics_addr {
+            println!("metrics on http://{m}/metrics");
+        }
+        termination().await;
+        tracing::info!("shutting down");
+        handle.shutdown().await?;
+        Ok(())
+    })
+}
+
+/// `privet node`
+pub fn node(config: &Path, insecure_dev: bool) -> Result<()> {
+    init_tracing();
+    let config = NodeConfig::from_file(config, insecure_dev)?;
+    let backend = Arc::new(privet_net::node::CsvBackend::new(config.data.clone()));
+    runtime()?.block_on(async move {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        let node = tokio::spawn(privet_net::node::run_node(config, backend, rx, None));
+        tokio::select! {
+            result = node => {
+                result.context("node task failed")??;
+            }
+            _ = termination() => {
+                tracing::info!("shutting down");
+                let _ = tx.send(true);
+            }
+        }
+        Ok(())
+    })
+}
+
+/// `privet submit`
+pub fn submit(job: &Path, remote: &Remote) -> Result<()> {
+    let text = std::fs::read_to_string(job).with_context(|| format!("{}", job.display()))?;
+    // Check it here first, for a message with the file name.
+    privet_sim::Job::from_file(job)?;
+    let security = remote.security();
+    runtime()?.block_on(async move {
+        let mut client =
+            privet_net::client::AdminClient::connect(&remote.coordinator, &security).await?;
+        let id = client.submit(&text).await?;
+        println!("{id}");
+        Ok(())
+    })
+}
+
+/// `privet status`
+pub fn status(job: Option<&str>, json: bool, remote: &Remote) -> Result<()> {
+    let security = remote.security();
+    runtime()?.block_on(async move {
+        let mut client =
+            privet_net::client::AdminClient::connect(&remote.coordinator, &security).await?;
+        let (jobs, nodes) = match job {
+            Some(id) => (vec![client.job(id).await?], None),
+            None => {
+                let s = client.status().await?;
+                (s.jobs, Some(s.connected_nodes))
+            }
+        };
+        if json {
+            let value = serde_json::json!({
+                "connected_nodes": nodes,
+                "jobs": jobs.iter().map(job_json).collect::<Vec<_>>(),
+            });
+            println!("{}", serde_json::to_string_pretty(&value)?);
+            return Ok(());
+        }
+        if let Some(nodes) = nodes {
+            println!(
+                "connected nodes: {}",
+                if nodes.is_empty() {
+                    "none".into()
+                } else {
+                    nodes.join(", ")
+                }
+            );
+        }
+        for j in &jobs {
+            println!(
+                "{}  {}  {}/{} rounds  nodes: {}{}",
+                j.job_id,
+                j.state,
+                j.completed_rounds,
+                j.total_rounds,
+                j.expected_nodes.join(","),
+                if j.error.is_empty() {
+                    String::new()
+                } else {
+                    format!("  error: {}", j.error)
+                }
+            );
+            if job.is_some() {
+                for r in &j.rounds {
+                    println!(
+                        "  round {:>3}  {}  loss {:.4}  {:.2} s  participants: {}{}",
+                        r.round,
+                        if r.completed {
+                            "completed"
+                        } else {
+                            "failed   "
+                        },
+                        r.train_loss,
+                        r.seconds,
+                        r.participants.join(","),
+                        if r.failure.is_empty() {
+                            String::new()
+                        } else {
+                            format!("  ({})", r.failure)
+                        }
+                    );
+                }
+            }
+        }
+        Ok(())
+    })
+}
+
+fn job_json(j: &privet_net::proto::JobInfo) -> serde_json::Value {
+    serde_json::json!({
+        "job_id": j.job_id,
+        "state": j.state,
+        "completed_rounds": j.completed_rounds,
+        "total_rounds": j.total_rounds,
+        "error": j.error,
+        "expected_nodes": j.expected_nodes,
+        "rounds": j.rounds.iter().map(|r| serde_json::json!({
+            "round": r.round,
+            "completed": r.completed,
+            "participants": r.participants,
+            "dropped": r.dropped,
+            "train_loss": if r.train_loss.is_finite() { Some(r.train_loss) } else { None },
+            "seconds": r.seconds,
+            "failure": r.failure,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// `privet fetch-model`
+pub fn fetch_model(job: &str, out: &Path, remote: &Remote) -> Result<()> {
+    let security = remote.security();
+    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).with_context(|| format!("{}", parent.display()))?;
+    }
+    runtime()?.block_on(async move {
+        let mut client =
+            privet_net::client::AdminClient::connect(&remote.coordinator, &security).await?;
+        let round = client.fetch_model(job, out).await?;
+        println!(
+            "saved the model after round {round} to {} (+ {})",
+            out.display(),
+            privet_ml::meta_path(out).display()
+        );
+        Ok(())
+    })
+}
+
+/// `privet certs`
+pub fn certs(cmd: CertsCommand) -> Result<()> {
+    match cmd {
+        CertsCommand::Init {
+            dir,
+            federation,
+            days,
+            force,
+        } => {
+            let path = tls::init_ca(&dir, &federation, days, force)?;
+            println!(
+                "created the federation CA: {} (keep {} secret)",
+                path.display(),
+                dir.join("ca.key").display()
+            );
+        }
+        CertsCommand::Issue {
+            name,
+            dir,
+            hosts,
+            days,
+            force,
+        } => {
+            let role = if hosts.is_empty() {
+                Role::Client
+            } else {
+                Role::Coordinator
+            };
+            let files = tls::issue(&dir, &name, role, &hosts, days, force)?;
+            println!(
+                "issued {} and {} for {name}{}",
+                files.cert.display(),
+                files.key.display(),
+                if hosts.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (server for {})", hosts.join(", "))
+                }
+            );
+        }
+    }
+    Ok(())
+}
