@@ -119,11 +119,17 @@ pub struct CoordinatorHandle {
 impl CoordinatorHandle {
     /// Stops accepting, ends job drivers (a round in progress is abandoned and redone after a
     /// restart) and waits for the server to finish.
-    pub async fn shutdown(self) -> Result<(), NetError> {
+    pub async fn shutdown(mut self) -> Result<(), NetError> {
         let _ = self.shutdown.send(true);
-        match self.task.await {
-            Ok(result) => result,
-            Err(e) => Err(NetError::Config(format!("coordinator task failed: {e}"))),
+        // Session readers end on the signal, which closes every node's stream; a peer that
+        // keeps its half of a stream open does not hold the shutdown up for more than a moment.
+        match tokio::time::timeout(Duration::from_secs(5), &mut self.task).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(e)) => Err(NetError::Config(format!("coordinator task failed: {e}"))),
+            Err(_) => {
+                self.task.abort();
+                Ok(())
+            }
         }
     }
 
@@ -391,8 +397,13 @@ async fn reader(
     tracing::info!(node = %name, software = %hello.software, "node connected");
     shared.notify_jobs(|| JobEvent::NodeUp(name.clone()));
     drop(out);
+    let mut stop = shared.shutdown.clone();
     loop {
-        match next_message(&mut inbound, &mut reassembler, &shared).await {
+        let next = tokio::select! {
+            next = next_message(&mut inbound, &mut reassembler, &shared) => next,
+            _ = stop.wait_for(|s| *s) => Ok(None),
+        };
+        match next {
             Ok(Some(msg)) => route(&shared, &name, msg),
             Ok(None) => break,
             Err(e) => {

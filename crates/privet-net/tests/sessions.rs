@@ -1,0 +1,348 @@
+//! Hostile and oversized sessions against an in-process coordinator over loopback TLS: each is
+//! refused with a clear reason to that peer, and the coordinator keeps serving the others.
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use privet_data::{ColumnSummary, DataSummary, Encoder};
+use privet_fl::engine::LocalTrainer;
+use privet_fl::{ClientTrainConfig, FlError, TrainMetrics};
+use privet_net::client::AdminClient;
+use privet_net::config::{CoordinatorConfig, NodeConfig, NodeData, Security};
+use privet_net::frame::{Encoded, Limits, Reassembler};
+use privet_net::node::{JobTrainer, NodeBackend, run_node};
+use privet_net::proto::coordinator_message::Body as Reply;
+use privet_net::proto::federation_client::FederationClient;
+use privet_net::proto::node_message::Body;
+use privet_net::proto::{self, CoordinatorMessage, Frame, NodeMessage};
+use privet_net::tls::{self, Role, TlsFiles};
+use privet_net::{NetError, PROTOCOL_VERSION};
+use privet_sim::Job;
+use tokio::sync::{mpsc, watch};
+
+struct Setup {
+    dir: tempfile::TempDir,
+}
+
+impl Setup {
+    fn new(nodes: &[&str]) -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        let certs = dir.path().join("certs");
+        tls::init_ca(&certs, "test", 10, false).unwrap();
+        let hosts = vec!["localhost".to_string()];
+        tls::issue(&certs, "coordinator", Role::Coordinator, &hosts, 10, false).unwrap();
+        tls::issue(&certs, "admin", Role::Client, &[], 10, false).unwrap();
+        for n in nodes {
+            tls::issue(&certs, n, Role::Client, &[], 10, false).unwrap();
+        }
+        Setup { dir }
+    }
+
+    fn files(&self, name: &str) -> Security {
+        Security::Tls(TlsFiles::in_dir(&self.dir.path().join("certs"), name))
+    }
+
+    fn coordinator_config(&self, limits: Limits) -> CoordinatorConfig {
+        CoordinatorConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            metrics_listen: None,
+            state: self.dir.path().join("state.db"),
+            security: self.files("coordinator"),
+            admins: vec!["admin".into()],
+            nodes: Vec::new(),
+            limits,
+        }
+    }
+}
+
+/// A raw session: frames in, coordinator messages out.
+struct Raw {
+    tx: mpsc::Sender<Frame>,
+    inbound: tonic::Streaming<Frame>,
+    reassembler: Reassembler,
+    next_id: u64,
+}
+
+impl Raw {
+    /// Opens a session whose first message is `first` (the server answers once it has one).
+    async fn open(url: &str, security: &Security, first: Body) -> Raw {
+        let encoded = Encoded::new(&NodeMessage { body: Some(first) }, &Limits::default()).unwrap();
+        Self::open_frames(url, security, encoded.frames(0).collect(), 1).await
+    }
+
+    async fn open_frames(url: &str, security: &Security, first: Vec<Frame>, next_id: u64) -> Raw {
+        let channel = privet_net::transport::connect(url, security, None)
+            .await
+            .unwrap();
+        let mut client = FederationClient::new(channel);
+        let (tx, rx) = mpsc::channel(64);
+        for frame in first {
+            tx.send(frame).await.unwrap();
+        }
+        let response = tokio::time::timeout(
+            Duration::from_secs(20),
+            client.session(tokio_stream::wrappers::ReceiverStream::new(rx)),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        Raw {
+            tx,
+            inbound: response.into_inner(),
+            reassembler: Reassembler::new(Limits::default()),
+            next_id,
+        }
+    }
+
+    async fn send(&mut self, body: Body) {
+        let encoded = Encoded::new(&NodeMessage { body: Some(body) }, &Limits::default()).unwrap();
+        for frame in encoded.frames(self.next_id) {
+            self.tx.send(frame).await.unwrap();
+        }
+        self.next_id += 1;
+    }
+
+    /// The next message, or `None` when the coordinator closed the stream.
+    async fn recv(&mut self) -> Option<Reply> {
+        loop {
+            let frame = tokio::time::timeout(Duration::from_secs(20), self.inbound.message())
+                .await
+                .unwrap()
+                .ok()??;
+            if let Some(msg) = self
+                .reassembler
+                .push_decode::<CoordinatorMessage>(frame)
+                .unwrap()
+            {
+                return msg.body;
+            }
+        }
+    }
+
+    async fn refusal(&mut self) -> proto::Refused {
+        loop {
+            match self.recv().await {
+                Some(Reply::Refused(r)) => return r,
+                Some(_) => continue,
+                None => panic!("stream closed without a refusal"),
+            }
+        }
+    }
+}
+
+fn hello(node: &str, version: u32) -> Body {
+    Body::Hello(proto::Hello {
+        protocol_version: version,
+        node: node.into(),
+        software: "test".into(),
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_sessions_are_refused_and_the_coordinator_keeps_serving() {
+    let setup = Setup::new(&["alice", "bob"]);
+    let limits = Limits {
+        max_message_bytes: 1 << 20,
+        ..Limits::default()
+    };
+    let handle = privet_net::coordinator::start(setup.coordinator_config(limits))
+        .await
+        .unwrap();
+    let url = format!("https://localhost:{}", handle.addr.port());
+
+    // A wrong protocol version.
+    let mut s = Raw::open(
+        &url,
+        &setup.files("alice"),
+        hello("alice", PROTOCOL_VERSION + 1),
+    )
+    .await;
+    let r = s.refusal().await;
+    assert!(r.fatal && r.reason.contains("version"), "{r:?}");
+
+    // A name that is not the certificate's.
+    let mut s = Raw::open(&url, &setup.files("alice"), hello("bob", PROTOCOL_VERSION)).await;
+    let r = s.refusal().await;
+    assert!(r.fatal && r.reason.contains("certificate"), "{r:?}");
+
+    // Garbage instead of a protobuf message.
+    let garbage = Frame {
+        message_id: 0,
+        last: true,
+        zstd: false,
+        data: Bytes::from_static(&[0xff, 0xff, 0xff, 0x01]),
+    };
+    let mut s = Raw::open_frames(&url, &setup.files("alice"), vec![garbage], 1).await;
+    let r = s.refusal().await;
+    assert!(r.fatal && r.reason.contains("undecodable"), "{r:?}");
+
+    // A message above the coordinator's limit, streamed in small frames.
+    let mut s = Raw::open(
+        &url,
+        &setup.files("alice"),
+        hello("alice", PROTOCOL_VERSION),
+    )
+    .await;
+    assert!(matches!(s.recv().await, Some(Reply::Welcome(_))));
+    s.send(Body::Update(proto::Update {
+        job_id: "none".into(),
+        round: 1,
+        delta: Bytes::from(vec![0u8; 2 << 20]),
+        num_examples: 1,
+        loss: 0.0,
+    }))
+    .await;
+    let r = s.refusal().await;
+    assert!(r.fatal && r.reason.contains("limit"), "{r:?}");
+
+    // An update for a job that does not exist: refused, session stays open.
+    let mut s = Raw::open(&url, &setup.files("bob"), hello("bob", PROTOCOL_VERSION)).await;
+    assert!(matches!(s.recv().await, Some(Reply::Welcome(_))));
+    s.send(Body::Update(proto::Update {
+        job_id: "job-nope".into(),
+        round: 1,
+        delta: Bytes::new(),
+        num_examples: 1,
+        loss: 0.0,
+    }))
+    .await;
+    let r = s.refusal().await;
+    assert!(!r.fatal && r.reason.contains("job-nope"), "{r:?}");
+
+    // Through all of that, the admin service answers and bob is still connected.
+    let mut admin = AdminClient::connect(&url, &setup.files("admin"))
+        .await
+        .unwrap();
+    let status = admin.status().await.unwrap();
+    assert_eq!(status.connected_nodes, vec!["bob".to_string()]);
+    // A job file that does not parse is refused by name.
+    let err = admin
+        .submit("[federation]\nrounds = 1\n")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("job file"), "{err}");
+    handle.shutdown().await.unwrap();
+}
+
+/// A node backend without data files: `cols` numeric features, training moves every parameter
+/// by +0.001 (so a large model costs no compute).
+struct Synthetic {
+    cols: usize,
+}
+
+struct Shift;
+
+impl LocalTrainer for Shift {
+    fn fit(
+        &mut self,
+        _round: u32,
+        params: &[f32],
+        _config: &ClientTrainConfig,
+    ) -> Result<(Vec<f32>, TrainMetrics), FlError> {
+        Ok((
+            params.iter().map(|p| p + 0.001).collect(),
+            TrainMetrics {
+                loss: 0.5,
+                num_examples: 10,
+            },
+        ))
+    }
+}
+
+impl NodeBackend for Synthetic {
+    fn describe(&self) -> Result<DataSummary, NetError> {
+        Ok(DataSummary {
+            rows: 10,
+            columns: (0..self.cols)
+                .map(|i| ColumnSummary::Numeric {
+                    name: format!("x{i}"),
+                    count: 10,
+                    mean: 0.0,
+                    m2: 10.0,
+                })
+                .collect(),
+            labels: vec!["0".into(), "1".into()],
+        })
+    }
+
+    fn join(&self, _: &Job, _: &Encoder, _: u32) -> Result<Box<dyn JobTrainer>, NetError> {
+        Ok(Box::new(Shift))
+    }
+}
+
+/// A 200 MB model (51 M parameters) goes out to a node and its update comes back, framed in
+/// 1 MiB pieces with zstd on; the downloaded model has every parameter moved by the update.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_200_mb_model_streams_both_ways() {
+    let setup = Setup::new(&["big"]);
+    let limits = Limits {
+        max_message_bytes: 512 << 20,
+        max_frame_bytes: 1 << 20,
+        zstd_level: Some(1),
+    };
+    let handle = privet_net::coordinator::start(setup.coordinator_config(limits))
+        .await
+        .unwrap();
+    let url = format!("https://localhost:{}", handle.addr.port());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let node = NodeConfig {
+        name: "big".into(),
+        coordinator: url.clone(),
+        security: setup.files("big"),
+        data: NodeData {
+            path: "unused.csv".into(),
+            label: "y".into(),
+            categorical: vec![],
+            drop: vec![],
+        },
+        limits,
+        max_backoff_secs: 0.5,
+    };
+    let node = tokio::spawn(run_node(
+        node,
+        Arc::new(Synthetic { cols: 30 }),
+        stop_rx,
+        None,
+    ));
+    // 30 inputs -> 7100 -> 7100 -> 1 output: 50.6 M parameters, 202.6 MB of f32.
+    let job = "[data]\npath = \"x.csv\"\nlabel = \"y\"\n[model]\nkind = \"mlp\"\nhidden = \
+               [7100, 7100]\n[federation]\nrounds = 1\nclients_per_round = 1\nseed = 3\n\
+               [deployment]\nnodes = [\"big\"]\nround_timeout_secs = 300\n";
+    let mut admin = AdminClient::connect(&url, &setup.files("admin"))
+        .await
+        .unwrap();
+    let id = admin.submit(job).await.unwrap();
+    let mut state = String::new();
+    for _ in 0..1200 {
+        let info = admin.job(&id).await.unwrap();
+        state = format!("{} {}", info.state, info.error).trim().to_string();
+        if state == "completed" || state.starts_with("failed") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(state, "completed");
+    let out = setup.dir.path().join("big.safetensors");
+    admin.fetch_model(&id, &out).await.unwrap();
+    let size = std::fs::metadata(&out).unwrap().len();
+    assert!(size > 200_000_000, "model file of {size} bytes");
+    let model = privet_ml::TrainedModel::load(&out).unwrap();
+    let job = Job::from_toml(job).unwrap();
+    let network = privet_ml::Network::new(job.model.clone(), 30, 2).unwrap();
+    let initial = privet_sim::initial_params(&job, &network);
+    assert_eq!(model.params.len(), initial.len());
+    // FedAvg of one client's delta: every parameter moved by 0.001.
+    let worst = model
+        .params
+        .iter()
+        .zip(&initial)
+        .map(|(a, b)| ((a - b) - 0.001).abs())
+        .fold(0.0f32, f32::max);
+    assert!(worst < 1e-5, "{worst}");
+    stop_tx.send(true).unwrap();
+    node.await.unwrap().unwrap();
+    handle.shutdown().await.unwrap();
+}

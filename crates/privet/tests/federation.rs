@@ -1,0 +1,517 @@
+//! A real federation on 127.0.0.1: the `privet` binary as coordinator, nodes and operator, in
+//! separate processes, with mutual TLS from `privet certs`.
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tempfile::TempDir;
+
+const BIN: &str = env!("CARGO_BIN_EXE_privet");
+
+/// A child process killed when dropped.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn repo_file(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(rel)
+}
+
+fn privet(dir: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap()
+}
+
+fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Federation {
+    dir: TempDir,
+    port: u16,
+}
+
+impl Federation {
+    /// Certificates for the coordinator, an admin and `nodes`; a coordinator.toml.
+    fn new(nodes: &[String]) -> Federation {
+        let dir = TempDir::new().unwrap();
+        let d = dir.path();
+        ok(privet(d, &["certs", "init"]));
+        ok(privet(
+            d,
+            &[
+                "certs",
+                "issue",
+                "coordinator",
+                "--host",
+                "localhost",
+                "--host",
+                "127.0.0.1",
+            ],
+        ));
+        ok(privet(d, &["certs", "issue", "admin"]));
+        for n in nodes {
+            ok(privet(d, &["certs", "issue", n]));
+        }
+        let port = free_port();
+        std::fs::write(
+            d.join("coordinator.toml"),
+            format!(
+                "listen = \"127.0.0.1:{port}\"\nstate = \"coordinator.db\"\n\n[tls]\nca = \
+                 \"certs/ca.pem\"\ncert = \"certs/coordinator.pem\"\nkey = \"certs/coordinator.key\"\n"
+            ),
+        )
+        .unwrap();
+        Federation { dir, port }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn url(&self) -> String {
+        format!("https://localhost:{}", self.port)
+    }
+
+    fn spawn(&self, args: &[&str], log: &str) -> Proc {
+        let log = std::fs::File::create(self.path().join(log)).unwrap();
+        let child = Command::new(BIN)
+            .args(args)
+            .current_dir(self.path())
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        Proc(child)
+    }
+
+    fn coordinator(&self) -> Proc {
+        let p = self.spawn(
+            &["coordinator", "--config", "coordinator.toml"],
+            "coordinator.log",
+        );
+        self.wait_for(Duration::from_secs(20), "the coordinator to listen", || {
+            std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+        });
+        p
+    }
+
+    /// A node holding `rows` (CSV text with header) under certificate files `cert_dir/NAME.*`.
+    fn node_config(&self, name: &str, csv: &str, cert_dir: &str) {
+        std::fs::write(self.path().join(format!("{name}.csv")), csv).unwrap();
+        std::fs::write(
+            self.path().join(format!("{name}.toml")),
+            format!(
+                "name = \"{name}\"\ncoordinator = \"{}\"\nmax_backoff_secs = 0.5\n\n[tls]\nca = \
+                 \"certs/ca.pem\"\ncert = \"{cert_dir}/{name}.pem\"\nkey = \
+                 \"{cert_dir}/{name}.key\"\n\n[data]\npath = \"{name}.csv\"\nlabel = \"benign\"\n",
+                self.url()
+            ),
+        )
+        .unwrap();
+    }
+
+    fn node(&self, name: &str) -> Proc {
+        let config = format!("{name}.toml");
+        self.spawn(&["node", "--config", &config], &format!("{name}.log"))
+    }
+
+    fn remote_args(&self) -> Vec<String> {
+        vec![
+            "--coordinator".into(),
+            self.url(),
+            "--certs".into(),
+            "certs".into(),
+        ]
+    }
+
+    fn submit(&self, job: &str) -> String {
+        let mut args = vec!["submit".to_string(), job.to_string()];
+        args.extend(self.remote_args());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        ok(privet(self.path(), &args)).trim().to_string()
+    }
+
+    fn status(&self) -> Value {
+        let mut args = vec!["status".to_string(), "--json".to_string()];
+        args.extend(self.remote_args());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = privet(self.path(), &args);
+        if !out.status.success() {
+            return Value::Null;
+        }
+        serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+    }
+
+    fn job(&self, id: &str) -> Value {
+        let status = self.status();
+        status["jobs"]
+            .as_array()
+            .and_then(|jobs| jobs.iter().find(|j| j["job_id"] == id).cloned())
+            .unwrap_or(Value::Null)
+    }
+
+    fn wait_for(&self, timeout: Duration, what: &str, mut done: impl FnMut() -> bool) {
+        let start = Instant::now();
+        while !done() {
+            if start.elapsed() > timeout {
+                panic!("timed out waiting for {what}\n{}", self.logs());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn wait_job(&self, id: &str, timeout: Duration) -> Value {
+        let mut last = Value::Null;
+        self.wait_for(timeout, "the job to finish", || {
+            last = self.job(id);
+            last["state"] == "completed" || last["state"] == "failed"
+        });
+        assert_eq!(last["state"], "completed", "{last:#}\n{}", self.logs());
+        last
+    }
+
+    fn logs(&self) -> String {
+        let mut out = String::new();
+        for entry in std::fs::read_dir(self.path()).unwrap() {
+            let p = entry.unwrap().path();
+            if p.extension().is_some_and(|e| e == "log") {
+                let text = std::fs::read_to_string(&p).unwrap_or_default();
+                let tail: Vec<&str> = text.lines().rev().take(15).collect();
+                out.push_str(&format!("--- {}\n", p.display()));
+                for line in tail.into_iter().rev() {
+                    out.push_str(line);
+                    out.push('\n');
+                }
+            }
+        }
+        out
+    }
+
+    fn read_log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.path().join(name)).unwrap_or_default()
+    }
+}
+
+fn names(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("hospital-{i}")).collect()
+}
+
+fn job_toml(nodes: &[String], extra_federation: &str, model: &str, epochs: usize) -> String {
+    let csv = repo_file("data/breast_cancer.csv");
+    let list: Vec<String> = nodes.iter().map(|n| format!("\"{n}\"")).collect();
+    format!(
+        "[data]\npath = \"{}\"\nlabel = \"benign\"\ntest_fraction = 0.25\n\n[partition]\nscheme = \
+         \"iid\"\nclients = {}\n\n[model]\n{model}\n\n[train]\nepochs = {epochs}\nbatch_size = \
+         16\nlr = 0.05\n\n[federation]\nseed = 11\n{extra_federation}\n\n[deployment]\nnodes = \
+         [{}]\nround_timeout_secs = 30\nstart_timeout_secs = 30\n",
+        csv.display(),
+        nodes.len(),
+        list.join(", ")
+    )
+}
+
+/// Splits the breast-cancer CSV into the simulation's client partitions (rows in partition
+/// order), as `partitions.json` of `privet simulate --export-partitions` lists them.
+fn partition_csvs(partitions: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(repo_file("data/breast_cancer.csv")).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let parts: Value = serde_json::from_str(&std::fs::read_to_string(partitions).unwrap()).unwrap();
+    parts["clients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|rows| {
+            let mut csv = String::from(lines[0]);
+            csv.push('\n');
+            for r in rows.as_array().unwrap() {
+                csv.push_str(lines[1 + r.as_u64().unwrap() as usize]);
+                csv.push('\n');
+            }
+            csv
+        })
+        .collect()
+}
+
+fn load_params(path: &Path) -> Vec<f32> {
+    privet_ml::TrainedModel::load(path).unwrap().params
+}
+
+#[test]
+fn four_nodes_reach_the_simulations_model() {
+    let nodes = names(4);
+    let fed = Federation::new(&nodes);
+    let job = job_toml(
+        &nodes,
+        "rounds = 4\nclients_per_round = 4\nmin_clients = 4",
+        "kind = \"logreg\"",
+        2,
+    );
+    std::fs::write(fed.path().join("job.toml"), &job).unwrap();
+    ok(privet(
+        fed.path(),
+        &[
+            "simulate",
+            "job.toml",
+            "--out",
+            "sim",
+            "--export-partitions",
+            "--quiet",
+        ],
+    ));
+    for (name, csv) in nodes
+        .iter()
+        .zip(partition_csvs(&fed.path().join("sim/partitions.json")))
+    {
+        fed.node_config(name, &csv, "certs");
+    }
+    let _coordinator = fed.coordinator();
+    let _nodes: Vec<Proc> = nodes.iter().map(|n| fed.node(n)).collect();
+    let id = fed.submit("job.toml");
+    let job = fed.wait_job(&id, Duration::from_secs(120));
+    assert_eq!(job["completed_rounds"], 4);
+    for round in job["rounds"].as_array().unwrap() {
+        assert_eq!(
+            round["participants"].as_array().unwrap().len(),
+            4,
+            "{round}"
+        );
+    }
+    let mut args = vec![
+        "fetch-model".to_string(),
+        id.clone(),
+        "--out".into(),
+        "net/model.safetensors".into(),
+    ];
+    args.extend(fed.remote_args());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    ok(privet(fed.path(), &args));
+    let networked = load_params(&fed.path().join("net/model.safetensors"));
+    let simulated = load_params(&fed.path().join("sim/model.safetensors"));
+    assert_eq!(networked.len(), simulated.len());
+    let max_diff = networked
+        .iter()
+        .zip(&simulated)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    // Same seeds, partitions and sampling; the feature encoding is merged from node summaries
+    // (parallel variance), so only rounding separates the two.
+    assert!(
+        max_diff < 1e-4,
+        "networked and simulated models differ by {max_diff}"
+    );
+    // The downloaded model predicts like any other.
+    let out = ok(privet(
+        fed.path(),
+        &[
+            "predict",
+            "net/model.safetensors",
+            repo_file("data/breast_cancer.csv").to_str().unwrap(),
+            "--out",
+            "pred.csv",
+        ],
+    ));
+    let _ = out;
+}
+
+/// Training slow enough (an MLP, many epochs) that a kill lands inside a round.
+fn slow_job(nodes: &[String], rounds: u32, min_clients: usize) -> String {
+    job_toml(
+        nodes,
+        &format!("rounds = {rounds}\nfraction = 1.0\nmin_clients = {min_clients}"),
+        "kind = \"mlp\"\nhidden = [64]",
+        40,
+    )
+}
+
+fn even_split(n: usize) -> Vec<String> {
+    let text = std::fs::read_to_string(repo_file("data/breast_cancer.csv")).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    (0..n)
+        .map(|i| {
+            let mut csv = String::from(lines[0]);
+            csv.push('\n');
+            for line in lines[1..].iter().skip(i).step_by(n) {
+                csv.push_str(line);
+                csv.push('\n');
+            }
+            csv
+        })
+        .collect()
+}
+
+fn completed(job: &Value) -> u64 {
+    job["completed_rounds"].as_u64().unwrap_or(0)
+}
+
+#[test]
+fn a_node_killed_mid_round_is_dropped_and_rejoins() {
+    let nodes = names(4);
+    let fed = Federation::new(&nodes);
+    for (name, csv) in nodes.iter().zip(even_split(4)) {
+        fed.node_config(name, &csv, "certs");
+    }
+    std::fs::write(fed.path().join("job.toml"), slow_job(&nodes, 8, 3)).unwrap();
+    let _coordinator = fed.coordinator();
+    let mut procs: Vec<Option<Proc>> = nodes.iter().map(|n| Some(fed.node(n))).collect();
+    let id = fed.submit("job.toml");
+    fed.wait_for(Duration::from_secs(120), "round 1", || {
+        completed(&fed.job(&id)) >= 1
+    });
+    // The next round starts at once: kill hospital-3 while it trains.
+    std::thread::sleep(Duration::from_millis(150));
+    drop(procs[3].take());
+    fed.wait_for(Duration::from_secs(120), "two more rounds", || {
+        completed(&fed.job(&id)) >= 3
+    });
+    procs[3] = Some(fed.node(&nodes[3]));
+    let job = fed.wait_job(&id, Duration::from_secs(300));
+    let rounds = job["rounds"].as_array().unwrap();
+    let has = |r: &Value, key: &str| r[key].as_array().unwrap().iter().any(|n| n == "hospital-3");
+    assert!(
+        rounds
+            .iter()
+            .any(|r| r["completed"] == true && has(r, "dropped")),
+        "no completed round lists the killed node as dropped: {job:#}"
+    );
+    let last_without = rounds
+        .iter()
+        .rposition(|r| !has(r, "participants"))
+        .unwrap();
+    assert!(
+        rounds[last_without + 1..]
+            .iter()
+            .any(|r| has(r, "participants")),
+        "the restarted node never took part again: {job:#}"
+    );
+    assert_eq!(completed(&job), 8);
+}
+
+#[test]
+fn a_coordinator_killed_mid_job_resumes_without_losing_or_repeating_rounds() {
+    let nodes = names(3);
+    let fed = Federation::new(&nodes);
+    for (name, csv) in nodes.iter().zip(even_split(3)) {
+        fed.node_config(name, &csv, "certs");
+    }
+    std::fs::write(fed.path().join("job.toml"), slow_job(&nodes, 8, 3)).unwrap();
+    let coordinator = fed.coordinator();
+    let _nodes: Vec<Proc> = nodes.iter().map(|n| fed.node(n)).collect();
+    let id = fed.submit("job.toml");
+    fed.wait_for(Duration::from_secs(120), "round 2", || {
+        completed(&fed.job(&id)) >= 2
+    });
+    std::thread::sleep(Duration::from_millis(150));
+    // SIGKILL: no chance to clean up.
+    drop(coordinator);
+    let _restarted = fed.spawn(
+        &["coordinator", "--config", "coordinator.toml"],
+        "coordinator-2.log",
+    );
+    let job = fed.wait_job(&id, Duration::from_secs(300));
+    let rounds = job["rounds"].as_array().unwrap();
+    let numbers: Vec<u64> = rounds
+        .iter()
+        .map(|r| r["round"].as_u64().unwrap())
+        .collect();
+    assert!(
+        numbers.windows(2).all(|w| w[0] < w[1]),
+        "round numbers repeat: {numbers:?}"
+    );
+    let done = rounds.iter().filter(|r| r["completed"] == true).count();
+    assert_eq!(done, 8, "exactly the job's rounds completed: {job:#}");
+    assert_eq!(completed(&job), 8);
+    assert!(fed.read_log("coordinator-2.log").contains("resuming job"));
+}
+
+#[test]
+fn a_node_with_a_foreign_certificate_is_refused() {
+    let nodes = names(2);
+    let fed = Federation::new(&nodes);
+    // A second CA issues a certificate with an expected name.
+    ok(privet(fed.path(), &["certs", "init", "--dir", "rogue"]));
+    ok(privet(
+        fed.path(),
+        &["certs", "issue", "hospital-1", "--dir", "rogue"],
+    ));
+    let csvs = even_split(2);
+    fed.node_config("hospital-0", &csvs[0], "certs");
+    fed.node_config("hospital-1", &csvs[1], "rogue");
+    let _coordinator = fed.coordinator();
+    let _good = fed.node("hospital-0");
+    let _rogue = fed.node("hospital-1");
+    fed.wait_for(Duration::from_secs(30), "the honest node", || {
+        fed.status()["connected_nodes"]
+            .as_array()
+            .is_some_and(|n| n.iter().any(|x| x == "hospital-0"))
+    });
+    fed.wait_for(Duration::from_secs(30), "the refusal to be logged", || {
+        fed.read_log("coordinator.log")
+            .contains("TLS handshake refused")
+    });
+    let status = fed.status();
+    let connected = status["connected_nodes"].as_array().unwrap();
+    assert!(!connected.iter().any(|x| x == "hospital-1"), "{status:#}");
+    assert!(fed.read_log("hospital-1.log").contains("session failed"));
+    // An operator without a certificate of this federation gets nothing either.
+    let out = privet(
+        fed.path(),
+        &[
+            "status",
+            "--coordinator",
+            &fed.url(),
+            "--certs",
+            "rogue",
+            "--name",
+            "hospital-1",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(6));
+    // A node certificate is not an admin certificate.
+    let out = privet(
+        fed.path(),
+        &[
+            "status",
+            "--coordinator",
+            &fed.url(),
+            "--certs",
+            "certs",
+            "--name",
+            "hospital-0",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(6));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not an admin"));
+    let _ = std::io::stderr().flush();
+}
