@@ -1190,6 +1190,12 @@ impl Admin for Service {
                 "job file: a networked job needs a [deployment] section with `nodes`",
             ));
         };
+        if job.secure_aggregation.is_some() {
+            return Err(Status::invalid_argument(
+                "job file: secure aggregation runs in `privet simulate` but not yet between \
+                 networked nodes",
+            ));
+        }
         if let privet_sim::DataSource::Synthetic { .. } = job.data {
             return Err(Status::invalid_argument(
                 "job file: networked jobs train on the nodes' CSV data, not synthetic data",

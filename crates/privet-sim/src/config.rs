@@ -34,6 +34,8 @@ pub struct Job {
     pub federation: Federation,
     /// The real nodes of a networked run (`privet submit`); ignored by `privet simulate`.
     pub deployment: Option<Deployment>,
+    /// Secure aggregation (SecAgg+), when `[federation] secure_aggregation = "secagg+"`.
+    pub secure_aggregation: Option<privet_secagg::SecAggConfig>,
 }
 
 /// The `[deployment]` section: who takes part in a networked run, and its timeouts.
@@ -115,6 +117,7 @@ struct RawJob {
     strategy: RawStrategy,
     federation: RawFederation,
     deployment: Option<RawDeployment>,
+    secure_aggregation: Option<privet_secagg::SecAggConfig>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -204,6 +207,7 @@ struct RawFederation {
     #[serde(default)]
     seed: u64,
     clip_norm: Option<f32>,
+    secure_aggregation: Option<String>,
 }
 
 fn invalid(msg: impl Into<String>) -> SimError {
@@ -514,6 +518,7 @@ impl RawJob {
             .map_err(|e| invalid(format!("[strategy] {e}")))?;
 
         let f = self.federation;
+        let secagg_choice = f.secure_aggregation.clone();
         let sample = match (f.clients_per_round, f.fraction) {
             (Some(_), Some(_)) => {
                 return Err(invalid(
@@ -558,6 +563,35 @@ impl RawJob {
             seed: f.seed,
             clip_norm: f.clip_norm,
         };
+        let secure_aggregation = match secagg_choice.as_deref() {
+            None | Some("none") => {
+                if self.secure_aggregation.is_some() {
+                    return Err(invalid(
+                        "[secure_aggregation] is set but [federation] `secure_aggregation` is not \
+                         \"secagg+\"",
+                    ));
+                }
+                None
+            }
+            Some("secagg+") => {
+                let cfg = self.secure_aggregation.unwrap_or_default();
+                cfg.validate()
+                    .map_err(|e| invalid(format!("[secure_aggregation] {e}")))?;
+                if strategy_needs_individual(&strategy) {
+                    return Err(invalid(
+                        "[strategy] robust strategies need individual updates, which secure \
+                         aggregation hides",
+                    ));
+                }
+                Some(cfg)
+            }
+            Some(other) => {
+                return Err(invalid(format!(
+                    "[federation] `secure_aggregation` must be \"none\" or \"secagg+\", got \
+                     \"{other}\""
+                )));
+            }
+        };
         let deployment = self
             .deployment
             .map(|d| d.validate(federation.min_clients))
@@ -571,8 +605,16 @@ impl RawJob {
             strategy,
             federation,
             deployment,
+            secure_aggregation,
         })
     }
+}
+
+fn strategy_needs_individual(strategy: &StrategyConfig) -> bool {
+    strategy
+        .build()
+        .map(|s| s.requirement() == privet_fl::Requirement::Individual)
+        .unwrap_or(false)
 }
 
 impl RawDeployment {

@@ -114,6 +114,9 @@ pub fn metrics_json(rounds: &[RoundRecord], summary: Value) -> Value {
                 "test_accuracy": num(r.test_accuracy),
                 "test_auc": r.test_auc.map(num).unwrap_or(Value::Null),
                 "round_seconds": r.seconds,
+                "secure_aggregation": r.secure_aggregation.map(|(n, k, t)| json!({
+                    "protocol": "secagg+", "n": n, "k": k, "t": t,
+                })),
             })
         })
         .collect();

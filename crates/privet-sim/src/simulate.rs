@@ -8,11 +8,12 @@
 //! model on the centralized test set and records the round.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 use privet_fl::engine::{
-    Action, ClientProtocol, Coordinator, EngineConfig, Event, FromClient, LocalTrainer,
-    PlainAggregation, PlainClient, RoundOutcome, RoundReport, ToClient,
+    Action, AggregationProtocol, ClientProtocol, Coordinator, EngineConfig, Event, FromClient,
+    LocalTrainer, PlainAggregation, PlainClient, RoundOutcome, RoundReport, ToClient,
 };
 use privet_fl::{
     ClientId, ClientSampler, ClientTrainConfig, ClipL2, FlError, TrainMetrics, UpdateTransform,
@@ -51,6 +52,9 @@ pub struct RoundRecord {
     pub test_auc: Option<f64>,
     /// Wall time of the round: local training, aggregation and evaluation.
     pub seconds: f64,
+    /// Secure aggregation's graph for the round, `(n, k, t)`: clients in the graph, neighbours
+    /// per client, Shamir threshold (`None` without secure aggregation or before keys arrived).
+    pub secure_aggregation: Option<(usize, usize, usize)>,
 }
 
 /// Hooks for watching a run (progress bars, logs).
@@ -98,6 +102,31 @@ pub fn client_shuffle_seed(job: &Job, round: u32, client: u32) -> u64 {
 const SEED_SHUFFLE: u64 = 1;
 const SEED_DROPOUT: u64 = 2;
 const SEED_INIT: u64 = 3;
+const SEED_IDENTITY: u64 = 4;
+
+/// Simulated clients' long-term Ed25519 identities for secure aggregation, derived from the job
+/// seed. In a simulation every party lives in one process, so these keys protect nothing; they
+/// exist so that the protocol runs exactly as it does between real nodes.
+#[derive(Debug, Clone, Copy)]
+struct SimIdentities {
+    seed: u64,
+}
+
+impl SimIdentities {
+    fn signing_key(&self, client: ClientId) -> privet_secagg::SigningKey {
+        let mut rng =
+            ChaCha20Rng::seed_from_u64(derive_seed(self.seed, SEED_IDENTITY, 0, client.0));
+        let mut bytes = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rng, &mut bytes);
+        privet_secagg::SigningKey::from_bytes(&bytes)
+    }
+}
+
+impl privet_secagg::KeyDirectory for SimIdentities {
+    fn verifying_key(&self, client: ClientId) -> Option<privet_secagg::VerifyingKey> {
+        Some(self.signing_key(client).verifying_key())
+    }
+}
 
 /// The local training settings of `client` in `round`: the job's, FedProx's `mu` from the
 /// strategy, and the client's minibatch-shuffle seed. A networked node uses the same, so a
@@ -188,11 +217,34 @@ pub fn simulate(
         min_clients: job.federation.min_clients,
         max_retries: 0,
     };
-    let mut engine =
-        Coordinator::new(config, strategy, Box::new(PlainAggregation::new()), initial)?;
+    let identities = SimIdentities { seed };
+    let directory: Arc<dyn privet_secagg::KeyDirectory> = Arc::new(identities);
+    let (protocol, monitor): (Box<dyn AggregationProtocol>, _) = match &job.secure_aggregation {
+        Some(cfg) => {
+            let protocol = privet_secagg::SecAggProtocol::new(cfg.clone(), Arc::clone(&directory))
+                .map_err(|e| SimError::Config(format!("secure aggregation: {e}")))?;
+            let monitor = protocol.monitor();
+            (Box::new(protocol), Some(monitor))
+        }
+        None => (Box::new(PlainAggregation::new()), None),
+    };
+    let mut engine = Coordinator::new(config, strategy, protocol, initial)?;
     let available: Vec<ClientId> = (0..num_clients as u32).map(ClientId).collect();
     let transforms = client_transforms(job);
-    let new_client = |id: ClientId| -> Box<dyn ClientProtocol> { Box::new(PlainClient { id }) };
+    let new_client = |id: ClientId| -> Result<Box<dyn ClientProtocol>, SimError> {
+        Ok(match &job.secure_aggregation {
+            Some(cfg) => Box::new(
+                privet_secagg::SecAggClient::new(
+                    id,
+                    identities.signing_key(id),
+                    Arc::clone(&directory),
+                    cfg.clone(),
+                )
+                .map_err(|e| SimError::Config(format!("secure aggregation: {e}")))?,
+            ),
+            None => Box::new(PlainClient { id }),
+        })
+    };
     let started = Instant::now();
     let mut rounds = Vec::new();
     // The client side of the aggregation protocol, per client of the current round: it keeps
@@ -200,6 +252,7 @@ pub fn simulate(
     let mut client_states: HashMap<ClientId, Box<dyn ClientProtocol>> = HashMap::new();
     while !engine.is_finished() {
         let round_start = Instant::now();
+        // Client-side protocol state lives for one round (a stage-0 message starts afresh).
         client_states.clear();
         let mut pending = engine.start_round(&available)?;
         let mut deadline = None;
@@ -233,10 +286,13 @@ pub fn simulate(
             let mut work: Vec<(ClientId, ToClient, Box<dyn ClientProtocol>)> = sends
                 .into_iter()
                 .map(|(to, msg)| {
-                    let state = client_states.remove(&to).unwrap_or_else(|| new_client(to));
-                    (to, msg, state)
+                    let state = match client_states.remove(&to) {
+                        Some(state) => state,
+                        None => new_client(to)?,
+                    };
+                    Ok((to, msg, state))
                 })
-                .collect();
+                .collect::<Result<_, SimError>>()?;
             let replies: Vec<(ClientId, Option<Result<FromClient, FlError>>)> = work
                 .par_iter_mut()
                 .map(|(to, msg, state)| {
@@ -266,7 +322,7 @@ pub fn simulate(
                 pending.extend(engine.handle(event)?);
             }
         };
-        let record = match &outcome {
+        let mut record = match &outcome {
             RoundOutcome::Completed(report) => {
                 round_record(report, true, &network, engine.global(), data, round_start)?
             }
@@ -274,6 +330,11 @@ pub fn simulate(
                 round_record(report, false, &network, engine.global(), data, round_start)?
             }
         };
+        record.secure_aggregation = monitor
+            .as_ref()
+            .and_then(|m| m.last_round_info())
+            .and_then(|info| info.params)
+            .map(|p| (p.n, p.k, p.t));
         observer.round_done(&record, job.federation.rounds);
         rounds.push(record);
         if let RoundOutcome::Failed {
@@ -320,6 +381,7 @@ fn round_record(
         test_accuracy: eval.accuracy,
         test_auc: eval.auc,
         seconds: round_start.elapsed().as_secs_f64(),
+        secure_aggregation: None,
     })
 }
 
@@ -366,6 +428,7 @@ pub fn train_centralized(
                 test_accuracy: eval.accuracy,
                 test_auc: eval.auc,
                 seconds: epoch_start.elapsed().as_secs_f64(),
+                secure_aggregation: None,
             };
             observer.round_done(&record, total);
             rounds.push(record);

@@ -30,6 +30,9 @@ pub fn code(err: &anyhow::Error) -> u8 {
     if err.downcast_ref::<DataError>().is_some() {
         return 3;
     }
+    if err.downcast_ref::<privet_dp::DpError>().is_some() {
+        return 2;
+    }
     if let Some(e) = err.downcast_ref::<NetError>() {
         return match e {
             NetError::Config(_) | NetError::Io { .. } | NetError::Job(_) => 2,

@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use privet_sim::{Job, Mode, RunOptions, RunSummary, run_job};
 
 mod demo;
+mod dp_cmd;
 mod exit;
 mod net_cmd;
 
@@ -111,6 +112,9 @@ enum Command {
     /// Create the federation's CA and issue certificates.
     #[command(subcommand)]
     Certs(net_cmd::CertsCommand),
+    /// Differential-privacy accounting: epsilon for a noise level, or the noise for a budget.
+    #[command(subcommand)]
+    Dp(dp_cmd::DpCommand),
 }
 
 fn main() -> ExitCode {
@@ -177,6 +181,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Status { job, json, remote } => net_cmd::status(job.as_deref(), json, &remote),
         Command::FetchModel { job, out, remote } => net_cmd::fetch_model(&job, &out, &remote),
         Command::Certs(cmd) => net_cmd::certs(cmd),
+        Command::Dp(cmd) => dp_cmd::run(cmd),
     }
 }
 

@@ -1,0 +1,293 @@
+//! Cost of one SecAgg+ round: time at one client (all four stages), time at the coordinator,
+//! and bytes per client, through privet's real round engine.
+//!
+//! ```text
+//! cargo run --release -p privet-secagg --example secagg_bench [-- --quick] > secagg.json
+//! ```
+//!
+//! Two parts, each the median of several rounds:
+//! - **headline**: n = 10 and 100 clients, update length d = 100,000, without dropouts and
+//!   with 5% of the clients dropping after sending their shares (their pairwise masks must be
+//!   rebuilt);
+//! - **scaling**: n = 10, 100, 1000 at d = 10,000 with 5% dropouts, with the costs divided by
+//!   `(k + 1) d` (client: one self mask and k pairwise masks) and `(n + dropped · k) d`
+//!   (coordinator: n masked inputs and self masks, k pairwise masks per dropped client) to show
+//!   `O(log n · d)` and `O(n log n · d)`.
+//!
+//! Clients run one after another, so their times do not compete; the coordinator's unmasking
+//! uses rayon. Timings are wall-clock inside `respond` (client) and inside `start_round` /
+//! `handle` (coordinator: engine plus protocol). Local training is a trivial function, so the
+//! client time is the protocol's (plus computing the delta). JSON goes to stdout, a table to
+//! stderr.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Instant;
+
+use privet_fl::engine::{
+    Action, ClientProtocol, Coordinator, EngineConfig, Event, FromClient, LocalTrainer,
+    RoundOutcome, ToClient,
+};
+use privet_fl::{
+    ClientId, ClientSampler, ClientTrainConfig, FlError, SampleSize, StrategyConfig, TrainMetrics,
+};
+use privet_secagg::{KeyMap, SecAggClient, SecAggConfig, SecAggProtocol, SigningKey};
+use serde_json::{Value, json};
+
+/// "Training": a fixed small move of every parameter.
+struct Step(f32);
+
+impl LocalTrainer for Step {
+    fn fit(
+        &mut self,
+        _round: u32,
+        params: &[f32],
+        _config: &ClientTrainConfig,
+    ) -> Result<(Vec<f32>, TrainMetrics), FlError> {
+        let local = params.iter().map(|p| p + self.0).collect();
+        Ok((
+            local,
+            TrainMetrics {
+                loss: 0.5,
+                num_examples: 100,
+            },
+        ))
+    }
+}
+
+/// One round's measurements.
+struct Sample {
+    k: usize,
+    t: usize,
+    /// Per client: seconds inside `respond`, bytes up, protocol bytes down, dropped.
+    clients: Vec<(f64, usize, usize, bool)>,
+    coordinator: f64,
+    masks_rebuilt: usize,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n == 0 {
+        return f64::NAN;
+    }
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+fn run_round(n: u32, d: usize, dropout: f64) -> Result<Sample, Box<dyn std::error::Error>> {
+    let config = SecAggConfig::default();
+    let ids: Vec<ClientId> = (1..=n).map(ClientId).collect();
+    let keys: Vec<SigningKey> = ids
+        .iter()
+        .map(|id| {
+            let mut seed = [7u8; 32];
+            seed[..4].copy_from_slice(&id.0.to_le_bytes());
+            SigningKey::from_bytes(&seed)
+        })
+        .collect();
+    let directory: Arc<KeyMap> = Arc::new(
+        ids.iter()
+            .zip(&keys)
+            .map(|(&id, k)| (id, k.verifying_key()))
+            .collect(),
+    );
+    let protocol = SecAggProtocol::new(config.clone(), directory.clone())?;
+    let monitor = protocol.monitor();
+    let engine = EngineConfig {
+        rounds: 1,
+        sampler: ClientSampler {
+            size: SampleSize::Fraction(1.0),
+            min_clients: 1,
+            seed: 1,
+        },
+        min_clients: 1,
+        max_retries: 0,
+    };
+    let strategy = StrategyConfig::FedAvg.build()?;
+    let mut coordinator = Coordinator::new(engine, strategy, Box::new(protocol), vec![0.0; d])?;
+    let mut clients: Vec<SecAggClient> = ids
+        .iter()
+        .zip(keys)
+        .map(|(&id, key)| SecAggClient::new(id, key, directory.clone(), config.clone()))
+        .collect::<Result<_, _>>()?;
+    // round(δ n) clients (at least one if δ > 0), spread over the ids, drop after sending
+    // their shares.
+    let count = if dropout > 0.0 {
+        ((dropout * f64::from(n)).round() as u32).max(1)
+    } else {
+        0
+    };
+    let step = n.checked_div(count).unwrap_or(1);
+    let drops =
+        |c: ClientId| count > 0 && (c.0 - 1).is_multiple_of(step) && (c.0 - 1) / step < count;
+
+    let mut stats: Vec<(f64, usize, usize, bool)> =
+        ids.iter().map(|&c| (0.0, 0, 0, drops(c))).collect();
+    let mut coordinator_secs = 0.0;
+    let started = Instant::now();
+    let mut queue: VecDeque<Action> = coordinator.start_round(&ids)?.into();
+    coordinator_secs += started.elapsed().as_secs_f64();
+    let mut outcome = None;
+    while let Some(action) = queue.pop_front() {
+        match action {
+            Action::Send { to, msg } => {
+                let i = (to.0 - 1) as usize;
+                let stage = match &msg {
+                    ToClient::Fit { .. } => 0,
+                    ToClient::Protocol { stage, payload, .. } => {
+                        stats[i].2 += payload.len();
+                        *stage
+                    }
+                };
+                let event = if stage == 2 && drops(to) {
+                    Event::Dropped { client: to }
+                } else {
+                    let started = Instant::now();
+                    let answer = clients[i].respond(&msg, &mut Step(0.01), &[])?;
+                    stats[i].0 += started.elapsed().as_secs_f64();
+                    if let FromClient::Protocol { payload, .. } = &answer {
+                        stats[i].1 += payload.len();
+                    }
+                    Event::Received {
+                        from: to,
+                        msg: answer,
+                    }
+                };
+                let started = Instant::now();
+                let more = coordinator.handle(event)?;
+                coordinator_secs += started.elapsed().as_secs_f64();
+                queue.extend(more);
+            }
+            Action::RoundFinished(o) => outcome = Some(o),
+            _ => {}
+        }
+    }
+    match outcome {
+        Some(RoundOutcome::Completed(_)) => {}
+        other => return Err(format!("the round did not complete: {other:?}").into()),
+    }
+    let info = monitor.last_round_info().ok_or("no round info")?;
+    let params = info.params.ok_or("no parameters")?;
+    Ok(Sample {
+        k: params.k,
+        t: params.t,
+        clients: stats,
+        coordinator: coordinator_secs,
+        masks_rebuilt: info.masks_rebuilt,
+    })
+}
+
+/// Runs `runs` rounds and summarizes them.
+fn measure(
+    n: u32,
+    d: usize,
+    dropout: f64,
+    runs: usize,
+) -> Result<Value, Box<dyn std::error::Error>> {
+    let mut client_ms = Vec::new();
+    let mut coordinator_ms = Vec::new();
+    let mut last = None;
+    for _ in 0..runs {
+        let s = run_round(n, d, dropout)?;
+        // The median client of this round (dropped clients did less work: leave them out).
+        let full: Vec<f64> = s.clients.iter().filter(|c| !c.3).map(|c| c.0).collect();
+        client_ms.push(median(full) * 1e3);
+        coordinator_ms.push(s.coordinator * 1e3);
+        last = Some(s);
+    }
+    let s = last.ok_or("no runs")?;
+    let full = s.clients.iter().filter(|c| !c.3);
+    let bytes_up = median(full.clone().map(|c| c.1 as f64).collect());
+    let bytes_down = median(full.map(|c| c.2 as f64).collect());
+    let client = median(client_ms.clone());
+    let coord = median(coordinator_ms.clone());
+    let streams = (s.k + 1) as f64 * d as f64;
+    let dropped = s.clients.iter().filter(|c| c.3).count() as f64;
+    let coord_work = (f64::from(n) + dropped * s.k as f64) * d as f64;
+    Ok(json!({
+        "n": n,
+        "d": d,
+        "dropout": dropout,
+        "k": s.k,
+        "t": s.t,
+        "dropped": dropped,
+        "masks_rebuilt": s.masks_rebuilt,
+        "runs": runs,
+        "client_ms_median": client,
+        "client_ms_runs": client_ms,
+        "coordinator_ms_median": coord,
+        "coordinator_ms_runs": coordinator_ms,
+        "client_upload_bytes": bytes_up,
+        "client_protocol_download_bytes": bytes_down,
+        "model_download_bytes": d * 4,
+        "plain_upload_bytes": d * 4,
+        "client_ns_per_mask_word": client * 1e6 / streams,
+        "coordinator_ns_per_work_word": coord * 1e6 / coord_work,
+    }))
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let (d_big, d_small, runs) = if quick {
+        (10_000, 2_000, 1)
+    } else {
+        (100_000, 10_000, 5)
+    };
+    let mut headline = Vec::new();
+    for n in [10u32, 100] {
+        for dropout in [0.0, 0.05] {
+            eprintln!("headline n={n} d={d_big} dropout={dropout}");
+            headline.push(measure(n, d_big, dropout, runs)?);
+        }
+    }
+    let mut scaling = Vec::new();
+    for n in [10u32, 100, 1000] {
+        eprintln!("scaling n={n} d={d_small}");
+        let runs = if n >= 1000 { runs.min(3) } else { runs };
+        scaling.push(measure(n, d_small, 0.05, runs)?);
+    }
+    let report = json!({
+        "benchmark": "privet-secagg one round (SecAgg+), default SecAggConfig",
+        "command": "cargo run --release -p privet-secagg --example secagg_bench",
+        "threads": std::thread::available_parallelism().map(|p| p.get()).unwrap_or(1),
+        "config": format!("{:?}", SecAggConfig::default()),
+        "headline": headline,
+        "scaling": scaling,
+    });
+    eprintln!(
+        "{:>5} {:>7} {:>5} {:>4} {:>4} {:>10} {:>14} {:>9} {:>12} {:>12}",
+        "n",
+        "d",
+        "drop",
+        "k",
+        "t",
+        "client ms",
+        "coordinator ms",
+        "up bytes",
+        "cli ns/word",
+        "coo ns/word"
+    );
+    let rows = [&report["headline"], &report["scaling"]];
+    for row in rows.iter().filter_map(|r| r.as_array()).flatten() {
+        let f = |key: &str| row[key].as_f64().unwrap_or(f64::NAN);
+        eprintln!(
+            "{:>5} {:>7} {:>5} {:>4} {:>4} {:>10.2} {:>14.2} {:>9} {:>12.2} {:>12.2}",
+            f("n"),
+            f("d"),
+            f("dropped"),
+            f("k"),
+            f("t"),
+            f("client_ms_median"),
+            f("coordinator_ms_median"),
+            f("client_upload_bytes"),
+            f("client_ns_per_mask_word"),
+            f("coordinator_ns_per_work_word"),
+        );
+    }
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
+}

@@ -1,0 +1,508 @@
+//! The client side: one [`SecAggClient`] per client, answering the four stages of a round.
+
+use std::fmt;
+use std::sync::Arc;
+
+use ed25519_dalek::SigningKey;
+use privet_fl::engine::{ClientProtocol, FromClient, LocalTrainer, ToClient, compute_update};
+use privet_fl::{ClientId, FlError, UpdateTransform};
+use x25519_dalek::{PublicKey, StaticSecret};
+use zeroize::Zeroizing;
+
+use crate::config::{Rounding, SecAggConfig};
+use crate::crypto::{
+    KeyDirectory, SecretRng, SecretScalar, Sign, advertisement_message, agree, apply_mask,
+    decrypt_shares, encrypt_shares, fresh_rng, pairwise_mask_key, random_scalar,
+    self_mask_commitment, self_mask_key, sign, valid_public_key, verify,
+};
+use crate::graph::Graph;
+use crate::params::{self, MIN_CLIENTS};
+use crate::quantize::Quantizer;
+use crate::wire::{
+    KeyAdvertisement, Kind, ShareKeysRequest, ShareList, UnmaskRequest, UnmaskShares,
+    encode_masked_input,
+};
+use crate::{SecAggError, shamir};
+
+/// The client side of SecAgg+ for one client; implements
+/// [`ClientProtocol`](privet_fl::engine::ClientProtocol).
+///
+/// The runtime creates one per client, with the client's long-term Ed25519 identity key, the
+/// directory of the other clients' verifying keys, and the job's [`SecAggConfig`] (the same as
+/// the coordinator's: the client recomputes the round's `k` and `t` and refuses others). It keeps
+/// the object across rounds and hands it every message addressed to the client.
+///
+/// Per round (stage-0 [`ToClient::Fit`] to stage-3 request) the client draws fresh X25519 key
+/// pairs and secrets from an OS-seeded CSPRNG; all are zeroized when the round ends or a new one
+/// starts. A message for another round or stage, or one that does not parse, is refused and the
+/// round goes on; a message that parses but violates the protocol (bad signature, a graph that
+/// does not match the configuration, shares that do not decrypt, a request to reveal both
+/// secrets of one neighbour, ...) is refused and ends the client's part in the round.
+pub struct SecAggClient {
+    id: ClientId,
+    identity: SigningKey,
+    directory: Arc<dyn KeyDirectory>,
+    config: SecAggConfig,
+    quantizer: Quantizer,
+    /// The last round started (rounds must increase).
+    last_round: Option<u32>,
+    state: State,
+}
+
+impl fmt::Debug for SecAggClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SecAggClient")
+            .field("id", &self.id)
+            .field("last_round", &self.last_round)
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The X25519 keys and Shamir secrets of one round.
+struct RoundSecrets {
+    /// Agreement key for share encryption (`c_u`).
+    enc: StaticSecret,
+    /// The masking key (`s_u`) as a scalar (shared) and as an X25519 key (used).
+    mask_scalar: SecretScalar,
+    mask: StaticSecret,
+    /// The self-mask seed (`b_u`).
+    self_mask: SecretScalar,
+}
+
+impl fmt::Debug for RoundSecrets {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RoundSecrets(..)")
+    }
+}
+
+#[derive(Debug)]
+struct Neighbour {
+    id: ClientId,
+    enc_pk: [u8; 32],
+    mask_pk: [u8; 32],
+}
+
+/// The shares a client holds for one neighbour.
+#[derive(Debug)]
+struct Held {
+    owner: ClientId,
+    self_mask: SecretScalar,
+    mask_key: SecretScalar,
+}
+
+#[derive(Debug)]
+struct Advertised {
+    round: u32,
+    secrets: RoundSecrets,
+    input: Zeroizing<Vec<u64>>,
+    rng: SecretRng,
+}
+
+#[derive(Debug)]
+struct SharesSent {
+    round: u32,
+    t: usize,
+    secrets: RoundSecrets,
+    input: Zeroizing<Vec<u64>>,
+    neighbours: Vec<Neighbour>,
+}
+
+#[derive(Debug)]
+struct MaskedSent {
+    round: u32,
+    t: usize,
+    held: Vec<Held>,
+}
+
+/// Where the client stands in the current round.
+enum State {
+    Idle,
+    /// Stage 0 answered: waiting for the neighbours' keys.
+    Advertised(Box<Advertised>),
+    /// Stage 1 answered: waiting for the shares addressed to this client.
+    SharesSent(Box<SharesSent>),
+    /// Stage 2 answered: waiting for the unmask request.
+    MaskedSent(Box<MaskedSent>),
+    /// The round is over for this client (finished or abandoned).
+    Closed {
+        round: u32,
+    },
+}
+
+impl fmt::Debug for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.position() {
+            Some((round, stage)) => write!(f, "awaiting stage {stage} of round {round}"),
+            None => match self {
+                State::Closed { round } => write!(f, "round {round} closed"),
+                _ => f.write_str("idle"),
+            },
+        }
+    }
+}
+
+impl State {
+    /// The round and stage the client expects a message for.
+    fn position(&self) -> Option<(u32, u8)> {
+        match self {
+            State::Advertised(s) => Some((s.round, 1)),
+            State::SharesSent(s) => Some((s.round, 2)),
+            State::MaskedSent(s) => Some((s.round, 3)),
+            State::Idle | State::Closed { .. } => None,
+        }
+    }
+}
+
+/// A stage-1..3 message, parsed.
+enum Request {
+    ShareKeys(ShareKeysRequest),
+    Shares(ShareList),
+    Unmask(UnmaskRequest),
+}
+
+impl SecAggClient {
+    /// The client `id` with its identity key, the directory of the other clients' identity
+    /// keys, and the job's configuration (validated here).
+    pub fn new(
+        id: ClientId,
+        identity: SigningKey,
+        directory: Arc<dyn KeyDirectory>,
+        config: SecAggConfig,
+    ) -> Result<Self, SecAggError> {
+        let quantizer = Quantizer::new(&config)?;
+        Ok(SecAggClient {
+            id,
+            identity,
+            directory,
+            config,
+            quantizer,
+            last_round: None,
+            state: State::Idle,
+        })
+    }
+
+    /// The client this object answers for.
+    pub fn id(&self) -> ClientId {
+        self.id
+    }
+
+    /// The round and stage whose message the client awaits, if a round is in progress.
+    pub fn awaiting(&self) -> Option<(u32, u8)> {
+        self.state.position()
+    }
+
+    fn max_clients(&self) -> usize {
+        self.config.max_clients as usize
+    }
+
+    /// Stage 0: train, encode the update, draw the round's secrets, advertise signed keys.
+    fn advertise(
+        &mut self,
+        round: u32,
+        params: &[f32],
+        train: &privet_fl::ClientTrainConfig,
+        trainer: &mut dyn LocalTrainer,
+        transforms: &[Box<dyn UpdateTransform>],
+    ) -> Result<FromClient, FlError> {
+        if let Some(last) = self.last_round
+            && round <= last
+        {
+            return Err(SecAggError::UnexpectedMessage(format!(
+                "training request for round {round}, but round {last} was already started"
+            ))
+            .into());
+        }
+        // A new round: whatever the previous one left is dropped (and zeroized) now.
+        self.state = State::Closed { round };
+        self.last_round = Some(round);
+        let (local, metrics) = trainer.fit(round, params, train)?;
+        let update = compute_update(self.id, round, params, &local, metrics, transforms)?;
+        let mut rng = fresh_rng()?;
+        let stochastic = self.config.rounding == Rounding::Stochastic;
+        let input = Zeroizing::new(self.quantizer.encode_with(
+            &update.delta,
+            update.num_examples,
+            update.metrics.loss,
+            stochastic.then_some(&mut rng),
+        )?);
+        let enc = StaticSecret::random_from_rng(&mut rng);
+        let mask_scalar = random_scalar(&mut rng);
+        let mask = mask_scalar.to_x25519();
+        let self_mask = random_scalar(&mut rng);
+        let enc_pk = PublicKey::from(&enc).to_bytes();
+        let mask_pk = PublicKey::from(&mask).to_bytes();
+        let commitment = self_mask_commitment(&self_mask, round, self.id);
+        let message = advertisement_message(round, self.id, &enc_pk, &mask_pk, &commitment);
+        let ad = KeyAdvertisement {
+            client: self.id,
+            enc_pk,
+            mask_pk,
+            commitment,
+            signature: sign(&self.identity, &message),
+        };
+        self.state = State::Advertised(Box::new(Advertised {
+            round,
+            secrets: RoundSecrets {
+                enc,
+                mask_scalar,
+                mask,
+                self_mask,
+            },
+            input,
+            rng,
+        }));
+        Ok(FromClient::Protocol {
+            round,
+            stage: 0,
+            payload: ad.encode(round),
+        })
+    }
+
+    /// Stages 1 to 3.
+    fn answer(&mut self, round: u32, stage: u8, payload: &[u8]) -> Result<FromClient, SecAggError> {
+        let Some((expected_round, expected_stage)) = self.state.position() else {
+            return Err(SecAggError::UnexpectedMessage(format!(
+                "stage {stage} message for round {round}, but no round is in progress ({:?})",
+                self.state
+            )));
+        };
+        if round != expected_round {
+            return Err(SecAggError::WrongRound {
+                expected: expected_round,
+                found: round,
+            });
+        }
+        if stage != expected_stage {
+            return Err(SecAggError::WrongStage {
+                expected: expected_stage,
+                found: stage,
+            });
+        }
+        // Parse before touching the state: a malformed message is refused, the round goes on.
+        let max = self.max_clients();
+        let request = match stage {
+            1 => Request::ShareKeys(ShareKeysRequest::decode(payload, round, max)?),
+            2 => Request::Shares(ShareList::decode(payload, Kind::RoutedShares, round, max)?),
+            _ => Request::Unmask(UnmaskRequest::decode(payload, round, max)?),
+        };
+        // From here on a failure ends this client's part in the round.
+        let state = std::mem::replace(&mut self.state, State::Closed { round });
+        let (payload, next) = match (state, request) {
+            (State::Advertised(s), Request::ShareKeys(req)) => self.share_keys(*s, req)?,
+            (State::SharesSent(s), Request::Shares(list)) => self.mask_input(*s, list)?,
+            (State::MaskedSent(s), Request::Unmask(req)) => self.unmask(*s, req)?,
+            _ => {
+                return Err(SecAggError::UnexpectedMessage(
+                    "message does not match the client's state".into(),
+                ));
+            }
+        };
+        self.state = next;
+        Ok(FromClient::Protocol {
+            round,
+            stage,
+            payload,
+        })
+    }
+
+    /// Stage 1: check the graph and the neighbours' signed keys, share both secrets among the
+    /// neighbours, encrypt each neighbour's shares to it.
+    fn share_keys(
+        &self,
+        mut s: Advertised,
+        req: ShareKeysRequest,
+    ) -> Result<(Vec<u8>, State), SecAggError> {
+        let round = s.round;
+        let n = req.members.len();
+        if n < MIN_CLIENTS || n > self.max_clients() {
+            return Err(SecAggError::Protocol(format!(
+                "a round of {n} clients (allowed: {MIN_CLIENTS} to {})",
+                self.max_clients()
+            )));
+        }
+        if req.members.binary_search(&self.id).is_err() {
+            return Err(SecAggError::Protocol(
+                "this client is not among the members".into(),
+            ));
+        }
+        let p = params::choose(n, &self.config);
+        if (req.k as usize, req.t as usize) != (p.k, p.t) {
+            return Err(SecAggError::Protocol(format!(
+                "the coordinator set k = {}, t = {} for {n} clients; the configuration gives \
+                 k = {}, t = {}",
+                req.k, req.t, p.k, p.t
+            )));
+        }
+        let graph = Graph::new(&req.graph_seed, round, &req.members, p.k)?;
+        let expected = graph
+            .neighbours(self.id)
+            .ok_or_else(|| SecAggError::Protocol("this client is not in the graph".into()))?;
+        if !req
+            .neighbours
+            .iter()
+            .map(|a| a.client)
+            .eq(expected.iter().copied())
+        {
+            return Err(SecAggError::Protocol(
+                "the keys sent are not those of this client's neighbours".into(),
+            ));
+        }
+        for ad in &req.neighbours {
+            let message =
+                advertisement_message(round, ad.client, &ad.enc_pk, &ad.mask_pk, &ad.commitment);
+            verify(self.directory.as_ref(), ad.client, &message, &ad.signature)?;
+            if !valid_public_key(&ad.enc_pk) || !valid_public_key(&ad.mask_pk) {
+                return Err(SecAggError::BadPublicKey(ad.client));
+            }
+        }
+        let self_mask_shares = shamir::split(&s.secrets.self_mask, p.t, &expected, &mut s.rng)?;
+        let mask_key_shares = shamir::split(&s.secrets.mask_scalar, p.t, &expected, &mut s.rng)?;
+        let mut entries = Vec::with_capacity(expected.len());
+        for ((ad, b), k) in req
+            .neighbours
+            .iter()
+            .zip(&self_mask_shares)
+            .zip(&mask_key_shares)
+        {
+            let shared = agree(&s.secrets.enc, &ad.enc_pk, ad.client)?;
+            let ct = encrypt_shares(&shared, round, self.id, ad.client, b, k)?;
+            entries.push((ad.client, ct));
+        }
+        let payload = ShareList { entries }.encode(Kind::EncryptedShares, round);
+        let neighbours = req
+            .neighbours
+            .into_iter()
+            .map(|ad| Neighbour {
+                id: ad.client,
+                enc_pk: ad.enc_pk,
+                mask_pk: ad.mask_pk,
+            })
+            .collect();
+        let next = SharesSent {
+            round,
+            t: p.t,
+            secrets: s.secrets,
+            input: s.input,
+            neighbours,
+        };
+        Ok((payload, State::SharesSent(Box::new(next))))
+    }
+
+    /// Stage 2: decrypt the shares held for the neighbours that sent some, and mask the input
+    /// with the self mask and one pairwise mask per such neighbour.
+    fn mask_input(&self, s: SharesSent, list: ShareList) -> Result<(Vec<u8>, State), SecAggError> {
+        let round = s.round;
+        if list.entries.len() < s.t {
+            return Err(SecAggError::Protocol(format!(
+                "only {} neighbour(s) sent shares, {} needed",
+                list.entries.len(),
+                s.t
+            )));
+        }
+        let bits = self.quantizer.modulus_bits();
+        let mut masked = Zeroizing::new(s.input.to_vec());
+        let key = self_mask_key(&s.secrets.self_mask, round, self.id)?;
+        apply_mask(&mut masked, &key, bits, Sign::Add)?;
+        let mut held = Vec::with_capacity(list.entries.len());
+        for (sender, ct) in &list.entries {
+            let nb = s
+                .neighbours
+                .binary_search_by_key(sender, |n| n.id)
+                .ok()
+                .and_then(|i| s.neighbours.get(i))
+                .ok_or_else(|| {
+                    SecAggError::Protocol(format!("shares from client {sender}, not a neighbour"))
+                })?;
+            let shared = agree(&s.secrets.enc, &nb.enc_pk, nb.id)?;
+            let (self_mask, mask_key) = decrypt_shares(&shared, round, nb.id, self.id, ct)?;
+            held.push(Held {
+                owner: nb.id,
+                self_mask,
+                mask_key,
+            });
+            let pair = agree(&s.secrets.mask, &nb.mask_pk, nb.id)?;
+            let key = pairwise_mask_key(&pair, round, self.id, nb.id)?;
+            let sign = if self.id < nb.id {
+                Sign::Add
+            } else {
+                Sign::Sub
+            };
+            apply_mask(&mut masked, &key, bits, sign)?;
+        }
+        let payload = encode_masked_input(round, bits, &masked);
+        let next = MaskedSent {
+            round,
+            t: s.t,
+            held,
+        };
+        Ok((payload, State::MaskedSent(Box::new(next))))
+    }
+
+    /// Stage 3: reveal self-mask shares of surviving neighbours and mask-key shares of dropped
+    /// ones, never both for one neighbour.
+    fn unmask(&self, s: MaskedSent, req: UnmaskRequest) -> Result<(Vec<u8>, State), SecAggError> {
+        if let Some(both) = req
+            .survivors
+            .iter()
+            .find(|c| req.dropped.binary_search(c).is_ok())
+        {
+            return Err(SecAggError::Protocol(format!(
+                "asked for both secrets of client {both}"
+            )));
+        }
+        let mut named: Vec<ClientId> = req.survivors.iter().chain(&req.dropped).copied().collect();
+        named.sort_unstable();
+        if !named.iter().copied().eq(s.held.iter().map(|h| h.owner)) {
+            return Err(SecAggError::Protocol(
+                "the survivors and dropouts named are not the neighbours whose shares this \
+                 client holds"
+                    .into(),
+            ));
+        }
+        if req.survivors.len() + 1 < s.t {
+            return Err(SecAggError::Protocol(format!(
+                "only {} surviving neighbour(s), the threshold is {}",
+                req.survivors.len(),
+                s.t
+            )));
+        }
+        let pick = |ids: &[ClientId], self_mask: bool| -> Vec<(ClientId, SecretScalar)> {
+            s.held
+                .iter()
+                .filter(|h| ids.binary_search(&h.owner).is_ok())
+                .map(|h| {
+                    let share = if self_mask { &h.self_mask } else { &h.mask_key };
+                    (h.owner, share.clone())
+                })
+                .collect()
+        };
+        let answer = UnmaskShares {
+            self_mask: pick(&req.survivors, true),
+            mask_key: pick(&req.dropped, false),
+        };
+        Ok((answer.encode(s.round), State::Closed { round: s.round }))
+    }
+}
+
+impl ClientProtocol for SecAggClient {
+    fn respond(
+        &mut self,
+        msg: &ToClient,
+        trainer: &mut dyn LocalTrainer,
+        transforms: &[Box<dyn UpdateTransform>],
+    ) -> Result<FromClient, FlError> {
+        match msg {
+            ToClient::Fit {
+                round,
+                params,
+                config,
+            } => self.advertise(*round, params, config, trainer, transforms),
+            ToClient::Protocol {
+                round,
+                stage,
+                payload,
+            } => self.answer(*round, *stage, payload).map_err(FlError::from),
+        }
+    }
+}

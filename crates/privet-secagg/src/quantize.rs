@@ -1,0 +1,323 @@
+//! Fixed-point encoding of a weighted update modulo `2^b`.
+//!
+//! A client with weight `w = min(num_examples, max_weight)`, delta `Δ` and loss `ℓ` encodes the
+//! vector `(w·Δ_1, …, w·Δ_d, w, w·ℓ)`:
+//!
+//! - each `Δ_i` is clipped to `[-c, c]` and `w·Δ_i ∈ [-W c, W c]` (`W = max_weight`) is mapped
+//!   linearly onto the integers `[-Q, Q]`, `Q = ⌊(2^(b-1) - 1) / max_clients⌋`
+//!   (at most `2^52`, [`SecAggConfig::levels`]), rounded to nearest or stochastically, and stored in two's
+//!   complement modulo `2^b`;
+//! - the weight is stored exactly as an integer;
+//! - `ℓ` is clipped to `[-L, L]` (`L = max_loss`) and `w·ℓ` mapped like the deltas.
+//!
+//! A sum of at most `max_clients` such vectors cannot wrap: each signed slot stays within
+//! `max_clients · Q < 2^(b-1)` in absolute value and the weight slot below
+//! `max_clients · W < 2^b` (both checked by [`SecAggConfig::validate`]). Decoding reads the
+//! signed slots back in two's complement and scales them by `W c / Q` (deltas) or `W L / Q`
+//! (loss) into `f64`.
+
+use rand_core::Rng;
+
+use crate::SecAggError;
+use crate::config::{Rounding, SecAggConfig};
+use crate::crypto::{SecretRng, fresh_rng, modulus_mask};
+
+/// Encodes updates into and decodes sums out of vectors modulo `2^b` (see the
+/// [module documentation](self)).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Quantizer {
+    bits: u32,
+    mask: u64,
+    levels: u64,
+    clip: f64,
+    max_weight: u64,
+    max_loss: f64,
+    max_clients: u64,
+    rounding: Rounding,
+}
+
+/// A decoded sum of encoded updates.
+#[derive(Clone, PartialEq)]
+pub struct DecodedSum {
+    /// `Σ w_k Δ_k` per parameter.
+    pub sum: Vec<f64>,
+    /// `Σ w_k` (exact).
+    pub total_weight: u64,
+    /// `Σ w_k ℓ_k`.
+    pub loss_sum: f64,
+}
+
+impl std::fmt::Debug for DecodedSum {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DecodedSum")
+            .field("sum_len", &self.sum.len())
+            .field("total_weight", &self.total_weight)
+            .field("loss_sum", &self.loss_sum)
+            .finish()
+    }
+}
+
+impl Quantizer {
+    /// The quantizer of a configuration (validated here).
+    pub fn new(config: &SecAggConfig) -> Result<Self, SecAggError> {
+        config.validate()?;
+        Ok(Quantizer {
+            bits: config.modulus_bits,
+            mask: modulus_mask(config.modulus_bits),
+            levels: config.levels(),
+            clip: config.clipping_range,
+            max_weight: config.max_weight,
+            max_loss: config.max_loss,
+            max_clients: u64::from(config.max_clients),
+            rounding: config.rounding,
+        })
+    }
+
+    /// The modulus exponent `b`.
+    pub fn modulus_bits(&self) -> u32 {
+        self.bits
+    }
+
+    /// Length of the encoded vector for a model of `model_len` parameters.
+    pub fn vector_len(model_len: usize) -> usize {
+        model_len.saturating_add(2)
+    }
+
+    /// The aggregation weight of a client that trained on `num_examples` examples.
+    pub fn weight(&self, num_examples: u64) -> u64 {
+        num_examples.min(self.max_weight)
+    }
+
+    /// The value of one quantization step of a `w·Δ` slot.
+    pub fn delta_step(&self) -> f64 {
+        self.max_weight as f64 * self.clip / self.levels as f64
+    }
+
+    fn loss_step(&self) -> f64 {
+        self.max_weight as f64 * self.max_loss / self.levels as f64
+    }
+
+    /// Encodes one client's update. Stochastic rounding draws from a fresh OS-seeded CSPRNG.
+    ///
+    /// Errors: zero examples, or a non-finite delta or loss.
+    pub fn encode(
+        &self,
+        delta: &[f32],
+        num_examples: u64,
+        loss: f32,
+    ) -> Result<Vec<u64>, SecAggError> {
+        let mut rng = match self.rounding {
+            Rounding::Nearest => None,
+            Rounding::Stochastic => Some(fresh_rng()?),
+        };
+        self.encode_with(delta, num_examples, loss, rng.as_mut())
+    }
+
+    pub(crate) fn encode_with(
+        &self,
+        delta: &[f32],
+        num_examples: u64,
+        loss: f32,
+        mut rng: Option<&mut SecretRng>,
+    ) -> Result<Vec<u64>, SecAggError> {
+        if num_examples == 0 {
+            return Err(SecAggError::Training(
+                "the update reports zero examples".into(),
+            ));
+        }
+        if !loss.is_finite() || delta.iter().any(|x| !x.is_finite()) {
+            return Err(SecAggError::Training("the update is not finite".into()));
+        }
+        let w = self.weight(num_examples);
+        let q = self.levels as f64;
+        let delta_scale = w as f64 * q / (self.max_weight as f64 * self.clip);
+        let loss_scale = w as f64 * q / (self.max_weight as f64 * self.max_loss);
+        let mut out = Vec::with_capacity(Self::vector_len(delta.len()));
+        for &d in delta {
+            let x = f64::from(d).clamp(-self.clip, self.clip) * delta_scale;
+            out.push(self.to_word(self.round(x, rng.as_deref_mut())));
+        }
+        out.push(w & self.mask);
+        let l = f64::from(loss).clamp(-self.max_loss, self.max_loss) * loss_scale;
+        out.push(self.to_word(self.round(l, rng)));
+        Ok(out)
+    }
+
+    /// Rounds `x ∈ [-Q, Q]` (up to floating error) to an integer in `[-Q, Q]`.
+    fn round(&self, x: f64, rng: Option<&mut SecretRng>) -> i64 {
+        let r = match (self.rounding, rng) {
+            (Rounding::Stochastic, Some(rng)) => {
+                let floor = x.floor();
+                let u = (rng.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64);
+                if u < x - floor { floor + 1.0 } else { floor }
+            }
+            _ => x.round(),
+        };
+        let q = self.levels as f64;
+        r.clamp(-q, q) as i64
+    }
+
+    fn to_word(&self, v: i64) -> u64 {
+        (v as u64) & self.mask
+    }
+
+    fn to_signed(&self, w: u64) -> i128 {
+        let w = w & self.mask;
+        if w > self.mask / 2 {
+            i128::from(w) - (i128::from(self.mask) + 1)
+        } else {
+            i128::from(w)
+        }
+    }
+
+    /// Decodes a sum of encoded vectors (of `model_len + 2` words).
+    ///
+    /// Errors: a vector shorter than 2 words, a zero or impossible total weight.
+    pub fn decode(&self, words: &[u64]) -> Result<DecodedSum, SecAggError> {
+        let (body, tail) = words
+            .split_at_checked(words.len().saturating_sub(2))
+            .ok_or_else(|| SecAggError::Malformed("sum vector too short".into()))?;
+        let [weight, loss] = tail else {
+            return Err(SecAggError::Malformed("sum vector too short".into()));
+        };
+        let total_weight = weight & self.mask;
+        if total_weight == 0 || total_weight > self.max_clients.saturating_mul(self.max_weight) {
+            return Err(SecAggError::Protocol(format!(
+                "the unmasked total weight {total_weight} is impossible"
+            )));
+        }
+        let step = self.delta_step();
+        let sum = body
+            .iter()
+            .map(|&w| self.to_signed(w) as f64 * step)
+            .collect();
+        Ok(DecodedSum {
+            sum,
+            total_weight,
+            loss_sum: self.to_signed(*loss) as f64 * self.loss_step(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn quantizer(config: SecAggConfig) -> Quantizer {
+        Quantizer::new(&config).unwrap()
+    }
+
+    fn add(a: &mut [u64], b: &[u64], mask: u64) {
+        for (x, y) in a.iter_mut().zip(b) {
+            *x = x.wrapping_add(*y) & mask;
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// The decoded sum of encoded updates is within half a step per client of the true
+        /// clipped weighted sum, for any number of clients up to max_clients at extreme values.
+        #[test]
+        fn sums_decode_within_rounding_error(
+            bits in prop::sample::select(vec![24u32, 32, 48, 64]),
+            updates in prop::collection::vec(
+                (prop::collection::vec(-20.0f32..20.0, 3), 1u64..30_000, -5.0f32..5.0),
+                1..12,
+            ),
+        ) {
+            let config = SecAggConfig { modulus_bits: bits, max_clients: 12, ..Default::default() };
+            let q = quantizer(config.clone());
+            let mask = modulus_mask(bits);
+            let mut acc = vec![0u64; 5];
+            let mut expect = [0f64; 3];
+            let (mut weight, mut loss) = (0u64, 0f64);
+            for (delta, n, l) in &updates {
+                add(&mut acc, &q.encode(delta, *n, *l).unwrap(), mask);
+                let w = (*n).min(config.max_weight);
+                for (e, d) in expect.iter_mut().zip(delta) {
+                    *e += w as f64 * f64::from(*d).clamp(-8.0, 8.0);
+                }
+                weight += w;
+                loss += w as f64 * f64::from(*l);
+            }
+            let got = q.decode(&acc).unwrap();
+            prop_assert_eq!(got.total_weight, weight);
+            // Half a step of rounding per client, plus f64 error in scaling (at most one step
+            // when Q is near 2^52) and in decoding.
+            let n = updates.len() as f64;
+            for (g, e) in got.sum.iter().zip(expect) {
+                let tol = n * q.delta_step() * 1.5 + e.abs() * 1e-12;
+                prop_assert!((g - e).abs() <= tol, "{} vs {} (tol {})", g, e, tol);
+            }
+            let tol = n * q.loss_step() * 1.5 + loss.abs() * 1e-12;
+            prop_assert!((got.loss_sum - loss).abs() <= tol);
+        }
+    }
+
+    #[test]
+    fn extreme_values_at_max_clients_do_not_wrap() {
+        for bits in [16u32, 32, 64] {
+            let config = SecAggConfig {
+                modulus_bits: bits,
+                max_clients: 3,
+                max_weight: 100,
+                ..Default::default()
+            };
+            let q = quantizer(config);
+            let mask = modulus_mask(bits);
+            for sign in [1.0f32, -1.0] {
+                let mut acc = vec![0u64; 3];
+                for _ in 0..3 {
+                    add(
+                        &mut acc,
+                        &q.encode(&[sign * 1e6], 1000, sign * 1e9).unwrap(),
+                        mask,
+                    );
+                }
+                let got = q.decode(&acc).unwrap();
+                assert_eq!(got.total_weight, 300);
+                let want = f64::from(sign) * 300.0 * 8.0;
+                let tol = 3.0 * q.delta_step() + want.abs() * 1e-12;
+                assert!((got.sum[0] - want).abs() <= tol, "{bits}: {got:?}");
+                assert!((got.loss_sum - f64::from(sign) * 300.0 * 100.0).abs() < 1.0);
+            }
+        }
+    }
+
+    #[test]
+    fn stochastic_rounding_is_unbiased() {
+        let config = SecAggConfig {
+            modulus_bits: 16,
+            max_clients: 3,
+            max_weight: 1,
+            rounding: Rounding::Stochastic,
+            ..Default::default()
+        };
+        let q = quantizer(config);
+        // A value a third of the way between two grid points.
+        let x = (q.delta_step() * (100.0 + 1.0 / 3.0)) as f32;
+        let trials = 20_000;
+        let total: f64 = (0..trials)
+            .map(|_| q.decode(&q.encode(&[x], 1, 0.0).unwrap()).unwrap().sum[0])
+            .sum();
+        let mean = total / f64::from(trials);
+        // Standard error ~ step * 0.47 / sqrt(trials); allow 6 of them.
+        let tol = 6.0 * q.delta_step() * 0.5 / f64::from(trials).sqrt();
+        assert!((mean - f64::from(x)).abs() < tol, "{mean} vs {x}");
+    }
+
+    #[test]
+    fn bad_updates_are_refused() {
+        let q = quantizer(SecAggConfig::default());
+        assert!(q.encode(&[1.0], 0, 0.0).is_err());
+        assert!(q.encode(&[f32::NAN], 1, 0.0).is_err());
+        assert!(q.encode(&[1.0], 1, f32::INFINITY).is_err());
+        assert!(q.decode(&[1]).is_err());
+        assert!(q.decode(&[0, 0, 0]).is_err());
+    }
+}
