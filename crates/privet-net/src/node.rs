@@ -125,6 +125,56 @@ impl LocalTrainer for CsvTrainer {
     }
 }
 
+/// A node without data, for transport tests and benchmarks: it describes `cols` numeric
+/// columns and two labels, and "trains" by adding `step` to every parameter, so what is measured
+/// is the federation's own cost (messages, TLS, aggregation, checkpoints), not training.
+#[derive(Debug, Clone, Copy)]
+pub struct ShiftBackend {
+    /// Numeric feature columns it claims.
+    pub cols: usize,
+    /// What local training adds to each parameter.
+    pub step: f32,
+}
+
+impl NodeBackend for ShiftBackend {
+    fn describe(&self) -> Result<DataSummary, NetError> {
+        Ok(DataSummary {
+            rows: 10,
+            columns: (0..self.cols)
+                .map(|i| privet_data::ColumnSummary::Numeric {
+                    name: format!("x{i}"),
+                    count: 10,
+                    mean: 0.0,
+                    m2: 10.0,
+                })
+                .collect(),
+            labels: vec!["0".into(), "1".into()],
+        })
+    }
+
+    fn join(&self, _: &Job, _: &Encoder, _: u32) -> Result<Box<dyn JobTrainer>, NetError> {
+        Ok(Box::new(Shift(self.step)))
+    }
+}
+
+#[derive(Debug)]
+struct Shift(f32);
+
+impl LocalTrainer for Shift {
+    fn fit(
+        &mut self,
+        _round: u32,
+        params: &[f32],
+        _config: &ClientTrainConfig,
+    ) -> Result<(Vec<f32>, TrainMetrics), FlError> {
+        let metrics = TrainMetrics {
+            loss: 0.5,
+            num_examples: 10,
+        };
+        Ok((params.iter().map(|p| p + self.0).collect(), metrics))
+    }
+}
+
 /// A job the node takes part in.
 struct JobCtx {
     client: ClientId,

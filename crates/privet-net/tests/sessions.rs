@@ -7,19 +7,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use privet_data::{ColumnSummary, DataSummary, Encoder};
-use privet_fl::engine::LocalTrainer;
-use privet_fl::{ClientTrainConfig, FlError, TrainMetrics};
+use privet_net::PROTOCOL_VERSION;
 use privet_net::client::AdminClient;
 use privet_net::config::{CoordinatorConfig, NodeConfig, NodeData, Security};
 use privet_net::frame::{Encoded, Limits, Reassembler};
-use privet_net::node::{JobTrainer, NodeBackend, run_node};
+use privet_net::node::{ShiftBackend, run_node};
 use privet_net::proto::coordinator_message::Body as Reply;
 use privet_net::proto::federation_client::FederationClient;
 use privet_net::proto::node_message::Body;
 use privet_net::proto::{self, CoordinatorMessage, Frame, NodeMessage};
 use privet_net::tls::{self, Role, TlsFiles};
-use privet_net::{NetError, PROTOCOL_VERSION};
 use privet_sim::Job;
 use tokio::sync::{mpsc, watch};
 
@@ -227,52 +224,6 @@ async fn hostile_sessions_are_refused_and_the_coordinator_keeps_serving() {
     handle.shutdown().await.unwrap();
 }
 
-/// A node backend without data files: `cols` numeric features, training moves every parameter
-/// by +0.001 (so a large model costs no compute).
-struct Synthetic {
-    cols: usize,
-}
-
-struct Shift;
-
-impl LocalTrainer for Shift {
-    fn fit(
-        &mut self,
-        _round: u32,
-        params: &[f32],
-        _config: &ClientTrainConfig,
-    ) -> Result<(Vec<f32>, TrainMetrics), FlError> {
-        Ok((
-            params.iter().map(|p| p + 0.001).collect(),
-            TrainMetrics {
-                loss: 0.5,
-                num_examples: 10,
-            },
-        ))
-    }
-}
-
-impl NodeBackend for Synthetic {
-    fn describe(&self) -> Result<DataSummary, NetError> {
-        Ok(DataSummary {
-            rows: 10,
-            columns: (0..self.cols)
-                .map(|i| ColumnSummary::Numeric {
-                    name: format!("x{i}"),
-                    count: 10,
-                    mean: 0.0,
-                    m2: 10.0,
-                })
-                .collect(),
-            labels: vec!["0".into(), "1".into()],
-        })
-    }
-
-    fn join(&self, _: &Job, _: &Encoder, _: u32) -> Result<Box<dyn JobTrainer>, NetError> {
-        Ok(Box::new(Shift))
-    }
-}
-
 /// A 200 MB model (51 M parameters) goes out to a node and its update comes back, framed in
 /// 1 MiB pieces with zstd on; the downloaded model has every parameter moved by the update.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -303,7 +254,10 @@ async fn a_200_mb_model_streams_both_ways() {
     };
     let node = tokio::spawn(run_node(
         node,
-        Arc::new(Synthetic { cols: 30 }),
+        Arc::new(ShiftBackend {
+            cols: 30,
+            step: 0.001,
+        }),
         stop_rx,
         None,
     ));
