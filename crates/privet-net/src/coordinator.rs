@@ -702,7 +702,7 @@ impl Driver {
             let actions = engine.start_round(&available)?;
             lock(&self.shared.store).round_started(&self.id, engine.round())?;
             tracing::info!(job = %self.id, round = engine.round(), nodes = available.len(), "round started");
-            match self.drive_round(&mut engine, actions, &network).await? {
+            match self.drive_round(&mut engine, actions).await? {
                 Step::Continue => {}
                 Step::Stop => return Ok(()),
             }
@@ -843,14 +843,13 @@ impl Driver {
         &mut self,
         engine: &mut Coordinator,
         actions: Vec<Action>,
-        network: &Network,
     ) -> Result<Step, NetError> {
         let mut pending = actions;
         loop {
             let mut follow = Vec::new();
             for action in pending.drain(..) {
                 match action {
-                    Action::Send { to, msg } if !self.deliver(to, &msg, network)? => {
+                    Action::Send { to, msg } if !self.deliver(to, &msg)? => {
                         follow.push(Event::Dropped { client: to });
                     }
                     Action::Reject { to, reason } => {
@@ -921,12 +920,7 @@ impl Driver {
     }
 
     /// Sends an engine message to a node; false if the node is not connected.
-    fn deliver(
-        &mut self,
-        to: ClientId,
-        msg: &ToClient,
-        _network: &Network,
-    ) -> Result<bool, NetError> {
+    fn deliver(&mut self, to: ClientId, msg: &ToClient) -> Result<bool, NetError> {
         let node = self.name(to);
         if !self.joined.contains(&node) {
             return Ok(false);
