@@ -11,7 +11,7 @@ use privet_data::{CsvOptions, DataSummary, Dataset, Encoder, load_csv};
 use privet_fl::engine::{ClientProtocol, FromClient, LocalTrainer, PlainClient, ToClient};
 use privet_fl::{ClientId, ClientTrainConfig, FlError, TrainMetrics, UpdateTransform};
 use privet_ml::Network;
-use privet_sim::{Job, client_transforms, local_train_config};
+use privet_sim::{Job, LocalRows, client_transforms, train_locally};
 use rand::Rng;
 use tokio::sync::{mpsc, watch};
 
@@ -109,19 +109,21 @@ impl LocalTrainer for CsvTrainer {
         params: &[f32],
         config: &ClientTrainConfig,
     ) -> Result<(Vec<f32>, TrainMetrics), FlError> {
-        let cfg = local_train_config(&self.job, round, self.client, config);
         let rows: Vec<u32> = (0..self.data.len() as u32).collect();
-        let (params, stats) = self
-            .network
-            .train(params, &self.data.x, &self.data.y, &rows, &cfg)
-            .map_err(|e| FlError::Training(e.to_string()))?;
-        Ok((
+        let data = LocalRows {
+            x: &self.data.x,
+            y: &self.data.y,
+            rows: &rows,
+        };
+        train_locally(
+            &self.job,
+            &self.network,
+            self.client,
+            round,
             params,
-            TrainMetrics {
-                loss: stats.loss,
-                num_examples: stats.num_examples,
-            },
-        ))
+            config,
+            data,
+        )
     }
 }
 

@@ -28,6 +28,6 @@ pub use report::{
 };
 pub use run::{Mode, RunOptions, RunSummary, run_job, run_prepared};
 pub use simulate::{
-    Observer, RoundRecord, Silent, SimOutcome, client_shuffle_seed, client_transforms,
-    initial_params, local_train_config, simulate, train_centralized,
+    LocalRows, Observer, RoundRecord, Silent, SimOutcome, client_shuffle_seed, client_transforms,
+    initial_params, local_train_config, simulate, train_centralized, train_locally,
 };

@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
+use privet_data::Matrix;
 use privet_fl::engine::{
     Action, AggregationProtocol, ClientProtocol, Coordinator, EngineConfig, Event, FromClient,
     LocalTrainer, PlainAggregation, PlainClient, RoundOutcome, RoundReport, ToClient,
@@ -146,6 +147,42 @@ pub fn local_train_config(
     }
 }
 
+/// A client's training rows: row indices into `(x, y)`.
+#[derive(Debug, Clone, Copy)]
+pub struct LocalRows<'a> {
+    /// Encoded features.
+    pub x: &'a Matrix,
+    /// Labels.
+    pub y: &'a [u32],
+    /// The client's rows, in the order its minibatch shuffles start from.
+    pub rows: &'a [u32],
+}
+
+/// Trains `client`'s local model for `round` from the global `params`, with the job's local
+/// settings ([`local_train_config`]): the one place a job becomes a client's training run, for
+/// virtual clients and real nodes alike.
+pub fn train_locally(
+    job: &Job,
+    network: &Network,
+    client: u32,
+    round: u32,
+    params: &[f32],
+    config: &ClientTrainConfig,
+    data: LocalRows<'_>,
+) -> Result<(Vec<f32>, TrainMetrics), FlError> {
+    let cfg = local_train_config(job, round, client, config);
+    let (new, stats) = network
+        .train(params, data.x, data.y, data.rows, &cfg)
+        .map_err(|e| FlError::Training(e.to_string()))?;
+    Ok((
+        new,
+        TrainMetrics {
+            loss: stats.loss,
+            num_examples: stats.num_examples,
+        },
+    ))
+}
+
 /// What every client does to its delta before it leaves: clipping (`clip_norm`) now;
 /// differential-privacy noise plugs in here.
 pub fn client_transforms(job: &Job) -> Vec<Box<dyn UpdateTransform>> {
@@ -171,28 +208,22 @@ impl LocalTrainer for VirtualClient<'_> {
         params: &[f32],
         config: &ClientTrainConfig,
     ) -> Result<(Vec<f32>, TrainMetrics), FlError> {
-        let cfg = local_train_config(self.job, round, self.id, config);
-        let result = match self.data {
+        let train = |x, y, rows| {
+            let data = LocalRows { x, y, rows };
+            train_locally(self.job, self.network, self.id, round, params, config, data)
+        };
+        match self.data {
             ClientData::Shared { x, y, partition } => {
-                self.network
-                    .train(params, x, y, partition.client(self.id as usize), &cfg)
+                train(x, y, partition.client(self.id as usize))
             }
             ClientData::Synthetic(fed) => {
                 let local = fed
                     .try_client_data(self.id as usize)
                     .map_err(|e| FlError::Training(e.to_string()))?;
                 let rows: Vec<u32> = (0..local.len() as u32).collect();
-                self.network.train(params, &local.x, &local.y, &rows, &cfg)
+                train(&local.x, &local.y, &rows)
             }
-        };
-        let (new, stats) = result.map_err(|e| FlError::Training(e.to_string()))?;
-        Ok((
-            new,
-            TrainMetrics {
-                loss: stats.loss,
-                num_examples: stats.num_examples,
-            },
-        ))
+        }
     }
 }
 
