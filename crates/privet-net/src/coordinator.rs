@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use privet_data::{DataSummary, Encoder};
 use privet_fl::engine::{
-    Action, Coordinator, EngineConfig, Event, FromClient, PlainAggregation, RoundOutcome, ToClient,
+    Action, Checkpoint, Coordinator, EngineConfig, Event, FromClient, PlainAggregation,
+    RoundOutcome, ToClient,
 };
 use privet_fl::{ClientId, ClientSampler, ClientUpdate, TrainMetrics};
 use privet_ml::Network;
@@ -513,6 +514,7 @@ fn spawn_driver(shared: &Arc<Shared>, row: JobRow) -> Result<(), NetError> {
     lock(&shared.hub).jobs.insert(row.id.clone(), tx.clone());
     let driver = Driver {
         id: row.id.clone(),
+        job_toml: row.job_toml.clone(),
         index: deployment
             .nodes
             .iter()
@@ -536,6 +538,8 @@ fn spawn_driver(shared: &Arc<Shared>, row: JobRow) -> Result<(), NetError> {
 
 struct Driver {
     id: String,
+    /// The job file as submitted (sent to nodes in `JoinJob`).
+    job_toml: String,
     job: Job,
     deployment: privet_sim::Deployment,
     nodes: Vec<String>,
@@ -635,39 +639,35 @@ impl Driver {
         };
         let strategy = self.job.strategy.build()?;
         let protocol = Box::new(PlainAggregation::new());
-        let checkpoint = lock(&self.shared.store).checkpoint(&self.id)?;
-        let last_started = lock(&self.shared.store).last_round_started(&self.id)?;
-        let mut engine = match checkpoint {
-            Some(mut cp) => {
-                // A round in progress at a crash left no row; skip its number so that nothing
-                // sent for it can be taken for the retry.
-                cp.round = cp.round.max(last_started);
-                if cp.global.len() != network.num_params() {
-                    return Err(NetError::Store(format!(
-                        "checkpoint has {} parameters, the model {}",
-                        cp.global.len(),
-                        network.num_params()
-                    )));
-                }
-                Coordinator::resume(config, strategy, protocol, cp)?
-            }
-            None if last_started > 0 => {
-                let initial = initial_params(&self.job, &network);
-                let fresh = Coordinator::new(config.clone(), strategy, protocol, initial)?;
-                let mut cp = fresh.checkpoint();
-                cp.round = last_started;
-                Coordinator::resume(
-                    config,
-                    self.job.strategy.build()?,
-                    Box::new(PlainAggregation::new()),
-                    cp,
-                )?
-            }
-            None => {
-                let initial = initial_params(&self.job, &network);
-                Coordinator::new(config, strategy, protocol, initial)?
-            }
+        let (checkpoint, last_started) = {
+            let store = lock(&self.shared.store);
+            (
+                store.checkpoint(&self.id)?,
+                store.last_round_started(&self.id)?,
+            )
         };
+        // A fresh job starts from the seeded initial model: the checkpoint of round 0.
+        let mut checkpoint = match checkpoint {
+            Some(cp) => cp,
+            None => Checkpoint {
+                round: 0,
+                completed_rounds: 0,
+                consecutive_failures: 0,
+                global: initial_params(&self.job, &network),
+                strategy_state: Vec::new(),
+            },
+        };
+        if checkpoint.global.len() != network.num_params() {
+            return Err(NetError::Store(format!(
+                "checkpoint has {} parameters, the model {}",
+                checkpoint.global.len(),
+                network.num_params()
+            )));
+        }
+        // A round in progress at a crash left no row; skip its number so that nothing sent for
+        // it can be taken for the retry.
+        checkpoint.round = checkpoint.round.max(last_started);
+        let mut engine = Coordinator::resume(config, strategy, protocol, checkpoint)?;
         for node in self.connected_nodes() {
             self.join(&node);
         }
@@ -739,12 +739,7 @@ impl Driver {
         };
         let msg = self.shared.encode(Out::JoinJob(proto::JoinJob {
             job_id: self.id.clone(),
-            job_toml: lock(&self.shared.store)
-                .job(&self.id)
-                .ok()
-                .flatten()
-                .map(|j| j.job_toml)
-                .unwrap_or_default(),
+            job_toml: self.job_toml.clone(),
             encoder_json: encoder.clone(),
             client,
         }));
