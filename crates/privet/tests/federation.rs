@@ -515,3 +515,50 @@ fn a_node_with_a_foreign_certificate_is_refused() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("not an admin"));
     let _ = std::io::stderr().flush();
 }
+
+#[test]
+fn bad_configs_and_certificate_files_get_one_clear_line() {
+    let dir = TempDir::new().unwrap();
+    let d = dir.path();
+    let expect = |args: &[&str], code: i32, needle: &str| {
+        let out = privet(d, args);
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+    };
+    std::fs::write(
+        d.join("c.toml"),
+        "listen = \"127.0.0.1:1\"\nstate = \"s.db\"\nlisten_typo = 1\n",
+    )
+    .unwrap();
+    expect(&["coordinator", "--config", "c.toml"], 2, "listen_typo");
+    std::fs::write(
+        d.join("c.toml"),
+        "listen = \"nowhere\"\nstate = \"s.db\"\n[tls]\nca = \"a\"\ncert = \"b\"\nkey = \"c\"\n",
+    )
+    .unwrap();
+    expect(&["coordinator", "--config", "c.toml"], 2, "IP:PORT");
+    std::fs::write(d.join("n.toml"), "name = \"../etc\"\ncoordinator = \"https://x:1\"\n[data]\npath = \"a.csv\"\nlabel = \"y\"\n")
+        .unwrap();
+    expect(&["node", "--config", "n.toml"], 2, "invalid name");
+    // No CA yet: issuing fails with the missing file named, and nothing is written.
+    expect(&["certs", "issue", "hospital-0"], 2, "ca.key");
+    assert!(!d.join("certs/hospital-0.pem").exists());
+    // A certificate file that is not PEM: the coordinator says which file.
+    ok(privet(d, &["certs", "init"]));
+    ok(privet(
+        d,
+        &["certs", "issue", "coordinator", "--host", "localhost"],
+    ));
+    std::fs::write(d.join("certs/coordinator.pem"), "not a certificate").unwrap();
+    std::fs::write(
+        d.join("c.toml"),
+        "listen = \"127.0.0.1:0\"\nstate = \"s.db\"\n[tls]\nca = \"certs/ca.pem\"\ncert = \
+         \"certs/coordinator.pem\"\nkey = \"certs/coordinator.key\"\n",
+    )
+    .unwrap();
+    expect(&["coordinator", "--config", "c.toml"], 5, "coordinator.pem");
+    // The CA is never overwritten by accident.
+    expect(&["certs", "init"], 2, "--force");
+}
