@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use privet_data::{DataSummary, Encoder};
 use privet_fl::engine::{
-    Action, Checkpoint, Coordinator, EngineConfig, Event, FromClient, PlainAggregation,
-    RoundOutcome, ToClient,
+    Action, AggregationProtocol, Checkpoint, Coordinator, EngineConfig, Event, FromClient,
+    PlainAggregation, RoundOutcome, ToClient,
 };
 use privet_fl::{ClientId, ClientSampler, ClientUpdate, TrainMetrics};
 use privet_ml::Network;
@@ -28,13 +28,14 @@ use crate::PROTOCOL_VERSION;
 use crate::config::{CoordinatorConfig, Security};
 use crate::error::NetError;
 use crate::frame::{Encoded, Reassembler, bytes_to_f32, f32_to_bytes};
+use crate::identity::{PeerKeys, certified_key};
 use crate::metrics::Metrics;
 use crate::proto::admin_server::{Admin, AdminServer};
 use crate::proto::coordinator_message::Body as Out;
 use crate::proto::federation_server::{Federation, FederationServer};
 use crate::proto::node_message::Body as In;
 use crate::proto::{self, CoordinatorMessage, Frame, NodeMessage};
-use crate::store::{JobRow, JobState, RoundRow, Store};
+use crate::store::{JobRow, JobState, RoundDetails, RoundRow, SecAggRound, Store};
 
 type FrameStream = Pin<Box<dyn Stream<Item = Result<Frame, Status>> + Send>>;
 type ChunkStream = Pin<Box<dyn Stream<Item = Result<proto::ModelChunk, Status>> + Send>>;
@@ -53,6 +54,8 @@ enum JobEvent {
 struct NodeHandle {
     session: u64,
     tx: mpsc::UnboundedSender<Arc<Encoded>>,
+    /// The node's TLS certificate (DER), verified by the handshake; `None` in insecure dev mode.
+    cert: Option<Arc<[u8]>>,
 }
 
 #[derive(Debug, Default)]
@@ -96,6 +99,11 @@ impl Shared {
 
     fn connected(&self, node: &str) -> bool {
         lock(&self.hub).nodes.contains_key(node)
+    }
+
+    /// The certificate of a connected node's current session.
+    fn certificate(&self, node: &str) -> Option<Arc<[u8]>> {
+        lock(&self.hub).nodes.get(node).and_then(|h| h.cert.clone())
     }
 
     fn notify_jobs(&self, make: impl Fn() -> JobEvent) {
@@ -243,8 +251,12 @@ struct Service {
     shared: Arc<Shared>,
 }
 
-/// The authenticated name of the caller (TLS), or `None` in insecure dev mode.
-fn caller<T>(shared: &Shared, req: &Request<T>) -> Result<Option<String>, Status> {
+/// The authenticated name of the caller and its certificate (TLS), or `None` in insecure dev
+/// mode.
+fn caller_cert<T>(
+    shared: &Shared,
+    req: &Request<T>,
+) -> Result<Option<(String, Arc<[u8]>)>, Status> {
     match shared.config.security {
         Security::InsecureDev => Ok(None),
         Security::Tls(_) => {
@@ -254,11 +266,16 @@ fn caller<T>(shared: &Shared, req: &Request<T>) -> Result<Option<String>, Status
             let first = certs
                 .first()
                 .ok_or_else(|| Status::unauthenticated("no client certificate"))?;
-            crate::tls::peer_name(first)
-                .map(Some)
-                .map_err(|e| Status::unauthenticated(e.to_string()))
+            let name =
+                crate::tls::peer_name(first).map_err(|e| Status::unauthenticated(e.to_string()))?;
+            Ok(Some((name, Arc::from(first.as_ref()))))
         }
     }
+}
+
+/// The authenticated name of the caller (TLS), or `None` in insecure dev mode.
+fn caller<T>(shared: &Shared, req: &Request<T>) -> Result<Option<String>, Status> {
+    caller_cert(shared, req).map(|c| c.map(|(name, _)| name))
 }
 
 fn require_admin<T>(shared: &Shared, req: &Request<T>) -> Result<(), Status> {
@@ -282,12 +299,12 @@ impl Federation for Service {
         &self,
         request: Request<Streaming<Frame>>,
     ) -> Result<Response<Self::SessionStream>, Status> {
-        let cert_name = caller(&self.shared, &request)?;
+        let peer = caller_cert(&self.shared, &request)?;
         let inbound = request.into_inner();
         let (frame_tx, frame_rx) = mpsc::channel::<Result<Frame, Status>>(8);
         let (out_tx, out_rx) = mpsc::unbounded_channel::<Arc<Encoded>>();
         tokio::spawn(writer(out_rx, frame_tx, Arc::clone(&self.shared)));
-        tokio::spawn(reader(inbound, out_tx, cert_name, Arc::clone(&self.shared)));
+        tokio::spawn(reader(inbound, out_tx, peer, Arc::clone(&self.shared)));
         Ok(Response::new(Box::pin(
             tokio_stream::wrappers::ReceiverStream::new(frame_rx),
         )))
@@ -341,9 +358,13 @@ fn refuse(shared: &Shared, tx: &mpsc::UnboundedSender<Arc<Encoded>>, reason: &st
 async fn reader(
     mut inbound: Streaming<Frame>,
     out: mpsc::UnboundedSender<Arc<Encoded>>,
-    cert_name: Option<String>,
+    peer: Option<(String, Arc<[u8]>)>,
     shared: Arc<Shared>,
 ) {
+    let (cert_name, cert) = match peer {
+        Some((name, cert)) => (Some(name), Some(cert)),
+        None => (None, None),
+    };
     let mut reassembler = Reassembler::new(shared.config.limits);
     let hello = match next_message(&mut inbound, &mut reassembler, &shared).await {
         Ok(Some(NodeMessage {
@@ -380,6 +401,7 @@ async fn reader(
                 NodeHandle {
                     session,
                     tx: out.clone(),
+                    cert,
                 },
             )
             .is_some()
@@ -531,6 +553,7 @@ fn spawn_driver(shared: &Arc<Shared>, row: JobRow) -> Result<(), NetError> {
         joined: HashSet::new(),
         round_started: Instant::now(),
         fit_cache: None,
+        secagg: None,
     };
     tokio::spawn(driver.run());
     Ok(())
@@ -552,6 +575,15 @@ struct Driver {
     joined: HashSet<String>,
     round_started: Instant,
     fit_cache: Option<(u32, Arc<Encoded>)>,
+    /// Secure aggregation's key directory and per-round report, if the job uses it.
+    secagg: Option<SecAggState>,
+}
+
+/// The coordinator's side of a secure-aggregation job.
+struct SecAggState {
+    /// Participants' identity keys, from the certificates their TLS handshakes verified.
+    keys: PeerKeys,
+    monitor: privet_secagg::SecAggMonitor,
 }
 
 enum Step {
@@ -638,7 +670,19 @@ impl Driver {
             max_retries: self.deployment.max_retries,
         };
         let strategy = self.job.strategy.build()?;
-        let protocol = Box::new(PlainAggregation::new());
+        let protocol: Box<dyn AggregationProtocol> = match &self.job.secure_aggregation {
+            Some(cfg) => {
+                let keys = PeerKeys::default();
+                let protocol =
+                    privet_secagg::SecAggProtocol::new(cfg.clone(), Arc::new(keys.clone()))?;
+                self.secagg = Some(SecAggState {
+                    keys,
+                    monitor: protocol.monitor(),
+                });
+                Box::new(protocol)
+            }
+            None => Box::new(PlainAggregation::new()),
+        };
         let (checkpoint, last_started) = {
             let store = lock(&self.shared.store);
             (
@@ -701,6 +745,7 @@ impl Driver {
             self.round_started = Instant::now();
             let actions = engine.start_round(&available)?;
             lock(&self.shared.store).round_started(&self.id, engine.round())?;
+            self.send_identities(engine.round(), &actions)?;
             tracing::info!(job = %self.id, round = engine.round(), nodes = available.len(), "round started");
             match self.drive_round(&mut engine, actions).await? {
                 Step::Continue => {}
@@ -907,6 +952,58 @@ impl Driver {
         }
     }
 
+    /// Secure aggregation: enrols the keys of the round's participants from their verified
+    /// certificates, and relays those certificates to the participants (ahead of the round's
+    /// `Fit`), which check them against their own CA before trusting them.
+    fn send_identities(&mut self, round: u32, actions: &[Action]) -> Result<(), NetError> {
+        let Some(secagg) = &self.secagg else {
+            return Ok(());
+        };
+        let selected: Vec<ClientId> = actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Send {
+                    to,
+                    msg: ToClient::Fit { .. },
+                } => Some(*to),
+                _ => None,
+            })
+            .collect();
+        let mut peers = Vec::with_capacity(selected.len());
+        for &client in &selected {
+            let node = self.name(client);
+            let Some(cert) = self.shared.certificate(&node) else {
+                continue;
+            };
+            match certified_key(&cert) {
+                Ok(key) => {
+                    secagg.keys.insert(client, key);
+                    peers.push(proto::PeerCertificate {
+                        client: client.0,
+                        certificate: bytes::Bytes::copy_from_slice(&cert),
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(job = %self.id, %node, "cannot take part in secure aggregation: {e}");
+                }
+            }
+        }
+        let msg = self
+            .shared
+            .encode(Out::PeerCertificates(proto::PeerCertificates {
+                job_id: self.id.clone(),
+                round,
+                peers,
+            }))?;
+        for client in selected {
+            let node = self.name(client);
+            if self.joined.contains(&node) {
+                self.shared.send(&node, Arc::clone(&msg));
+            }
+        }
+        Ok(())
+    }
+
     fn name(&self, client: ClientId) -> String {
         self.nodes
             .get(client.0 as usize)
@@ -1021,6 +1118,19 @@ impl Driver {
             num_examples: report.num_examples,
             seconds,
             failure,
+            details: RoundDetails {
+                secure_aggregation: self
+                    .secagg
+                    .as_ref()
+                    .and_then(|s| s.monitor.last_round_info())
+                    .filter(|info| info.round == report.round)
+                    .and_then(|info| info.params)
+                    .map(|p| SecAggRound {
+                        n: p.n as u32,
+                        k: p.k as u32,
+                        t: p.t as u32,
+                    }),
+            },
         };
         let shared = Arc::clone(&self.shared);
         let id = self.id.clone();
@@ -1147,6 +1257,15 @@ fn job_info(store: &Store, row: &JobRow) -> Result<proto::JobInfo, NetError> {
             train_loss: r.train_loss,
             seconds: r.seconds,
             failure: r.failure,
+            secure_aggregation: r
+                .details
+                .secure_aggregation
+                .map(|s| proto::SecureAggregation {
+                    protocol: "secagg+".into(),
+                    n: s.n,
+                    k: s.k,
+                    t: s.t,
+                }),
         })
         .collect();
     Ok(proto::JobInfo {
@@ -1179,10 +1298,11 @@ impl Admin for Service {
                 "job file: a networked job needs a [deployment] section with `nodes`",
             ));
         };
-        if job.secure_aggregation.is_some() {
+        if job.secure_aggregation.is_some() && self.shared.config.security == Security::InsecureDev
+        {
             return Err(Status::invalid_argument(
-                "job file: secure aggregation runs in `privet simulate` but not yet between \
-                 networked nodes",
+                "job file: secure aggregation needs mutual TLS (nodes' signing identities are \
+                 their certificates), so it cannot run with --insecure-dev",
             ));
         }
         if let privet_sim::DataSource::Synthetic { .. } = job.data {

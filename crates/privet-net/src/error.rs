@@ -49,6 +49,9 @@ pub enum NetError {
     /// The node's data is unusable.
     #[error(transparent)]
     Data(#[from] privet_data::DataError),
+    /// Secure aggregation could not be set up.
+    #[error("secure aggregation: {0}")]
+    SecAgg(#[from] privet_secagg::SecAggError),
 }
 
 impl From<rusqlite::Error> for NetError {

@@ -11,6 +11,8 @@
 //! - [`frame`]: logical messages cut into frames with size limits and optional zstd, so models
 //!   of any size stream without gRPC's message cap.
 //! - [`tls`]: the federation CA and certificates (rcgen), TLS 1.3 configurations.
+//! - [`identity`]: nodes' Ed25519 signing identities for secure aggregation, certified by the
+//!   federation CA through their certificates.
 //! - [`client`]: the operator's admin client.
 //!
 //! The wire format is `proto/privet/v1/federation.proto` (package `privet.v1`); a session starts
@@ -21,6 +23,7 @@ pub mod config;
 pub mod coordinator;
 pub mod error;
 pub mod frame;
+pub mod identity;
 pub mod metrics;
 pub mod node;
 pub mod store;

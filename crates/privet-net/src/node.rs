@@ -16,10 +16,11 @@ use rand::Rng;
 use tokio::sync::{mpsc, watch};
 
 use crate::PROTOCOL_VERSION;
-use crate::config::{NodeConfig, NodeData};
+use crate::config::{NodeConfig, NodeData, Security};
 use crate::coordinator::summary_to_proto;
 use crate::error::NetError;
 use crate::frame::{Encoded, Reassembler, bytes_to_f32, f32_to_bytes};
+use crate::identity::{PeerKeys, PeerVerifier, load_signing_key};
 use crate::proto::coordinator_message::Body as In;
 use crate::proto::federation_client::FederationClient;
 use crate::proto::node_message::Body as Out;
@@ -183,6 +184,17 @@ struct JobCtx {
     trainer: Box<dyn JobTrainer>,
     protocol: Box<dyn ClientProtocol>,
     transforms: Vec<Box<dyn UpdateTransform>>,
+    /// Secure aggregation: the other participants' verified identities.
+    peers: Option<Peers>,
+}
+
+/// The identities a secure-aggregation node trusts: keys from certificates that chain to its
+/// CA and name the node the job lists at that client index.
+struct Peers {
+    keys: PeerKeys,
+    verifier: PeerVerifier,
+    /// The job's nodes; node `i` is client `i`.
+    nodes: Vec<String>,
 }
 
 /// The jobs a node takes part in, by id.
@@ -330,7 +342,7 @@ async fn session(
                 };
                 out.send(reply).await?;
             }
-            In::JoinJob(j) => match join(backend, &j) {
+            In::JoinJob(j) => match join(config, backend, &j) {
                 Ok(ctx) => {
                     tracing::info!(job = %j.job_id, client = j.client, "joined job");
                     lock(jobs).insert(j.job_id, Arc::new(Mutex::new(ctx)));
@@ -350,13 +362,10 @@ async fn session(
                 out.send(reply).await?;
             }
             In::Protocol(p) => {
-                out.send(Out::Error(proto::NodeError {
-                    job_id: p.job_id,
-                    round: p.round,
-                    message: "this node does not run multi-stage aggregation protocols yet".into(),
-                }))
-                .await?;
+                let reply = respond_protocol(jobs, p).await;
+                out.send(reply).await?;
             }
+            In::PeerCertificates(p) => enrol(jobs, &p),
             In::JobDone(d) => {
                 tracing::info!(job = %d.job_id, state = %d.state, "job over");
                 lock(jobs).remove(&d.job_id);
@@ -369,48 +378,139 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-fn join(backend: &Arc<dyn NodeBackend>, j: &proto::JoinJob) -> Result<JobCtx, NetError> {
+fn join(
+    config: &NodeConfig,
+    backend: &Arc<dyn NodeBackend>,
+    j: &proto::JoinJob,
+) -> Result<JobCtx, NetError> {
     let job = Job::from_toml(&j.job_toml)?;
     let encoder: Encoder = serde_json::from_str(&j.encoder_json)
         .map_err(|e| NetError::Protocol(format!("feature encoding: {e}")))?;
-    let trainer = backend.join(&job, &encoder, j.client)?;
     let client = ClientId(j.client);
+    let nodes = job
+        .deployment
+        .as_ref()
+        .map(|d| d.nodes.clone())
+        .unwrap_or_default();
+    if nodes.get(client.0 as usize) != Some(&config.name) {
+        return Err(NetError::Protocol(format!(
+            "the job lists client {} as {:?}, not as this node ({:?})",
+            client.0,
+            nodes.get(client.0 as usize),
+            config.name
+        )));
+    }
+    let (protocol, peers): (Box<dyn ClientProtocol>, _) = match &job.secure_aggregation {
+        None => (Box::new(PlainClient { id: client }), None),
+        Some(cfg) => {
+            let Security::Tls(files) = &config.security else {
+                return Err(NetError::Config(
+                    "secure aggregation needs this node's certificate (its signing identity); \
+                     it cannot run with --insecure-dev"
+                        .into(),
+                ));
+            };
+            let keys = PeerKeys::default();
+            let protocol = privet_secagg::SecAggClient::new(
+                client,
+                load_signing_key(files)?,
+                Arc::new(keys.clone()),
+                cfg.clone(),
+            )?;
+            let peers = Peers {
+                keys,
+                verifier: PeerVerifier::new(&files.ca)?,
+                nodes,
+            };
+            (Box::new(protocol), Some(peers))
+        }
+    };
+    let trainer = backend.join(&job, &encoder, j.client)?;
     Ok(JobCtx {
         client,
         trainer,
-        protocol: Box::new(PlainClient { id: client }),
+        protocol,
         transforms: client_transforms(&job),
+        peers,
     })
 }
 
-/// Trains for a `Fit` (off the async threads) and builds the answer.
+/// Enrols the identities of a secure-aggregation round's participants after checking each
+/// certificate against this node's CA and the job's node list. A certificate that fails is
+/// left out (and logged): the protocol then refuses that participant's signed keys.
+fn enrol(jobs: &Jobs, msg: &proto::PeerCertificates) {
+    let Some(ctx) = lock(jobs).get(&msg.job_id).cloned() else {
+        tracing::warn!(job = %msg.job_id, "certificates for a job this node has not joined");
+        return;
+    };
+    let guard = lock(&ctx);
+    let Some(peers) = &guard.peers else {
+        tracing::warn!(job = %msg.job_id, "certificates for a job without secure aggregation");
+        return;
+    };
+    for peer in &msg.peers {
+        let client = ClientId(peer.client);
+        let Some(expected) = peers.nodes.get(peer.client as usize) else {
+            tracing::warn!(job = %msg.job_id, client = peer.client, "certificate for a client the job does not have");
+            continue;
+        };
+        match peers.verifier.verify(&peer.certificate, expected) {
+            Ok(key) => {
+                if !peers.keys.has(client, &key) {
+                    tracing::debug!(job = %msg.job_id, node = %expected, "identity enrolled");
+                    peers.keys.insert(client, key);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(job = %msg.job_id, round = msg.round, node = %expected, "identity refused: {e}");
+            }
+        }
+    }
+}
+
+fn fail(job_id: String, round: u32, message: String) -> Out {
+    Out::Error(proto::NodeError {
+        job_id,
+        round,
+        message,
+    })
+}
+
+/// Trains for a `Fit` and builds the answer.
 async fn respond_fit(jobs: &Jobs, fit: proto::Fit) -> Out {
-    let fail = |job_id: String, round: u32, message: String| {
-        Out::Error(proto::NodeError {
-            job_id,
-            round,
-            message,
-        })
-    };
-    let Some(ctx) = lock(jobs).get(&fit.job_id).cloned() else {
-        return fail(
-            fit.job_id,
-            fit.round,
-            "this node has not joined the job".into(),
-        );
-    };
     let params = match bytes_to_f32(&fit.params) {
         Ok(p) => p,
         Err(e) => return fail(fit.job_id, fit.round, e.to_string()),
     };
-    let job_id = fit.job_id.clone();
-    let round = fit.round;
     let msg = ToClient::Fit {
-        round,
+        round: fit.round,
         params: params.into(),
         config: ClientTrainConfig {
             proximal_mu: fit.proximal_mu,
         },
+    };
+    respond(jobs, fit.job_id, msg).await
+}
+
+/// Answers a stage of a multi-stage aggregation protocol.
+async fn respond_protocol(jobs: &Jobs, p: proto::ProtocolMessage) -> Out {
+    let Ok(stage) = u8::try_from(p.stage) else {
+        return fail(p.job_id, p.round, format!("no protocol stage {}", p.stage));
+    };
+    let msg = ToClient::Protocol {
+        round: p.round,
+        stage,
+        payload: p.payload.to_vec(),
+    };
+    respond(jobs, p.job_id, msg).await
+}
+
+/// Runs the job's client protocol on `msg` (off the async threads: it may train) and turns its
+/// answer into a wire message.
+async fn respond(jobs: &Jobs, job_id: String, msg: ToClient) -> Out {
+    let round = msg.round();
+    let Some(ctx) = lock(jobs).get(&job_id).cloned() else {
+        return fail(job_id, round, "this node has not joined the job".into());
     };
     let result = tokio::task::spawn_blocking(move || {
         let mut guard = lock(&ctx);
@@ -428,11 +528,21 @@ async fn respond_fit(jobs: &Jobs, fit: proto::Fit) -> Out {
             num_examples: update.num_examples,
             loss: update.metrics.loss,
         }),
-        Ok(Ok((FromClient::Protocol { .. }, _))) => {
-            fail(job_id, round, "unexpected protocol answer to Fit".into())
-        }
+        Ok(Ok((
+            FromClient::Protocol {
+                round,
+                stage,
+                payload,
+            },
+            _,
+        ))) => Out::Protocol(proto::ProtocolMessage {
+            job_id,
+            round,
+            stage: u32::from(stage),
+            payload: payload.into(),
+        }),
         Ok(Err(e)) => {
-            tracing::error!(job = %job_id, round, "training failed: {e}");
+            tracing::error!(job = %job_id, round, "training or protocol step failed: {e}");
             fail(job_id, round, e.to_string())
         }
         Err(e) => fail(job_id, round, format!("training task failed: {e}")),

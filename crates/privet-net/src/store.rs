@@ -15,7 +15,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use crate::error::NetError;
 
 /// Schema version of the database; a newer file is refused, not guessed at.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -41,6 +41,7 @@ CREATE TABLE IF NOT EXISTS rounds (
     num_examples INTEGER NOT NULL,
     seconds REAL NOT NULL,
     failure TEXT NOT NULL DEFAULT '',
+    details TEXT NOT NULL DEFAULT '{}',
     PRIMARY KEY (job_id, round)
 );
 CREATE TABLE IF NOT EXISTS checkpoints (
@@ -133,6 +134,28 @@ pub struct RoundRow {
     pub seconds: f64,
     /// Why it failed.
     pub failure: String,
+    /// What else the round report says (secure aggregation).
+    pub details: RoundDetails,
+}
+
+/// Per-round facts beyond the basics, stored as JSON so that later additions need no new
+/// columns.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RoundDetails {
+    /// Secure aggregation's parameters, if the job used it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secure_aggregation: Option<SecAggRound>,
+}
+
+/// One round of secure aggregation: its participants and graph.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SecAggRound {
+    /// Clients that advertised keys.
+    pub n: u32,
+    /// Neighbours per client in the masking graph (`n - 1`: complete).
+    pub k: u32,
+    /// Shares needed to reconstruct a secret.
+    pub t: u32,
 }
 
 /// The coordinator's database.
@@ -183,6 +206,15 @@ impl Store {
                 )?;
             }
             Some(v) if v == SCHEMA_VERSION.to_string() => {}
+            // Version 1 had no per-round details (secure aggregation parameters).
+            Some(v) if v == "1" => {
+                let tx = conn.unchecked_transaction()?;
+                tx.execute_batch(
+                    "ALTER TABLE rounds ADD COLUMN details TEXT NOT NULL DEFAULT '{}';
+                     UPDATE meta SET value = '2' WHERE key = 'schema_version';",
+                )?;
+                tx.commit()?;
+            }
             Some(v) => {
                 return Err(NetError::Store(format!(
                     "database schema version {v}, this privet reads version {SCHEMA_VERSION}"
@@ -314,8 +346,8 @@ impl Store {
             .collect();
         tx.execute(
             "INSERT INTO rounds (job_id, round, completed, participants, dropped, train_loss,
-                                 num_examples, seconds, failure)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                                 num_examples, seconds, failure, details)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             params![
                 id,
                 round.round,
@@ -326,6 +358,7 @@ impl Store {
                 round.num_examples as i64,
                 round.seconds,
                 round.failure,
+                json(&round.details)?,
             ],
         )?;
         tx.execute(
@@ -388,7 +421,7 @@ impl Store {
     pub fn rounds(&self, id: &str) -> Result<Vec<RoundRow>, NetError> {
         let mut stmt = self.conn.prepare(
             "SELECT round, completed, participants, dropped, train_loss, num_examples, seconds,
-                    failure
+                    failure, details
              FROM rounds WHERE job_id = ?1 ORDER BY round",
         )?;
         let rows = stmt.query_map(params![id], |r| {
@@ -401,11 +434,22 @@ impl Store {
                 r.get::<_, i64>(5)?,
                 r.get::<_, f64>(6)?,
                 r.get::<_, String>(7)?,
+                r.get::<_, String>(8)?,
             ))
         })?;
         let mut out = Vec::new();
         for row in rows {
-            let (round, completed, participants, dropped, loss, examples, seconds, failure) = row?;
+            let (
+                round,
+                completed,
+                participants,
+                dropped,
+                loss,
+                examples,
+                seconds,
+                failure,
+                details,
+            ) = row?;
             out.push(RoundRow {
                 round,
                 completed,
@@ -415,6 +459,7 @@ impl Store {
                 num_examples: examples.max(0) as u64,
                 seconds,
                 failure,
+                details: from_json(&details)?,
             });
         }
         Ok(out)
@@ -462,6 +507,9 @@ mod tests {
             num_examples: 10,
             seconds: 0.1,
             failure: String::new(),
+            details: RoundDetails {
+                secure_aggregation: Some(SecAggRound { n: 4, k: 3, t: 3 }),
+            },
         }
     }
 
@@ -506,5 +554,34 @@ mod tests {
         drop(conn);
         let err = Store::open(&path).unwrap_err();
         assert!(err.to_string().contains("99"), "{err}");
+    }
+
+    #[test]
+    fn a_version_1_database_is_migrated_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            let v1 = SCHEMA.replace("    details TEXT NOT NULL DEFAULT '{}',\n", "");
+            assert_ne!(v1, SCHEMA);
+            conn.execute_batch(&v1).unwrap();
+            conn.execute_batch(
+                "INSERT INTO meta (key, value) VALUES ('schema_version', '1');
+                 INSERT INTO jobs (id, job_toml, nodes, state, total_rounds, created_at)
+                     VALUES ('j1', 'toml', '[\"a\"]', 'running', 5, 0);
+                 INSERT INTO rounds (job_id, round, completed, participants, dropped,
+                                     train_loss, num_examples, seconds)
+                     VALUES ('j1', 1, 1, '[\"a\"]', '[]', 0.5, 10, 0.1);",
+            )
+            .unwrap();
+        }
+        let mut store = Store::open(&path).unwrap();
+        let old = &store.rounds("j1").unwrap()[0];
+        assert_eq!(old.details, RoundDetails::default());
+        assert_eq!(old.participants, vec!["a".to_string()]);
+        store.finish_round("j1", &round(2), &checkpoint(2)).unwrap();
+        drop(store);
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.rounds("j1").unwrap()[1], round(2));
     }
 }

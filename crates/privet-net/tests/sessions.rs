@@ -300,3 +300,208 @@ async fn a_200_mb_model_streams_both_ways() {
     node.await.unwrap().unwrap();
     handle.shutdown().await.unwrap();
 }
+
+fn shift_node(setup: &Setup, url: &str, name: &str) -> NodeConfig {
+    NodeConfig {
+        name: name.into(),
+        coordinator: url.into(),
+        security: setup.files(name),
+        data: NodeData {
+            path: "unused.csv".into(),
+            label: "y".into(),
+            categorical: vec![],
+            drop: vec![],
+        },
+        limits: Limits::default(),
+        max_backoff_secs: 0.5,
+    }
+}
+
+async fn wait_done(admin: &mut AdminClient, id: &str) -> proto::JobInfo {
+    for _ in 0..600 {
+        let info = admin.job(id).await.unwrap();
+        if info.state == "completed" || info.state == "failed" {
+            return info;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("job {id} did not finish");
+}
+
+/// A secure-aggregation job between four real nodes over mutual TLS: every round runs SecAgg+
+/// (reported with its n, k and t), and the model moves by exactly the mean of the nodes'
+/// updates, which the coordinator only ever saw masked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secure_aggregation_between_real_nodes_gives_the_mean_update() {
+    let names = ["n0", "n1", "n2", "n3"];
+    let setup = Setup::new(&names);
+    let handle = privet_net::coordinator::start(setup.coordinator_config(Limits::default()))
+        .await
+        .unwrap();
+    let url = format!("https://localhost:{}", handle.addr.port());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let steps = [0.001f32, 0.002, 0.003, 0.010];
+    let mut nodes = Vec::new();
+    for (name, step) in names.iter().zip(steps) {
+        nodes.push(tokio::spawn(run_node(
+            shift_node(&setup, &url, name),
+            Arc::new(ShiftBackend { cols: 5, step }),
+            stop_rx.clone(),
+            None,
+        )));
+    }
+    let job = "[data]\npath = \"x.csv\"\nlabel = \"y\"\n[model]\nkind = \"logreg\"\n\
+               [federation]\nrounds = 3\nclients_per_round = 4\nmin_clients = 4\nseed = 5\n\
+               secure_aggregation = \"secagg+\"\n\
+               [secure_aggregation]\nmax_clients = 10\nmax_weight = 100\n\
+               [deployment]\nnodes = [\"n0\", \"n1\", \"n2\", \"n3\"]\nround_timeout_secs = 30\n";
+    let mut admin = AdminClient::connect(&url, &setup.files("admin"))
+        .await
+        .unwrap();
+    let id = admin.submit(job).await.unwrap();
+    let info = wait_done(&mut admin, &id).await;
+    assert_eq!(info.state, "completed", "{}", info.error);
+    assert_eq!(info.rounds.len(), 3);
+    for r in &info.rounds {
+        assert!(r.completed, "{r:?}");
+        assert_eq!(r.participants.len(), 4);
+        let s = r
+            .secure_aggregation
+            .as_ref()
+            .expect("secure aggregation reported");
+        assert_eq!((s.protocol.as_str(), s.n, s.k), ("secagg+", 4, 3));
+        assert!(s.t >= 2 && s.t <= 4, "{s:?}");
+    }
+    let out = setup.dir.path().join("secagg.safetensors");
+    admin.fetch_model(&id, &out).await.unwrap();
+    let model = privet_ml::TrainedModel::load(&out).unwrap();
+    let job = Job::from_toml(job).unwrap();
+    let network = privet_ml::Network::new(job.model.clone(), 5, 2).unwrap();
+    let initial = privet_sim::initial_params(&job, &network);
+    // Equal example counts: FedAvg is the plain mean, three rounds of it.
+    let mean: f32 = steps.iter().sum::<f32>() / 4.0;
+    let worst = model
+        .params
+        .iter()
+        .zip(&initial)
+        .map(|(a, b)| ((a - b) - 3.0 * mean).abs())
+        .fold(0.0f32, f32::max);
+    // With at most 10 clients of weight 100, 32-bit fixed point resolves ~4e-8 per parameter.
+    assert!(worst < 1e-5, "{worst}");
+    stop_tx.send(true).unwrap();
+    for node in nodes {
+        node.await.unwrap().unwrap();
+    }
+    handle.shutdown().await.unwrap();
+}
+
+/// In a secure-aggregation job a participant that answers with a plain (unmasked) update is
+/// refused: the coordinator never aggregates a readable update, and the round completes with
+/// the honest nodes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_update_in_a_secure_aggregation_job_is_refused() {
+    let setup = Setup::new(&["h0", "h1", "h2", "mallory"]);
+    let handle = privet_net::coordinator::start(setup.coordinator_config(Limits::default()))
+        .await
+        .unwrap();
+    let url = format!("https://localhost:{}", handle.addr.port());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut nodes = Vec::new();
+    for name in ["h0", "h1", "h2"] {
+        nodes.push(tokio::spawn(run_node(
+            shift_node(&setup, &url, name),
+            Arc::new(ShiftBackend {
+                cols: 5,
+                step: 0.002,
+            }),
+            stop_rx.clone(),
+            None,
+        )));
+    }
+    let mut mallory = Raw::open(
+        &url,
+        &setup.files("mallory"),
+        hello("mallory", PROTOCOL_VERSION),
+    )
+    .await;
+    assert!(matches!(mallory.recv().await, Some(Reply::Welcome(_))));
+    let job = "[data]\npath = \"x.csv\"\nlabel = \"y\"\n[model]\nkind = \"logreg\"\n\
+               [federation]\nrounds = 1\nclients_per_round = 4\nmin_clients = 3\nseed = 5\n\
+               secure_aggregation = \"secagg+\"\n\
+               [secure_aggregation]\nmax_clients = 10\nmax_weight = 2000\n\
+               [deployment]\nnodes = [\"h0\", \"h1\", \"h2\", \"mallory\"]\n\
+               round_timeout_secs = 10\n";
+    let mut admin = AdminClient::connect(&url, &setup.files("admin"))
+        .await
+        .unwrap();
+    let id = admin.submit(job).await.unwrap();
+    // Play mallory: describe data like the shift nodes, then answer Fit with a plain update.
+    let mut got_certificates = false;
+    loop {
+        match mallory.recv().await {
+            Some(Reply::DescribeData(d)) => {
+                let cols: Vec<String> = (0..5).map(|i| format!("x{i}")).collect();
+                mallory
+                    .send(Body::DataSummary(proto::DataSummary {
+                        job_id: d.job_id,
+                        rows: 10,
+                        columns: cols.clone(),
+                        numeric: cols
+                            .iter()
+                            .map(|name| proto::NumericColumn {
+                                name: name.clone(),
+                                count: 10,
+                                mean: 0.0,
+                                m2: 10.0,
+                            })
+                            .collect(),
+                        categorical: vec![],
+                        labels: vec!["0".into(), "1".into()],
+                    }))
+                    .await;
+            }
+            Some(Reply::PeerCertificates(p)) => {
+                // Every participant's certificate is relayed, mallory's own included.
+                assert_eq!(p.peers.len(), 4);
+                got_certificates = true;
+            }
+            Some(Reply::Fit(fit)) => {
+                mallory
+                    .send(Body::Update(proto::Update {
+                        job_id: fit.job_id,
+                        round: fit.round,
+                        delta: Bytes::from(vec![0u8; fit.params.len()]),
+                        num_examples: 1000,
+                        loss: 0.0,
+                    }))
+                    .await;
+                break;
+            }
+            Some(_) => {}
+            None => panic!("the coordinator closed mallory's session"),
+        }
+    }
+    assert!(got_certificates, "certificates come before Fit");
+    let info = wait_done(&mut admin, &id).await;
+    assert_eq!(info.state, "completed", "{}", info.error);
+    let round = &info.rounds[0];
+    assert!(round.completed);
+    assert_eq!(round.participants, vec!["h0", "h1", "h2"]);
+    assert!(round.dropped.contains(&"mallory".to_string()), "{round:?}");
+    // The zero update with 1000 examples would have pulled the mean to almost nothing.
+    let out = setup.dir.path().join("m.safetensors");
+    admin.fetch_model(&id, &out).await.unwrap();
+    let model = privet_ml::TrainedModel::load(&out).unwrap();
+    let job = Job::from_toml(job).unwrap();
+    let network = privet_ml::Network::new(job.model.clone(), 5, 2).unwrap();
+    let initial = privet_sim::initial_params(&job, &network);
+    for (a, b) in model.params.iter().zip(&initial) {
+        assert!(((a - b) - 0.002).abs() < 1e-5, "{a} {b}");
+    }
+    stop_tx.send(true).unwrap();
+    for node in nodes {
+        node.await.unwrap().unwrap();
+    }
+    drop(mallory);
+    handle.shutdown().await.unwrap();
+}

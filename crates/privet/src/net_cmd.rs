@@ -219,7 +219,7 @@ pub fn status(job: Option<&str>, json: bool, remote: &Remote) -> Result<()> {
             if job.is_some() {
                 for r in &j.rounds {
                     println!(
-                        "  round {:>3}  {}  loss {:.4}  {:.2} s  participants: {}{}",
+                        "  round {:>3}  {}  loss {:.4}  {:.2} s  participants: {}{}{}",
                         r.round,
                         if r.completed {
                             "completed"
@@ -229,6 +229,10 @@ pub fn status(job: Option<&str>, json: bool, remote: &Remote) -> Result<()> {
                         r.train_loss,
                         r.seconds,
                         r.participants.join(","),
+                        r.secure_aggregation
+                            .as_ref()
+                            .map(|s| format!("  {} n={} k={} t={}", s.protocol, s.n, s.k, s.t))
+                            .unwrap_or_default(),
                         if r.failure.is_empty() {
                             String::new()
                         } else {
@@ -258,6 +262,9 @@ fn job_json(j: &privet_net::proto::JobInfo) -> serde_json::Value {
             "train_loss": if r.train_loss.is_finite() { Some(r.train_loss) } else { None },
             "seconds": r.seconds,
             "failure": r.failure,
+            "secure_aggregation": r.secure_aggregation.as_ref().map(|s| serde_json::json!({
+                "protocol": s.protocol, "n": s.n, "k": s.k, "t": s.t,
+            })),
         })).collect::<Vec<_>>(),
     })
 }
