@@ -251,12 +251,14 @@ struct Service {
     shared: Arc<Shared>,
 }
 
-/// The authenticated name of the caller and its certificate (TLS), or `None` in insecure dev
-/// mode.
-fn caller_cert<T>(
-    shared: &Shared,
-    req: &Request<T>,
-) -> Result<Option<(String, Arc<[u8]>)>, Status> {
+/// An authenticated peer: the name its certificate gives and the certificate (DER).
+struct Peer {
+    name: String,
+    cert: Arc<[u8]>,
+}
+
+/// The authenticated caller (TLS), or `None` in insecure dev mode.
+fn caller_cert<T>(shared: &Shared, req: &Request<T>) -> Result<Option<Peer>, Status> {
     match shared.config.security {
         Security::InsecureDev => Ok(None),
         Security::Tls(_) => {
@@ -268,14 +270,17 @@ fn caller_cert<T>(
                 .ok_or_else(|| Status::unauthenticated("no client certificate"))?;
             let name =
                 crate::tls::peer_name(first).map_err(|e| Status::unauthenticated(e.to_string()))?;
-            Ok(Some((name, Arc::from(first.as_ref()))))
+            Ok(Some(Peer {
+                name,
+                cert: Arc::from(first.as_ref()),
+            }))
         }
     }
 }
 
 /// The authenticated name of the caller (TLS), or `None` in insecure dev mode.
 fn caller<T>(shared: &Shared, req: &Request<T>) -> Result<Option<String>, Status> {
-    caller_cert(shared, req).map(|c| c.map(|(name, _)| name))
+    caller_cert(shared, req).map(|c| c.map(|peer| peer.name))
 }
 
 fn require_admin<T>(shared: &Shared, req: &Request<T>) -> Result<(), Status> {
@@ -358,11 +363,11 @@ fn refuse(shared: &Shared, tx: &mpsc::UnboundedSender<Arc<Encoded>>, reason: &st
 async fn reader(
     mut inbound: Streaming<Frame>,
     out: mpsc::UnboundedSender<Arc<Encoded>>,
-    peer: Option<(String, Arc<[u8]>)>,
+    peer: Option<Peer>,
     shared: Arc<Shared>,
 ) {
     let (cert_name, cert) = match peer {
-        Some((name, cert)) => (Some(name), Some(cert)),
+        Some(Peer { name, cert }) => (Some(name), Some(cert)),
         None => (None, None),
     };
     let mut reassembler = Reassembler::new(shared.config.limits);
