@@ -505,3 +505,189 @@ async fn a_plain_update_in_a_secure_aggregation_job_is_refused() {
     drop(mallory);
     handle.shutdown().await.unwrap();
 }
+
+/// Local training for the scripted participant: adds `0.5` to every parameter.
+struct AddHalf;
+
+impl privet_fl::engine::LocalTrainer for AddHalf {
+    fn fit(
+        &mut self,
+        _round: u32,
+        params: &[f32],
+        _config: &privet_fl::ClientTrainConfig,
+    ) -> Result<(Vec<f32>, privet_fl::TrainMetrics), privet_fl::FlError> {
+        let metrics = privet_fl::TrainMetrics {
+            loss: 0.1,
+            num_examples: 10,
+        };
+        Ok((params.iter().map(|p| p + 0.5).collect(), metrics))
+    }
+}
+
+/// A participant that runs SecAgg+ honestly until it has sent its encrypted shares and then
+/// disconnects, before sending its masked input: the others' inputs carry pairwise masks with
+/// it that the coordinator must rebuild from their shares. The round still completes, and the
+/// model moves by exactly the mean of the three survivors' updates (its own `0.5` is nowhere).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_lost_after_sharing_its_keys_is_unmasked_away() {
+    use privet_fl::engine::{ClientProtocol, FromClient, ToClient};
+    use privet_net::identity::{PeerKeys, PeerVerifier, load_signing_key};
+
+    let setup = Setup::new(&["h0", "h1", "h2", "quitter"]);
+    let handle = privet_net::coordinator::start(setup.coordinator_config(Limits::default()))
+        .await
+        .unwrap();
+    let url = format!("https://localhost:{}", handle.addr.port());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut nodes = Vec::new();
+    for name in ["h0", "h1", "h2"] {
+        nodes.push(tokio::spawn(run_node(
+            shift_node(&setup, &url, name),
+            Arc::new(ShiftBackend {
+                cols: 5,
+                step: 0.002,
+            }),
+            stop_rx.clone(),
+            None,
+        )));
+    }
+    let Security::Tls(files) = setup.files("quitter") else {
+        unreachable!()
+    };
+    let mut quitter = Raw::open(
+        &url,
+        &setup.files("quitter"),
+        hello("quitter", PROTOCOL_VERSION),
+    )
+    .await;
+    assert!(matches!(quitter.recv().await, Some(Reply::Welcome(_))));
+    let job = "[data]\npath = \"x.csv\"\nlabel = \"y\"\n[model]\nkind = \"logreg\"\n\
+               [federation]\nrounds = 1\nclients_per_round = 4\nmin_clients = 3\nseed = 5\n\
+               secure_aggregation = \"secagg+\"\n\
+               [secure_aggregation]\nmax_clients = 10\nmax_weight = 100\n\
+               [deployment]\nnodes = [\"h0\", \"h1\", \"h2\", \"quitter\"]\n\
+               round_timeout_secs = 10\n";
+    let mut admin = AdminClient::connect(&url, &setup.files("admin"))
+        .await
+        .unwrap();
+    let id = admin.submit(job).await.unwrap();
+    let parsed = Job::from_toml(job).unwrap();
+    let cfg = parsed.secure_aggregation.clone().unwrap();
+    let keys = PeerKeys::default();
+    let verifier = PeerVerifier::new(&files.ca).unwrap();
+    let nodes_of_job = parsed.deployment.as_ref().unwrap().nodes.clone();
+    let mut client: Option<privet_secagg::SecAggClient> = None;
+    loop {
+        let reply = match quitter.recv().await {
+            Some(Reply::DescribeData(d)) => {
+                let cols: Vec<String> = (0..5).map(|i| format!("x{i}")).collect();
+                quitter
+                    .send(Body::DataSummary(proto::DataSummary {
+                        job_id: d.job_id,
+                        rows: 10,
+                        columns: cols.clone(),
+                        numeric: cols
+                            .iter()
+                            .map(|name| proto::NumericColumn {
+                                name: name.clone(),
+                                count: 10,
+                                mean: 0.0,
+                                m2: 10.0,
+                            })
+                            .collect(),
+                        categorical: vec![],
+                        labels: vec!["0".into(), "1".into()],
+                    }))
+                    .await;
+                continue;
+            }
+            Some(Reply::JoinJob(j)) => {
+                client = Some(
+                    privet_secagg::SecAggClient::new(
+                        privet_fl::ClientId(j.client),
+                        load_signing_key(&files).unwrap(),
+                        Arc::new(keys.clone()),
+                        cfg.clone(),
+                    )
+                    .unwrap(),
+                );
+                continue;
+            }
+            Some(Reply::PeerCertificates(p)) => {
+                for peer in p.peers {
+                    let name = &nodes_of_job[peer.client as usize];
+                    let key = verifier.verify(&peer.certificate, name).unwrap();
+                    keys.insert(privet_fl::ClientId(peer.client), key);
+                }
+                continue;
+            }
+            Some(Reply::Fit(fit)) => {
+                let params = privet_net::frame::bytes_to_f32(&fit.params).unwrap();
+                let msg = ToClient::Fit {
+                    round: fit.round,
+                    params: params.into(),
+                    config: privet_fl::ClientTrainConfig::default(),
+                };
+                client
+                    .as_mut()
+                    .unwrap()
+                    .respond(&msg, &mut AddHalf, &[])
+                    .unwrap()
+            }
+            Some(Reply::Protocol(p)) if p.stage == 1 => {
+                let msg = ToClient::Protocol {
+                    round: p.round,
+                    stage: 1,
+                    payload: p.payload.to_vec(),
+                };
+                client
+                    .as_mut()
+                    .unwrap()
+                    .respond(&msg, &mut AddHalf, &[])
+                    .unwrap()
+            }
+            // Stage 2 asks for the masked input: leave instead.
+            Some(Reply::Protocol(p)) if p.stage == 2 => break,
+            Some(_) => continue,
+            None => panic!("the coordinator closed the session"),
+        };
+        let FromClient::Protocol {
+            round,
+            stage,
+            payload,
+        } = reply
+        else {
+            panic!("SecAgg+ answers with protocol messages");
+        };
+        quitter
+            .send(Body::Protocol(proto::ProtocolMessage {
+                job_id: id.clone(),
+                round,
+                stage: u32::from(stage),
+                payload: payload.into(),
+            }))
+            .await;
+    }
+    drop(quitter);
+    let info = wait_done(&mut admin, &id).await;
+    assert_eq!(info.state, "completed", "{}", info.error);
+    let round = &info.rounds[0];
+    assert!(round.completed, "{round:?}");
+    assert_eq!(round.participants, vec!["h0", "h1", "h2"]);
+    assert!(round.dropped.contains(&"quitter".to_string()), "{round:?}");
+    // Four advertised keys: the masking graph had the quitter in it.
+    assert_eq!(round.secure_aggregation.as_ref().unwrap().n, 4);
+    let out = setup.dir.path().join("q.safetensors");
+    admin.fetch_model(&id, &out).await.unwrap();
+    let model = privet_ml::TrainedModel::load(&out).unwrap();
+    let network = privet_ml::Network::new(parsed.model.clone(), 5, 2).unwrap();
+    let initial = privet_sim::initial_params(&parsed, &network);
+    for (a, b) in model.params.iter().zip(&initial) {
+        assert!(((a - b) - 0.002).abs() < 1e-5, "{a} {b}");
+    }
+    stop_tx.send(true).unwrap();
+    for node in nodes {
+        node.await.unwrap().unwrap();
+    }
+    handle.shutdown().await.unwrap();
+}
