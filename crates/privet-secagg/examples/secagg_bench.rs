@@ -3,9 +3,13 @@
 //!
 //! ```text
 //! cargo run --release -p privet-secagg --example secagg_bench [-- --quick] > secagg.json
+//! cargo run --release -p privet-secagg --example secagg_bench -- --n 10,100 --d 100000 \
+//!     [--runs 5] [--dropout 0,0.05] > custom.json
 //! ```
 //!
-//! Two parts, each the median of several rounds:
+//! With `--n`, `--d`, `--runs` or `--dropout`, only those cases are measured (JSON under
+//! `results`; bench/secagg/flower_vs_privet.sh uses this). Without them, two parts, each the
+//! median of several rounds:
 //! - **headline**: n = 10 and 100 clients, update length d = 100,000, without dropouts and
 //!   with 5% of the clients dropping after sending their shares (their pairwise masks must be
 //!   rebuilt);
@@ -17,8 +21,10 @@
 //! Clients run one after another, so their times do not compete; the coordinator's unmasking
 //! uses rayon. Timings are wall-clock inside `respond` (client) and inside `start_round` /
 //! `handle` (coordinator: engine plus protocol). Local training is a trivial function, so the
-//! client time is the protocol's (plus computing the delta). JSON goes to stdout, a table to
-//! stderr.
+//! client time is the protocol's (plus computing the delta). `round_ms` is the coordinator's
+//! time plus every client's: the whole round's work in one process, clients one after another.
+//! One untimed warm-up round precedes the timed ones of each case. JSON goes to stdout, a table
+//! to stderr.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -190,13 +196,18 @@ fn measure(
 ) -> Result<Value, Box<dyn std::error::Error>> {
     let mut client_ms = Vec::new();
     let mut coordinator_ms = Vec::new();
+    let mut round_ms = Vec::new();
     let mut last = None;
+    // One untimed warm-up round (page faults, allocator, rayon's thread pool).
+    run_round(n, d, dropout)?;
     for _ in 0..runs {
         let s = run_round(n, d, dropout)?;
         // The median client of this round (dropped clients did less work: leave them out).
         let full: Vec<f64> = s.clients.iter().filter(|c| !c.3).map(|c| c.0).collect();
         client_ms.push(median(full) * 1e3);
         coordinator_ms.push(s.coordinator * 1e3);
+        let all_clients: f64 = s.clients.iter().map(|c| c.0).sum();
+        round_ms.push((s.coordinator + all_clients) * 1e3);
         last = Some(s);
     }
     let s = last.ok_or("no runs")?;
@@ -221,6 +232,8 @@ fn measure(
         "client_ms_runs": client_ms,
         "coordinator_ms_median": coord,
         "coordinator_ms_runs": coordinator_ms,
+        "round_ms_median": median(round_ms.clone()),
+        "round_ms_runs": round_ms,
         "client_upload_bytes": bytes_up,
         "client_protocol_download_bytes": bytes_down,
         "model_download_bytes": d * 4,
@@ -230,8 +243,150 @@ fn measure(
     }))
 }
 
+/// Options of a custom run (`--n`, `--d`, `--runs`, `--dropout`).
+struct Custom {
+    ns: Vec<u32>,
+    d: usize,
+    runs: usize,
+    dropouts: Vec<f64>,
+}
+
+/// A comma-separated list of numbers.
+fn list<T: std::str::FromStr>(flag: &str, value: &str) -> Result<Vec<T>, String> {
+    value
+        .split(',')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            p.trim()
+                .parse()
+                .map_err(|_| format!("{flag}: cannot parse {p:?}"))
+        })
+        .collect::<Result<Vec<T>, String>>()
+        .and_then(|v| {
+            if v.is_empty() {
+                Err(format!("{flag}: empty list"))
+            } else {
+                Ok(v)
+            }
+        })
+}
+
+/// Parses the command line: whether `--quick` was given, and the custom run if any.
+fn parse_args(args: &[String]) -> Result<(bool, Option<Custom>), String> {
+    let mut quick = false;
+    let mut custom = Custom {
+        ns: vec![10, 100],
+        d: 100_000,
+        runs: 5,
+        dropouts: vec![0.0],
+    };
+    let mut is_custom = false;
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let mut value = || it.next().ok_or_else(|| format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--quick" => quick = true,
+            "--json" => {} // JSON always goes to stdout
+            "--n" => {
+                custom.ns = list("--n", value()?)?;
+                is_custom = true;
+            }
+            "--d" => {
+                custom.d = value()?
+                    .parse()
+                    .map_err(|_| "--d: not a number".to_string())?;
+                is_custom = true;
+            }
+            "--runs" => {
+                custom.runs = value()?
+                    .parse()
+                    .map_err(|_| "--runs: not a number".to_string())?;
+                is_custom = true;
+            }
+            "--dropout" => {
+                custom.dropouts = list("--dropout", value()?)?;
+                is_custom = true;
+            }
+            other => {
+                return Err(format!(
+                    "unknown argument {other:?} (expected --quick, --n LIST, --d N, --runs R, \
+                     --dropout LIST, --json)"
+                ));
+            }
+        }
+    }
+    if custom.ns.iter().any(|&n| n < 3) {
+        return Err("--n: every client count must be at least 3".into());
+    }
+    if custom.d == 0 || custom.runs == 0 {
+        return Err("--d and --runs must be positive".into());
+    }
+    if custom.dropouts.iter().any(|f| !(0.0..0.5).contains(f)) {
+        return Err("--dropout: fractions must be in [0, 0.5)".into());
+    }
+    Ok((quick, is_custom.then_some(custom)))
+}
+
+/// Prints the summary table of a list of measured cases to stderr.
+fn print_table(rows: &[&Value]) {
+    eprintln!(
+        "{:>5} {:>7} {:>5} {:>4} {:>4} {:>10} {:>14} {:>10} {:>9} {:>12} {:>12}",
+        "n",
+        "d",
+        "drop",
+        "k",
+        "t",
+        "client ms",
+        "coordinator ms",
+        "round ms",
+        "up bytes",
+        "cli ns/word",
+        "coo ns/word"
+    );
+    for row in rows {
+        let f = |key: &str| row[key].as_f64().unwrap_or(f64::NAN);
+        eprintln!(
+            "{:>5} {:>7} {:>5} {:>4} {:>4} {:>10.2} {:>14.2} {:>10.2} {:>9} {:>12.2} {:>12.2}",
+            f("n"),
+            f("d"),
+            f("dropped"),
+            f("k"),
+            f("t"),
+            f("client_ms_median"),
+            f("coordinator_ms_median"),
+            f("round_ms_median"),
+            f("client_upload_bytes"),
+            f("client_ns_per_mask_word"),
+            f("coordinator_ns_per_work_word"),
+        );
+    }
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let quick = std::env::args().any(|a| a == "--quick");
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (quick, custom) = parse_args(&args)?;
+    if let Some(c) = custom {
+        let mut results = Vec::new();
+        for &n in &c.ns {
+            for &dropout in &c.dropouts {
+                eprintln!("n={n} d={} dropout={dropout} runs={}", c.d, c.runs);
+                results.push(measure(n, c.d, dropout, c.runs)?);
+            }
+        }
+        let report = json!({
+            "benchmark": "privet-secagg one round (SecAgg+), default SecAggConfig",
+            "command": format!(
+                "cargo run --release -p privet-secagg --example secagg_bench -- {}",
+                args.join(" ")
+            ),
+            "threads": std::thread::available_parallelism().map(|p| p.get()).unwrap_or(1),
+            "config": format!("{:?}", SecAggConfig::default()),
+            "results": results,
+        });
+        print_table(&results.iter().collect::<Vec<_>>());
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
     let (d_big, d_small, runs) = if quick {
         (10_000, 2_000, 1)
     } else {
@@ -258,36 +413,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "headline": headline,
         "scaling": scaling,
     });
-    eprintln!(
-        "{:>5} {:>7} {:>5} {:>4} {:>4} {:>10} {:>14} {:>9} {:>12} {:>12}",
-        "n",
-        "d",
-        "drop",
-        "k",
-        "t",
-        "client ms",
-        "coordinator ms",
-        "up bytes",
-        "cli ns/word",
-        "coo ns/word"
-    );
     let rows = [&report["headline"], &report["scaling"]];
-    for row in rows.iter().filter_map(|r| r.as_array()).flatten() {
-        let f = |key: &str| row[key].as_f64().unwrap_or(f64::NAN);
-        eprintln!(
-            "{:>5} {:>7} {:>5} {:>4} {:>4} {:>10.2} {:>14.2} {:>9} {:>12.2} {:>12.2}",
-            f("n"),
-            f("d"),
-            f("dropped"),
-            f("k"),
-            f("t"),
-            f("client_ms_median"),
-            f("coordinator_ms_median"),
-            f("client_upload_bytes"),
-            f("client_ns_per_mask_word"),
-            f("coordinator_ns_per_work_word"),
-        );
-    }
+    print_table(
+        &rows
+            .iter()
+            .filter_map(|r| r.as_array())
+            .flatten()
+            .collect::<Vec<_>>(),
+    );
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
 }
