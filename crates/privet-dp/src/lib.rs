@@ -63,6 +63,7 @@ pub mod params;
 pub mod pld;
 pub mod rdp;
 mod special;
+pub mod stats;
 
 pub use budget::{BudgetLedger, BudgetTracker, PrivacyBudget};
 pub use calibrate::AccountantKind;

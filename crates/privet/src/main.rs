@@ -12,6 +12,7 @@ mod demo;
 mod dp_cmd;
 mod exit;
 mod net_cmd;
+mod stats_cmd;
 
 /// Train and use machine-learning models across organisations whose data never leaves them.
 #[derive(Debug, Parser)]
@@ -115,6 +116,8 @@ enum Command {
     /// Differential-privacy accounting: epsilon for a noise level, or the noise for a budget.
     #[command(subcommand)]
     Dp(dp_cmd::DpCommand),
+    /// Differentially private count, sum, mean, histogram and quantiles of one CSV column.
+    Stats(stats_cmd::StatsArgs),
 }
 
 fn main() -> ExitCode {
@@ -182,6 +185,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::FetchModel { job, out, remote } => net_cmd::fetch_model(&job, &out, &remote),
         Command::Certs(cmd) => net_cmd::certs(cmd),
         Command::Dp(cmd) => dp_cmd::run(cmd),
+        Command::Stats(args) => stats_cmd::run(&args),
     }
 }
 
