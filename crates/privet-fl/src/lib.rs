@@ -98,7 +98,7 @@ pub use strategy::{
     ClientTrainConfig, FedAvg, FedAvgM, FedOpt, FedOptKind, FedOptParams, FedProx, Krum, Median,
     MultiKrum, Requirement, Strategy, StrategyConfig, TrimmedMean,
 };
-pub use transform::{AggregateTransform, ClipL2, UpdateTransform, l2_norm};
+pub use transform::{Admission, AggregateTransform, ClipL2, UpdateTransform, l2_norm};
 pub use update::{
     AggregateInput, ClientId, ClientUpdate, TrainMetrics, WeightedSum, validate_update,
     weighted_sum,

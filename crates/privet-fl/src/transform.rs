@@ -1,5 +1,6 @@
-//! Transforms on updates: client-side before an update leaves the client (clipping, later local
-//! DP noise), and server-side on the aggregate sum (later central DP noise).
+//! Transforms on updates: client-side before an update leaves the client (clipping, the
+//! client's part of DP-FedAvg), and server-side on the aggregate sum (central DP noise, adaptive
+//! clipping's bookkeeping, privacy accounting).
 
 use crate::{ClientId, FlError, WeightedSum};
 
@@ -7,13 +8,89 @@ use crate::{ClientId, FlError, WeightedSum};
 pub trait UpdateTransform: Send + Sync + std::fmt::Debug {
     /// Transforms `delta` in place.
     fn apply(&self, round: u32, client: ClientId, delta: &mut [f32]) -> Result<(), FlError>;
+
+    /// Transforms `delta`, which may grow: a transform may append coordinates that the
+    /// coordinator's [`AggregateTransform`] declares ([`AggregateTransform::extra_coordinates`])
+    /// and strips again, e.g. adaptive clipping's "my norm was below the bound" indicator. This
+    /// is what [`compute_update`](crate::engine::compute_update) calls; the default is
+    /// [`apply`](Self::apply).
+    fn apply_vec(&self, round: u32, client: ClientId, delta: &mut Vec<f32>) -> Result<(), FlError> {
+        self.apply(round, client, delta)
+    }
+
+    /// Whether the update must count with weight 1 instead of its example count (DP-FedAvg
+    /// bounds every client's contribution, so the weight cannot depend on the client's data).
+    fn unit_weight(&self) -> bool {
+        false
+    }
+
+    /// Distributed DP: the standard deviation (in delta units) of the discrete Gaussian noise
+    /// this client adds to its quantized update before secure aggregation masks it, in `round`.
+    /// `None` (the default) adds none. A secure-aggregation client must honour it or refuse to
+    /// answer.
+    fn distributed_noise_std(&self, _round: u32) -> Result<Option<f64>, FlError> {
+        Ok(None)
+    }
+}
+
+/// Whether a round may start, as an [`AggregateTransform`] judges it (e.g. a privacy budget).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Admission {
+    /// Go ahead.
+    Admit,
+    /// Do not run this round or any later one: the job stops
+    /// ([`JobStatus::Stopped`](crate::engine::JobStatus::Stopped)) for this reason.
+    Stop(String),
 }
 
 /// A transform applied by the coordinator to the weighted sum before a
 /// [`Requirement::Sum`](crate::Requirement::Sum) strategy aggregates it.
+///
+/// Besides [`apply`](Self::apply), every method has a default that keeps the engine's plain
+/// behaviour, so a simple transform implements `apply` only.
 pub trait AggregateTransform: Send + std::fmt::Debug {
-    /// Transforms `sum` in place.
+    /// Transforms `sum` in place. It receives `model_len + extra_coordinates()` entries and must
+    /// leave exactly `model_len`.
     fn apply(&mut self, round: u32, sum: &mut WeightedSum) -> Result<(), FlError>;
+
+    /// Coordinates that clients append to their delta for this transform (see
+    /// [`UpdateTransform::apply_vec`]). The engine then expects updates (and secure-aggregation
+    /// vectors) of `model_len + extra_coordinates()` entries.
+    fn extra_coordinates(&self) -> usize {
+        0
+    }
+
+    /// Whether every contribution counts with weight 1 in the sum, whatever example count the
+    /// client reports (plain aggregation enforces it on the coordinator; under secure
+    /// aggregation the clients' [`UpdateTransform::unit_weight`] does).
+    fn unit_weights(&self) -> bool {
+        false
+    }
+
+    /// Called by [`Coordinator::start_round`](crate::engine::Coordinator::start_round) once
+    /// `selected` of `available` clients have been sampled for `round`, before anything is sent.
+    /// [`Admission::Stop`] ends the job without running the round (its number is not used).
+    fn admit_round(
+        &mut self,
+        _round: u32,
+        _selected: usize,
+        _available: usize,
+    ) -> Result<Admission, FlError> {
+        Ok(Admission::Admit)
+    }
+
+    /// The state to persist with a [`Checkpoint`](crate::engine::Checkpoint) (e.g. a privacy
+    /// ledger as JSON); `None` for a stateless transform.
+    fn state(&self) -> Option<String> {
+        None
+    }
+
+    /// Restores what [`state`](Self::state) returned. The default refuses any state.
+    fn restore_state(&mut self, _state: &str) -> Result<(), FlError> {
+        Err(FlError::InvalidConfig(
+            "this aggregate transform keeps no state to restore".into(),
+        ))
+    }
 }
 
 /// Scales a delta so that its L2 norm is at most `max_norm` (`delta * min(1, C / ||delta||)`).

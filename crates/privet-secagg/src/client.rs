@@ -218,14 +218,32 @@ impl SecAggClient {
         self.last_round = Some(round);
         let (local, metrics) = trainer.fit(round, params, train)?;
         let update = compute_update(self.id, round, params, &local, metrics, transforms)?;
+        let noise_std = self.distributed_noise(round, transforms)?;
         let mut rng = fresh_rng()?;
         let stochastic = self.config.rounding == Rounding::Stochastic;
-        let input = Zeroizing::new(self.quantizer.encode_with(
+        // Under distributed DP the training loss is not revealed: it would leave the client
+        // without noise.
+        let loss = if noise_std.is_some() {
+            0.0
+        } else {
+            update.metrics.loss
+        };
+        let mut input = Zeroizing::new(self.quantizer.encode_with(
             &update.delta,
             update.num_examples,
-            update.metrics.loss,
+            loss,
             stochastic.then_some(&mut rng),
         )?);
+        if let Some(std) = noise_std {
+            let mut noise_rng = privet_dp::noise::os_seeded_rng()
+                .map_err(|e| SecAggError::Randomness(e.to_string()))?;
+            self.quantizer.add_discrete_noise(
+                &mut input,
+                update.delta.len(),
+                std,
+                &mut noise_rng,
+            )?;
+        }
         let enc = StaticSecret::random_from_rng(&mut rng);
         let mask_scalar = random_scalar(&mut rng);
         let mask = mask_scalar.to_x25519();
@@ -257,6 +275,42 @@ impl SecAggClient {
             stage: 0,
             payload: ad.encode(round),
         })
+    }
+
+    /// The distributed-DP noise the client's transforms ask for in `round`, checked against the
+    /// headroom the configuration reserved ([`SecAggConfig::distributed_dp_noise`]).
+    fn distributed_noise(
+        &self,
+        round: u32,
+        transforms: &[Box<dyn UpdateTransform>],
+    ) -> Result<Option<f64>, FlError> {
+        let mut asked = None;
+        for t in transforms {
+            if let Some(std) = t.distributed_noise_std(round)? {
+                if asked.is_some() {
+                    return Err(FlError::InvalidConfig(
+                        "two update transforms ask for distributed DP noise".into(),
+                    ));
+                }
+                asked = Some(std);
+            }
+        }
+        let Some(std) = asked else {
+            return Ok(None);
+        };
+        let reserved = self.config.distributed_dp_noise;
+        match reserved {
+            Some(max) if std.is_finite() && std > 0.0 && std <= max * (1.0 + 1e-9) => Ok(Some(std)),
+            Some(max) => Err(FlError::InvalidConfig(format!(
+                "distributed DP noise {std} exceeds the {max} the secure aggregation \
+                 configuration leaves room for"
+            ))),
+            None => Err(FlError::InvalidConfig(
+                "distributed DP noise asked for, but the secure aggregation configuration \
+                 reserves no room for it"
+                    .into(),
+            )),
+        }
     }
 
     /// Stages 1 to 3.

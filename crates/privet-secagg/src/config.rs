@@ -16,6 +16,10 @@ pub enum Rounding {
     Stochastic,
 }
 
+/// Standard deviations of the summed noise kept clear of the modulus (see
+/// [`SecAggConfig::distributed_dp_noise`]).
+pub const NOISE_TAIL_SIGMAS: f64 = 12.0;
+
 /// An explicit Shamir reconstruction threshold.
 #[derive(Clone, Copy, Debug, PartialEq, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
@@ -69,6 +73,22 @@ pub struct SecAggConfig {
     /// `η`: a round may abort for lack of shares with probability at most `2^-η` within the
     /// dropout budget (default 20).
     pub correctness_bits: u32,
+    /// Distributed differential privacy on top of SecAgg+ (Kairouz, Liu and Steinke 2021, "The
+    /// Distributed Discrete Gaussian Mechanism"): the largest per-client noise standard
+    /// deviation, in delta units, that any round may ask for. Every client adds discrete
+    /// Gaussian noise to its quantized update before masking, so the unmasked sum is already
+    /// noised.
+    ///
+    /// Set by a job's `[privacy] mode = "distributed"`, never read from the
+    /// `[secure_aggregation]` table. Its only effect here is to leave room in the modulus for
+    /// the noise: the quantization levels `Q` satisfy
+    /// `max_clients · Q + 12 · √max_clients · σ_max Q / (W c) ≤ 2^(b-1) - 1`, so a sum of
+    /// `max_clients` updates plus their noise wraps only if the summed noise exceeds 12
+    /// standard deviations (probability below `10^-32` per coordinate). The noise of a round
+    /// comes from the clients' update transforms
+    /// ([`UpdateTransform::distributed_noise_std`](privet_fl::UpdateTransform::distributed_noise_std)).
+    #[serde(skip)]
+    pub distributed_dp_noise: Option<f64>,
 }
 
 impl Default for SecAggConfig {
@@ -86,6 +106,7 @@ impl Default for SecAggConfig {
             dropout_fraction: 0.05,
             security_bits: 40,
             correctness_bits: 20,
+            distributed_dp_noise: None,
         }
     }
 }
@@ -133,6 +154,13 @@ impl SecAggConfig {
             return bad(format!(
                 "max_clients * max_weight = {weight_bound} does not fit in {} bits",
                 self.modulus_bits.min(53)
+            ));
+        }
+        if let Some(std) = self.distributed_dp_noise
+            && !(std.is_finite() && std > 0.0)
+        {
+            return bad(format!(
+                "distributed DP noise must be positive and finite, got {std}"
             ));
         }
         let levels = self.levels();
@@ -183,10 +211,27 @@ impl SecAggConfig {
 
     /// Quantization levels on each side of zero for one client's value: `Q` with
     /// `max_clients * Q < 2^(b-1)`, so that a sum of signed values cannot wrap, and at most
-    /// `2^52`, so that every grid point is exact in `f64`.
+    /// `2^52`, so that every grid point is exact in `f64`. With [`Self::distributed_dp_noise`], `Q`
+    /// also leaves room for the noise (see there).
     pub fn levels(&self) -> u64 {
         let half = (1u128 << (self.modulus_bits.clamp(2, 64) - 1)) - 1;
-        let q = (half / u128::from(self.max_clients.max(1))).min(1 << 52);
-        u64::try_from(q).unwrap_or(1 << 52)
+        let clients = u128::from(self.max_clients.max(1));
+        let q = match self.distributed_dp_noise {
+            None => half / clients,
+            Some(max_noise_std) => {
+                // Noise in grid units is sigma * Q / (W c): the summed noise's reserve scales
+                // with Q like the values do, so it counts as extra clients.
+                let m = clients as f64;
+                let reserve = NOISE_TAIL_SIGMAS * m.sqrt() * max_noise_std
+                    / (self.max_weight.max(1) as f64 * self.clipping_range);
+                let q = (half as f64 / (m + reserve.max(0.0))).floor();
+                if q.is_finite() && q >= 0.0 {
+                    q as u128
+                } else {
+                    0
+                }
+            }
+        };
+        u64::try_from(q.min(1 << 52)).unwrap_or(1 << 52)
     }
 }

@@ -16,6 +16,7 @@
 //! signed slots back in two's complement and scales them by `W c / Q` (deltas) or `W L / Q`
 //! (loss) into `f64`.
 
+use privet_dp::noise::{DiscreteGaussian, NoiseRng};
 use rand_core::Rng;
 
 use crate::SecAggError;
@@ -168,6 +169,51 @@ impl Quantizer {
         } else {
             i128::from(w)
         }
+    }
+
+    /// The integer standard deviation, in grid steps of a `w·Δ` slot, of the discrete Gaussian
+    /// noise that stands for noise of standard deviation `std` in delta units (weight 1): `⌈std
+    /// / step⌉`. Rounding up never gives less noise than asked for.
+    ///
+    /// Errors if it is below 2 steps (the grid is too coarse for the discrete noise to behave
+    /// like the Gaussian the accounting assumes) or not below `2^32`.
+    pub fn noise_sigma_steps(&self, std: f64) -> Result<u64, SecAggError> {
+        let steps = (std / self.delta_step()).ceil();
+        if !(steps.is_finite() && (2.0..4294967296.0).contains(&steps)) {
+            return Err(SecAggError::InvalidConfig(format!(
+                "distributed DP noise of standard deviation {std} is {steps} grid steps of \
+                 {}; it must be 2 to 2^32 steps (change clipping_range or modulus_bits)",
+                self.delta_step()
+            )));
+        }
+        Ok(steps as u64)
+    }
+
+    /// Adds discrete Gaussian noise with standard deviation `std` (delta units, see
+    /// [`Self::noise_sigma_steps`]) to the `slots` delta words of an encoded vector (not to the
+    /// weight or loss), modulo `2^b`. Exact sampler (Canonne, Kamath and Steinke 2020) on a
+    /// CSPRNG.
+    pub fn add_discrete_noise(
+        &self,
+        words: &mut [u64],
+        slots: usize,
+        std: f64,
+        rng: &mut NoiseRng,
+    ) -> Result<(), SecAggError> {
+        if slots > words.len().saturating_sub(2) {
+            return Err(SecAggError::Malformed(format!(
+                "{slots} noise slots in a vector of {} words",
+                words.len()
+            )));
+        }
+        let sigma = self.noise_sigma_steps(std)?;
+        let sampler = DiscreteGaussian::with_integer_sigma(sigma)
+            .map_err(|e| SecAggError::InvalidConfig(e.to_string()))?;
+        for w in &mut words[..slots] {
+            let z = sampler.sample(rng);
+            *w = w.wrapping_add(z as u64) & self.mask;
+        }
+        Ok(())
     }
 
     /// Decodes a sum of encoded vectors (of `model_len + 2` words).

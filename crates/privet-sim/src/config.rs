@@ -2,6 +2,32 @@
 //!
 //! Every section rejects keys it does not know, naming them, so a typo never silently falls back
 //! to a default. See `examples/` at the repository root for complete files.
+//!
+//! # `[privacy]`: client-level differential privacy (DP-FedAvg)
+//!
+//! ```toml
+//! [privacy]
+//! mode = "central"            # or "distributed" (needs secure_aggregation = "secagg+")
+//! clip = 1.0                  # per-client L2 bound C on the delta, or instead:
+//! # adaptive_clip = { initial = 0.1, target_quantile = 0.5, learning_rate = 0.2 }
+//! #                  (optional count_noise = σ_b, default clients per round / 20)
+//! noise_multiplier = 1.0      # z: noise std / C on the sum, or instead:
+//! # target_epsilon = 8.0      # calibrate z so all `rounds` spend this epsilon at `delta`
+//! delta = 1e-5                # reporting delta (defaults to the budget's)
+//! budget = { epsilon = 10.0, delta = 1e-5 }   # optional: stop before exceeding it
+//! ```
+//!
+//! Rules, checked when the job is read: exactly one of `clip` / `adaptive_clip` and one of
+//! `noise_multiplier` / `target_epsilon`; `delta` (or a budget) is required; `[federation]
+//! clip_norm` must not be set as well (the privacy clip replaces it); robust strategies are
+//! refused (they need individual updates, and DP-FedAvg noises only a sum); distributed mode
+//! needs SecAgg+ and plans its noise for `[federation] min_clients` contributors (rounds with
+//! fewer fail before anything is unmasked). Every client counts with weight 1 (bounded
+//! contribution), and the sum is divided by the number of clients sampled, not by the number
+//! that answered. Sampling is privet-fl's fixed-size sampling without replacement, accounted
+//! with the matching RDP analysis (replace-one, `q = clients_per_round / clients`); see
+//! [`crate::privacy`] for the accounting, the distributed noise and what they assume. With
+//! `[privacy]` and SecAgg+, `[secure_aggregation] max_weight` is set to 1.
 
 use std::path::{Path, PathBuf};
 
@@ -11,6 +37,7 @@ use privet_ml::{ModelSpec, OptimizerConfig};
 use serde::Deserialize;
 
 use crate::error::SimError;
+use crate::privacy::{ClipPolicy, NoiseLevel, PrivacyConfig, PrivacyMode};
 
 /// Largest job file read.
 const MAX_JOB_BYTES: u64 = 1 << 20;
@@ -36,6 +63,8 @@ pub struct Job {
     pub deployment: Option<Deployment>,
     /// Secure aggregation (SecAgg+), when `[federation] secure_aggregation = "secagg+"`.
     pub secure_aggregation: Option<privet_secagg::SecAggConfig>,
+    /// Client-level differential privacy (`[privacy]`), see the [module documentation](self).
+    pub privacy: Option<PrivacyConfig>,
 }
 
 /// The `[deployment]` section: who takes part in a networked run, and its timeouts.
@@ -118,6 +147,35 @@ struct RawJob {
     federation: RawFederation,
     deployment: Option<RawDeployment>,
     secure_aggregation: Option<privet_secagg::SecAggConfig>,
+    privacy: Option<RawPrivacy>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPrivacy {
+    mode: Option<String>,
+    clip: Option<f64>,
+    adaptive_clip: Option<RawAdaptiveClip>,
+    noise_multiplier: Option<f64>,
+    target_epsilon: Option<f64>,
+    delta: Option<f64>,
+    budget: Option<RawBudget>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAdaptiveClip {
+    initial: f64,
+    target_quantile: f64,
+    learning_rate: f64,
+    count_noise: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBudget {
+    epsilon: f64,
+    delta: f64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -596,6 +654,38 @@ impl RawJob {
             .deployment
             .map(|d| d.validate(federation.min_clients))
             .transpose()?;
+        let privacy = self.privacy.map(|p| p.validate()).transpose()?;
+        let mut secure_aggregation = secure_aggregation;
+        if let Some(p) = &privacy {
+            if federation.clip_norm.is_some() {
+                return Err(invalid(
+                    "[federation] `clip_norm` cannot be combined with [privacy]: its `clip` or \
+                     `adaptive_clip` bounds the updates",
+                ));
+            }
+            if strategy_needs_individual(&strategy) {
+                return Err(invalid(
+                    "[privacy] robust strategies need individual updates; DP-FedAvg noises only \
+                     their sum (use fedavg, fedprox, fedavgm or fedadam/fedyogi/fedadagrad)",
+                ));
+            }
+            match (p.mode, secure_aggregation.as_mut()) {
+                (PrivacyMode::Distributed, None) => {
+                    return Err(invalid(
+                        "[privacy] mode = \"distributed\" needs [federation] secure_aggregation \
+                         = \"secagg+\" (each client's noise is only private under masking)",
+                    ));
+                }
+                (PrivacyMode::Distributed, Some(_)) if federation.min_clients < 2 => {
+                    return Err(invalid(
+                        "[privacy] distributed noise is planned for [federation] min_clients \
+                         contributors: set min_clients to at least 2",
+                    ));
+                }
+                (_, Some(sa)) => sa.max_weight = 1,
+                (PrivacyMode::Central, None) => {}
+            }
+        }
         Ok(Job {
             data,
             partition,
@@ -606,6 +696,79 @@ impl RawJob {
             federation,
             deployment,
             secure_aggregation,
+            privacy,
+        })
+    }
+}
+
+impl RawPrivacy {
+    fn validate(self) -> Result<PrivacyConfig, SimError> {
+        let bad = |m: String| invalid(format!("[privacy] {m}"));
+        let positive = |key: &str, v: f64| -> Result<f64, SimError> {
+            if v.is_finite() && v > 0.0 {
+                Ok(v)
+            } else {
+                Err(bad(format!("`{key}` must be finite and > 0, got {v}")))
+            }
+        };
+        let unit = |key: &str, v: f64| -> Result<f64, SimError> {
+            if v > 0.0 && v < 1.0 {
+                Ok(v)
+            } else {
+                Err(bad(format!("`{key}` must be in (0, 1), got {v}")))
+            }
+        };
+        let mode = match self.mode.as_deref().unwrap_or("central") {
+            "central" => PrivacyMode::Central,
+            "distributed" => PrivacyMode::Distributed,
+            other => {
+                return Err(bad(format!(
+                    "`mode` must be \"central\" or \"distributed\", got \"{other}\""
+                )));
+            }
+        };
+        let clip = match (self.clip, self.adaptive_clip) {
+            (Some(c), None) => ClipPolicy::Fixed(positive("clip", c)?),
+            (None, Some(a)) => ClipPolicy::Adaptive {
+                initial: positive("adaptive_clip.initial", a.initial)?,
+                target_quantile: unit("adaptive_clip.target_quantile", a.target_quantile)?,
+                learning_rate: positive("adaptive_clip.learning_rate", a.learning_rate)?,
+                count_noise: a
+                    .count_noise
+                    .map(|s| positive("adaptive_clip.count_noise", s))
+                    .transpose()?,
+            },
+            _ => return Err(bad("give exactly one of `clip` and `adaptive_clip`".into())),
+        };
+        let noise = match (self.noise_multiplier, self.target_epsilon) {
+            (Some(z), None) => NoiseLevel::Multiplier(positive("noise_multiplier", z)?),
+            (None, Some(e)) => NoiseLevel::TargetEpsilon(positive("target_epsilon", e)?),
+            _ => {
+                return Err(bad(
+                    "give exactly one of `noise_multiplier` and `target_epsilon`".into(),
+                ));
+            }
+        };
+        let budget = self
+            .budget
+            .map(|b| -> Result<(f64, f64), SimError> {
+                Ok((
+                    positive("budget.epsilon", b.epsilon)?,
+                    unit("budget.delta", b.delta)?,
+                ))
+            })
+            .transpose()?;
+        let delta = match (self.delta, budget) {
+            (Some(d), _) => unit("delta", d)?,
+            (None, Some((_, d))) => d,
+            (None, None) => return Err(bad("`delta` is required (or a `budget`)".into())),
+        };
+        Ok(PrivacyConfig {
+            mode,
+            clip,
+            noise,
+            delta,
+            budget,
         })
     }
 }

@@ -15,6 +15,7 @@
 mod config;
 mod error;
 mod prepare;
+pub mod privacy;
 mod report;
 mod run;
 mod simulate;
@@ -24,10 +25,11 @@ pub use error::SimError;
 pub use prepare::{ClientData, Prepared, csv_options, prepare};
 pub use report::{
     REPORT_FORMAT_VERSION, RunFiles, draw_chart, metrics_csv, metrics_json, partitions_json,
-    peak_rss_mb, write_atomic,
+    peak_rss_mb, privacy_summary, write_atomic,
 };
 pub use run::{Mode, RunOptions, RunSummary, run_job, run_prepared};
 pub use simulate::{
     LocalRows, Observer, RoundRecord, Silent, SimOutcome, client_shuffle_seed, client_transforms,
-    initial_params, local_train_config, simulate, train_centralized, train_locally,
+    client_transforms_with_plan, initial_params, local_train_config, simulate, train_centralized,
+    train_locally,
 };

@@ -74,13 +74,20 @@ fn fmt_opt(v: Option<f64>) -> String {
         .unwrap_or_default()
 }
 
-/// The per-round metrics as CSV.
+/// The per-round metrics as CSV; with `[privacy]`, two more columns: the round's and the
+/// cumulative epsilon.
 pub fn metrics_csv(rounds: &[RoundRecord]) -> String {
+    let private = rounds.iter().any(|r| r.privacy.is_some());
     let mut s = String::from(
-        "round,selected,completed,dropped,aggregated,train_loss,test_loss,test_accuracy,test_auc,round_seconds\n",
+        "round,selected,completed,dropped,aggregated,train_loss,test_loss,test_accuracy,test_auc,round_seconds",
     );
+    s.push_str(if private {
+        ",epsilon,cumulative_epsilon\n"
+    } else {
+        "\n"
+    });
     for r in rounds {
-        let _ = writeln!(
+        let _ = write!(
             s,
             "{},{},{},{},{},{},{},{},{},{:.6}",
             r.round,
@@ -94,8 +101,38 @@ pub fn metrics_csv(rounds: &[RoundRecord]) -> String {
             fmt_opt(r.test_auc),
             r.seconds
         );
+        if private {
+            let p = r.privacy.as_ref();
+            let _ = write!(
+                s,
+                ",{},{}",
+                fmt_opt(p.map(|p| p.epsilon)),
+                fmt_opt(p.map(|p| p.cumulative_epsilon))
+            );
+        }
+        s.push('\n');
     }
     s
+}
+
+/// The privacy summary of a run from its rounds (`None` without `[privacy]`): total epsilon at
+/// the reporting delta, rounds that released a noised sum, and `"status"`: `"budget_exhausted"`
+/// (with `"reason"`) if the job stopped for its budget, else `"within_budget"`.
+pub fn privacy_summary(rounds: &[RoundRecord]) -> Option<Value> {
+    let noised: Vec<&crate::privacy::RoundPrivacy> =
+        rounds.iter().filter_map(|r| r.privacy.as_ref()).collect();
+    let last = noised.last()?;
+    let stop = last.budget_stop.clone();
+    Some(json!({
+        "mode": last.mode,
+        "epsilon": num(last.cumulative_epsilon),
+        "delta": last.delta,
+        "noised_rounds": noised.len(),
+        "noise_multiplier": num(last.noise_multiplier),
+        "accountant": "rdp (fixed-size sampling without replacement, replace-one)",
+        "status": if stop.is_some() { "budget_exhausted" } else { "within_budget" },
+        "reason": stop,
+    }))
 }
 
 /// Per-round metrics and a summary as JSON.
@@ -117,10 +154,30 @@ pub fn metrics_json(rounds: &[RoundRecord], summary: Value) -> Value {
                 "secure_aggregation": r.secure_aggregation.map(|(n, k, t)| json!({
                     "protocol": "secagg+", "n": n, "k": k, "t": t,
                 })),
+                "privacy": r.privacy.as_ref().map(|p| json!({
+                    "mode": p.mode,
+                    "epsilon": num(p.epsilon),
+                    "cumulative_epsilon": num(p.cumulative_epsilon),
+                    "delta": p.delta,
+                    "noise_multiplier": num(p.noise_multiplier),
+                    "accountant_sigma": num(p.accountant_sigma),
+                    "sampling_probability": p.sampling_probability,
+                    "clip": num(p.clip),
+                    "noise_std": num(p.noise_std),
+                    "contributors": p.contributors,
+                    "below_clip_fraction": p.below_clip_fraction.map(num),
+                    "next_clip": p.next_clip.map(num),
+                    "budget_stop": p.budget_stop,
+                })),
             })
         })
         .collect();
-    json!({ "format_version": REPORT_FORMAT_VERSION, "rounds": rows, "summary": summary })
+    let mut doc =
+        json!({ "format_version": REPORT_FORMAT_VERSION, "rounds": rows, "summary": summary });
+    if let Some(privacy) = privacy_summary(rounds) {
+        doc["privacy"] = privacy;
+    }
+    doc
 }
 
 /// The split and partition as CSV data-row numbers, and the clients sampled in each round, so

@@ -14,7 +14,7 @@ use std::time::Instant;
 use privet_data::Matrix;
 use privet_fl::engine::{
     Action, AggregationProtocol, ClientProtocol, Coordinator, EngineConfig, Event, FromClient,
-    LocalTrainer, PlainAggregation, PlainClient, RoundOutcome, RoundReport, ToClient,
+    JobStatus, LocalTrainer, PlainAggregation, PlainClient, RoundOutcome, RoundReport, ToClient,
 };
 use privet_fl::{
     ClientId, ClientSampler, ClientTrainConfig, ClipL2, FlError, TrainMetrics, UpdateTransform,
@@ -27,6 +27,7 @@ use rayon::prelude::*;
 use crate::config::Job;
 use crate::error::SimError;
 use crate::prepare::{ClientData, Prepared};
+use crate::privacy::{DpClient, PlanSource, PrivacyMode, privacy_transform, secagg_config};
 
 /// One row of the per-round metrics.
 #[derive(Debug, Clone, PartialEq)]
@@ -56,6 +57,9 @@ pub struct RoundRecord {
     /// Secure aggregation's graph for the round, `(n, k, t)`: clients in the graph, neighbours
     /// per client, Shamir threshold (`None` without secure aggregation or before keys arrived).
     pub secure_aggregation: Option<(usize, usize, usize)>,
+    /// Differential privacy spent by the round (`None` without `[privacy]` or if the round
+    /// released no noised sum).
+    pub privacy: Option<crate::privacy::RoundPrivacy>,
 }
 
 /// Hooks for watching a run (progress bars, logs).
@@ -80,6 +84,9 @@ pub struct SimOutcome {
     pub network: Network,
     /// Seconds spent in rounds (excludes data loading).
     pub train_seconds: f64,
+    /// Set when the job stopped before its last round because the privacy budget would have
+    /// been exceeded: why (also in the last round's [`RoundRecord::privacy`]).
+    pub budget_stop: Option<String>,
 }
 
 /// Derives an independent 64-bit seed for (purpose, round, client) from the job seed.
@@ -183,12 +190,26 @@ pub fn train_locally(
     ))
 }
 
-/// What every client does to its delta before it leaves: clipping (`clip_norm`) now;
-/// differential-privacy noise plugs in here.
+/// What every client does to its delta before it leaves: clipping (`clip_norm`), or with
+/// `[privacy]` the DP-FedAvg client ([`DpClient`]), which needs the round's plan from the
+/// coordinator: this variant gives it a plan source that nothing publishes to, so training fails
+/// loudly rather than sending an unclipped update. Use [`client_transforms_with_plan`] with the
+/// plan the coordinator sent (a networked node builds it with
+/// [`PrivacyPlan::client_plan`](crate::privacy::PrivacyPlan::client_plan) from the round's
+/// clipping bound).
 pub fn client_transforms(job: &Job) -> Vec<Box<dyn UpdateTransform>> {
+    client_transforms_with_plan(job, PlanSource::Published(Arc::default()))
+}
+
+/// [`client_transforms`] with the source of the round's privacy plan (ignored without
+/// `[privacy]`).
+pub fn client_transforms_with_plan(job: &Job, plan: PlanSource) -> Vec<Box<dyn UpdateTransform>> {
     let mut transforms: Vec<Box<dyn UpdateTransform>> = Vec::new();
     if let Some(max_norm) = job.federation.clip_norm {
         transforms.push(Box::new(ClipL2 { max_norm }));
+    }
+    if job.privacy.is_some() {
+        transforms.push(Box::new(DpClient::new(plan)));
     }
     transforms
 }
@@ -250,7 +271,8 @@ pub fn simulate(
     };
     let identities = SimIdentities { seed };
     let directory: Arc<dyn privet_secagg::KeyDirectory> = Arc::new(identities);
-    let (protocol, monitor): (Box<dyn AggregationProtocol>, _) = match &job.secure_aggregation {
+    let secagg = secagg_config(job, num_clients)?;
+    let (protocol, monitor): (Box<dyn AggregationProtocol>, _) = match &secagg {
         Some(cfg) => {
             let protocol = privet_secagg::SecAggProtocol::new(cfg.clone(), Arc::clone(&directory))
                 .map_err(|e| SimError::Config(format!("secure aggregation: {e}")))?;
@@ -260,10 +282,22 @@ pub fn simulate(
         None => (Box::new(PlainAggregation::new()), None),
     };
     let mut engine = Coordinator::new(config, strategy, protocol, initial)?;
+    let dp = privacy_transform(job, num_clients, network.num_params())?;
+    let distributed = dp
+        .as_ref()
+        .is_some_and(|d| d.plan().config.mode == PrivacyMode::Distributed);
+    let (transforms, privacy_monitor) = match dp {
+        Some(dp) => {
+            let source = PlanSource::Published(dp.publisher());
+            let monitor = dp.monitor();
+            engine = engine.with_aggregate_transform(Box::new(dp))?;
+            (client_transforms_with_plan(job, source), Some(monitor))
+        }
+        None => (client_transforms(job), None),
+    };
     let available: Vec<ClientId> = (0..num_clients as u32).map(ClientId).collect();
-    let transforms = client_transforms(job);
     let new_client = |id: ClientId| -> Result<Box<dyn ClientProtocol>, SimError> {
-        Ok(match &job.secure_aggregation {
+        Ok(match &secagg {
             Some(cfg) => Box::new(
                 privet_secagg::SecAggClient::new(
                     id,
@@ -286,6 +320,10 @@ pub fn simulate(
         // Client-side protocol state lives for one round (a stage-0 message starts afresh).
         client_states.clear();
         let mut pending = engine.start_round(&available)?;
+        if engine.is_finished() {
+            // The privacy budget refused the round: nothing was sent.
+            break;
+        }
         let mut deadline = None;
         let outcome = loop {
             let mut sends: Vec<(ClientId, ToClient)> = Vec::new();
@@ -366,6 +404,11 @@ pub fn simulate(
             .and_then(|m| m.last_round_info())
             .and_then(|info| info.params)
             .map(|p| (p.n, p.k, p.t));
+        record.privacy = privacy_monitor.as_ref().and_then(|m| m.round(record.round));
+        if distributed {
+            // Clients do not reveal their loss under distributed DP (it would carry no noise).
+            record.train_loss = f64::NAN;
+        }
         observer.round_done(&record, job.federation.rounds);
         rounds.push(record);
         if let RoundOutcome::Failed {
@@ -377,16 +420,27 @@ pub fn simulate(
             return Err(SimError::JobFailed(reason));
         }
     }
+    let budget_stop = match engine.status() {
+        JobStatus::Stopped { reason, .. } => Some(reason.clone()),
+        _ => None,
+    };
+    if let (Some(reason), Some(last)) = (&budget_stop, rounds.last_mut())
+        && let Some(p) = last.privacy.as_mut()
+    {
+        p.budget_stop = Some(reason.clone());
+    }
     if !rounds.iter().any(|r| r.aggregated) {
-        return Err(SimError::JobFailed(
-            "no round gathered enough client updates".into(),
-        ));
+        return Err(SimError::JobFailed(match budget_stop {
+            Some(reason) => reason,
+            None => "no round gathered enough client updates".into(),
+        }));
     }
     Ok(SimOutcome {
         rounds,
         params: engine.global().to_vec(),
         network,
         train_seconds: started.elapsed().as_secs_f64(),
+        budget_stop,
     })
 }
 
@@ -413,6 +467,7 @@ fn round_record(
         test_auc: eval.auc,
         seconds: round_start.elapsed().as_secs_f64(),
         secure_aggregation: None,
+        privacy: None,
     })
 }
 
@@ -460,6 +515,7 @@ pub fn train_centralized(
                 test_auc: eval.auc,
                 seconds: epoch_start.elapsed().as_secs_f64(),
                 secure_aggregation: None,
+                privacy: None,
             };
             observer.round_done(&record, total);
             rounds.push(record);
@@ -471,5 +527,6 @@ pub fn train_centralized(
         params,
         network,
         train_seconds: started.elapsed().as_secs_f64(),
+        budget_stop: None,
     })
 }

@@ -14,7 +14,9 @@ pub trait LocalTrainer {
     ) -> Result<(Vec<f32>, TrainMetrics), FlError>;
 }
 
-/// Builds a client's update: `delta = local - global`, then `transforms` in order.
+/// Builds a client's update: `delta = local - global`, then `transforms` in order
+/// ([`UpdateTransform::apply_vec`], which may append coordinates). The update's weight is its
+/// example count, or 1 if any transform asks for [`UpdateTransform::unit_weight`] (DP-FedAvg).
 ///
 /// Checks that `local` has the global model's length and is finite, and that the transformed
 /// delta is still finite.
@@ -38,15 +40,20 @@ pub fn compute_update(
         return Err(FlError::NonFinite { client });
     }
     for transform in transforms {
-        transform.apply(round, client, &mut delta)?;
+        transform.apply_vec(round, client, &mut delta)?;
     }
     if delta.iter().any(|x| !x.is_finite()) {
         return Err(FlError::NonFinite { client });
     }
+    let num_examples = if transforms.iter().any(|t| t.unit_weight()) {
+        1
+    } else {
+        metrics.num_examples
+    };
     Ok(ClientUpdate {
         client,
         delta,
-        num_examples: metrics.num_examples,
+        num_examples,
         metrics,
     })
 }

@@ -34,8 +34,12 @@
 //!   than [`EngineConfig::max_retries`] consecutive failed rounds.
 //! - Strategy/protocol compatibility is checked at construction: a strategy that needs individual
 //!   updates behind a protocol that reveals only their sum is [`FlError::Unsupported`].
-//! - For [`Requirement::Sum`] strategies the aggregate transform (central DP noise, later) runs on
-//!   the weighted sum before aggregation, also under plain aggregation.
+//! - For [`Requirement::Sum`] strategies the aggregate transform (central DP noise, adaptive
+//!   clipping) runs on the weighted sum before aggregation, also under plain aggregation. It may
+//!   declare extra coordinates that clients append to their deltas (updates then have
+//!   `model_len + extra` entries), ask for unit weights (every contribution counts once, whatever
+//!   example count it reports) and refuse to start a round ([`Admission::Stop`], e.g. a spent
+//!   privacy budget), which ends the job with [`JobStatus::Stopped`].
 
 mod client;
 mod messages;
@@ -53,7 +57,7 @@ pub use protocol::{
 pub use report::{JobStatus, RoundOutcome, RoundReport};
 
 use crate::{
-    AggregateInput, AggregateTransform, ClientId, ClientSampler, ClientUpdate, FlError,
+    Admission, AggregateInput, AggregateTransform, ClientId, ClientSampler, ClientUpdate, FlError,
     Requirement, Strategy, WeightedSum, weighted_sum,
 };
 
@@ -179,6 +183,13 @@ enum StageEnd {
 }
 
 /// A coordinator's state between rounds (see [`Coordinator::checkpoint`]).
+///
+/// The state of an attached [`AggregateTransform`] (e.g. the privacy ledger and adaptive
+/// clipping bound of DP-FedAvg) travels inside `strategy_state` as one extra entry named
+/// [`Checkpoint::TRANSFORM_STATE`] (its UTF-8 JSON, one byte per `f64`), so a runtime that
+/// already persists `strategy_state` persists it too, and a checkpoint without a transform is
+/// unchanged. [`Coordinator::resume`] takes the entry out before the strategy sees its state;
+/// see [`Checkpoint::transform_state`].
 #[derive(Clone, PartialEq)]
 pub struct Checkpoint {
     /// The last round number used (completed or failed).
@@ -191,6 +202,50 @@ pub struct Checkpoint {
     pub global: Vec<f32>,
     /// The strategy's named state vectors ([`Strategy::state`]).
     pub strategy_state: Vec<(String, Vec<f64>)>,
+}
+
+impl Checkpoint {
+    /// The reserved `strategy_state` name under which an aggregate transform's state is stored
+    /// (versioned: a later encoding gets a new name).
+    pub const TRANSFORM_STATE: &'static str = "privet/aggregate-transform/v1";
+
+    /// The aggregate transform's state stored in this checkpoint, if any.
+    ///
+    /// Errors if the entry is not valid UTF-8 bytes.
+    pub fn transform_state(&self) -> Result<Option<String>, FlError> {
+        self.strategy_state
+            .iter()
+            .find(|(name, _)| name == Self::TRANSFORM_STATE)
+            .map(|(_, values)| decode_text(values))
+            .transpose()
+    }
+}
+
+/// Text as one byte per `f64` (what JSON round-trips exactly).
+fn encode_text(text: &str) -> Vec<f64> {
+    text.bytes().map(f64::from).collect()
+}
+
+fn decode_text(values: &[f64]) -> Result<String, FlError> {
+    let bytes = values
+        .iter()
+        .map(|&v| {
+            if v.fract() == 0.0 && (0.0..=255.0).contains(&v) {
+                Ok(v as u8)
+            } else {
+                Err(FlError::InvalidConfig(format!(
+                    "checkpoint entry {:?} holds {v}, not a byte",
+                    Checkpoint::TRANSFORM_STATE
+                )))
+            }
+        })
+        .collect::<Result<Vec<u8>, FlError>>()?;
+    String::from_utf8(bytes).map_err(|_| {
+        FlError::InvalidConfig(format!(
+            "checkpoint entry {:?} is not UTF-8",
+            Checkpoint::TRANSFORM_STATE
+        ))
+    })
 }
 
 impl std::fmt::Debug for Checkpoint {
@@ -219,6 +274,8 @@ pub struct Coordinator {
     strategy: Box<dyn Strategy>,
     protocol: Box<dyn AggregationProtocol>,
     aggregate_transform: Option<Box<dyn AggregateTransform>>,
+    /// Transform state from [`Coordinator::resume`], waiting for the transform to be attached.
+    pending_transform_state: Option<String>,
     global: Vec<f32>,
     round: u32,
     completed_rounds: u32,
@@ -277,6 +334,7 @@ impl Coordinator {
             strategy,
             protocol,
             aggregate_transform: None,
+            pending_transform_state: None,
             global: initial,
             round: 0,
             completed_rounds: 0,
@@ -290,10 +348,14 @@ impl Coordinator {
     /// Adds a transform applied to the weighted sum before aggregation (the hook for central DP).
     ///
     /// Only [`Requirement::Sum`] strategies aggregate a sum: others give
-    /// [`FlError::Unsupported`].
+    /// [`FlError::Unsupported`]. On a coordinator [`resume`](Self::resume)d from a checkpoint, the
+    /// transform's state saved there is restored into it; a stateful transform (one whose
+    /// [`AggregateTransform::state`] is `Some`) attached after rounds have run, to a checkpoint
+    /// that holds no state for it, is refused ([`FlError::InvalidState`]): resuming a DP job
+    /// without its privacy ledger would forget the budget already spent.
     pub fn with_aggregate_transform(
         mut self,
-        transform: Box<dyn AggregateTransform>,
+        mut transform: Box<dyn AggregateTransform>,
     ) -> Result<Self, FlError> {
         if self.strategy.requirement() != Requirement::Sum {
             return Err(FlError::Unsupported(format!(
@@ -302,25 +364,60 @@ impl Coordinator {
                 self.strategy.name()
             )));
         }
+        match self.pending_transform_state.take() {
+            Some(state) => transform.restore_state(&state)?,
+            None if self.round > 0 && transform.state().is_some() => {
+                return Err(FlError::InvalidState(format!(
+                    "resuming after round {} with a stateful aggregate transform, but the \
+                     checkpoint holds no state for it",
+                    self.round
+                )));
+            }
+            None => {}
+        }
         self.aggregate_transform = Some(transform);
         Ok(self)
+    }
+
+    /// The length of a client's update: the model's, plus the aggregate transform's extra
+    /// coordinates.
+    pub fn update_len(&self) -> usize {
+        self.global.len()
+            + self
+                .aggregate_transform
+                .as_ref()
+                .map_or(0, |t| t.extra_coordinates())
+    }
+
+    fn unit_weights(&self) -> bool {
+        self.aggregate_transform
+            .as_ref()
+            .is_some_and(|t| t.unit_weights())
     }
 
     /// What must be persisted to [`resume`](Self::resume) this job after a restart. Taken
     /// between rounds (after [`Action::RoundFinished`]), it captures every finished round; taken
     /// during a round, the round in progress is lost and its number is not reused.
     pub fn checkpoint(&self) -> Checkpoint {
+        let mut strategy_state: Vec<(String, Vec<f64>)> = self
+            .strategy
+            .state()
+            .into_iter()
+            .map(|(name, values)| (name.to_string(), values))
+            .collect();
+        let transform_state = match &self.aggregate_transform {
+            Some(t) => t.state(),
+            None => self.pending_transform_state.clone(),
+        };
+        if let Some(state) = transform_state {
+            strategy_state.push((Checkpoint::TRANSFORM_STATE.to_string(), encode_text(&state)));
+        }
         Checkpoint {
             round: self.round,
             completed_rounds: self.completed_rounds,
             consecutive_failures: self.consecutive_failures,
             global: self.global.clone(),
-            strategy_state: self
-                .strategy
-                .state()
-                .into_iter()
-                .map(|(name, values)| (name.to_string(), values))
-                .collect(),
+            strategy_state,
         }
     }
 
@@ -339,8 +436,12 @@ impl Coordinator {
                 checkpoint.completed_rounds, checkpoint.round
             )));
         }
-        strategy.restore_state(checkpoint.strategy_state)?;
+        let transform_state = checkpoint.transform_state()?;
+        let mut strategy_state = checkpoint.strategy_state;
+        strategy_state.retain(|(name, _)| name != Checkpoint::TRANSFORM_STATE);
+        strategy.restore_state(strategy_state)?;
         let mut coordinator = Coordinator::new(config, strategy, protocol, checkpoint.global)?;
+        coordinator.pending_transform_state = transform_state;
         coordinator.round = checkpoint.round;
         coordinator.completed_rounds = checkpoint.completed_rounds;
         coordinator.consecutive_failures = checkpoint.consecutive_failures;
@@ -419,11 +520,24 @@ impl Coordinator {
     /// Starts the next round among `available` clients: samples them and returns the stage-0
     /// messages and deadline.
     ///
+    /// If the aggregate transform refuses the round ([`Admission::Stop`], e.g. the privacy
+    /// budget would be exceeded), no round starts, no round number is used, the job is
+    /// [`JobStatus::Stopped`] and the returned list is empty.
+    ///
     /// Errors (state unchanged, no round number consumed): [`FlError::InvalidState`] if the job is
-    /// finished or a round is in progress, [`FlError::NotEnoughClients`] if too few are available.
+    /// finished or a round is in progress, or if the coordinator was resumed from a checkpoint
+    /// that holds an aggregate transform's state but no transform was attached;
+    /// [`FlError::NotEnoughClients`] if too few are available.
     pub fn start_round(&mut self, available: &[ClientId]) -> Result<Vec<Action>, FlError> {
         if self.is_finished() {
             return Err(FlError::InvalidState("the job is finished".into()));
+        }
+        if self.pending_transform_state.is_some() {
+            return Err(FlError::InvalidState(
+                "the checkpoint holds an aggregate transform's state (e.g. a privacy ledger) but \
+                 no transform is attached"
+                    .into(),
+            ));
         }
         if let Phase::InRound(rs) = &self.phase {
             return Err(FlError::InvalidState(format!(
@@ -440,14 +554,24 @@ impl Coordinator {
             ..self.config.sampler
         };
         let selected = sampler.sample(round, available)?;
+        if let Some(transform) = &mut self.aggregate_transform {
+            let distinct = available.iter().collect::<HashSet<_>>().len();
+            if let Admission::Stop(reason) =
+                transform.admit_round(round, selected.len(), distinct)?
+            {
+                self.status = JobStatus::Stopped { round, reason };
+                return Ok(Vec::new());
+            }
+        }
         self.round = round;
+        let update_len = self.update_len();
 
         let params: Arc<[f32]> = Arc::from(self.global.as_slice());
         let train_config = self.strategy.client_config();
         let ctx = StageContext {
             round,
             stage: 0,
-            model_len: self.global.len(),
+            model_len: update_len,
             selected: &selected,
             participants: &selected,
         };
@@ -516,6 +640,7 @@ impl Coordinator {
 
     /// Returns whether the current stage has no one left to wait for.
     fn on_message(&mut self, from: ClientId, msg: FromClient, actions: &mut Vec<Action>) -> bool {
+        let update_len = self.update_len();
         let Phase::InRound(rs) = &mut self.phase else {
             self.ignored_outside_rounds += 1;
             actions.push(Action::Reject {
@@ -565,11 +690,11 @@ impl Coordinator {
             return rs.exclude(idx, RejectReason::Duplicate, actions);
         }
         if let FromClient::Update { update, .. } = &msg
-            && let Err(reason) = check_update(update, from, self.global.len())
+            && let Err(reason) = check_update(update, from, update_len)
         {
             return rs.exclude(idx, reason, actions);
         }
-        let ctx = rs.context(self.global.len());
+        let ctx = rs.context(update_len);
         match self.protocol.receive(&ctx, from, msg) {
             Ok(()) => {
                 rs.slots[idx] = Slot::Answered;
@@ -627,6 +752,7 @@ impl Coordinator {
 
     /// Asks the protocol how the current stage ends, and starts the next stage if there is one.
     fn conclude_stage(&mut self, actions: &mut Vec<Action>) -> StageEnd {
+        let update_len = self.update_len();
         let Phase::InRound(rs) = &mut self.phase else {
             return StageEnd::Continue;
         };
@@ -639,7 +765,7 @@ impl Coordinator {
                 self.config.min_clients
             ));
         }
-        let ctx = rs.context(self.global.len());
+        let ctx = rs.context(update_len);
         let name = self.protocol.name();
         let mut messages = match self.protocol.end_stage(&ctx, &survivors) {
             Err(e) => return StageEnd::Fail(format!("protocol {name} failed: {e}")),
@@ -731,13 +857,15 @@ impl Coordinator {
         output: ProtocolOutput,
     ) -> Result<Aggregated, String> {
         let mut next = self.global.clone();
+        let update_len = self.update_len();
+        let unit_weights = self.unit_weights();
         let (contributors, num_examples, train_loss) = match output {
             ProtocolOutput::Individual(updates) => {
                 let contributors: Vec<ClientId> = updates.iter().map(|u| u.client).collect();
                 self.check_contributors(&contributors, selected)?;
                 if let Some(bad) = updates
                     .iter()
-                    .find_map(|u| check_update(u, u.client, self.global.len()).err())
+                    .find_map(|u| check_update(u, u.client, update_len).err())
                 {
                     return Err(format!("protocol produced an invalid update: {bad}"));
                 }
@@ -748,9 +876,16 @@ impl Coordinator {
                         &mut next,
                         AggregateInput::Individual(&updates),
                     ),
-                    Requirement::Sum => weighted_sum(&updates).and_then(|mut sum| {
-                        self.transform_and_aggregate(round, &mut next, &mut sum)
-                    }),
+                    Requirement::Sum => {
+                        let summed = if unit_weights {
+                            unit_sum(&updates, update_len)
+                        } else {
+                            weighted_sum(&updates)
+                        };
+                        summed.and_then(|mut sum| {
+                            self.transform_and_aggregate(round, &mut next, &mut sum)
+                        })
+                    }
                 }
                 .map_err(|e| format!("aggregation failed: {e}"))?;
                 (contributors, num_examples, train_loss)
@@ -787,6 +922,12 @@ impl Coordinator {
     ) -> Result<(), FlError> {
         if let Some(transform) = &mut self.aggregate_transform {
             transform.apply(round, sum)?;
+        }
+        if sum.sum.len() != global.len() {
+            return Err(FlError::LengthMismatch {
+                expected: global.len(),
+                found: sum.sum.len(),
+            });
         }
         self.strategy
             .aggregate(round, global, AggregateInput::Sum(sum))
@@ -829,6 +970,23 @@ struct Aggregated {
     contributors: Vec<ClientId>,
     num_examples: u64,
     train_loss: f32,
+}
+
+/// `Σ Δ_k` with every update counted once (weight 1), whatever example count it reports.
+fn unit_sum(updates: &[ClientUpdate], len: usize) -> Result<WeightedSum, FlError> {
+    if updates.is_empty() {
+        return Err(FlError::EmptyRound);
+    }
+    let mut acc = WeightedSum::zeros(len);
+    for update in updates {
+        crate::validate_update(update, len)?;
+        for (s, &d) in acc.sum.iter_mut().zip(&update.delta) {
+            *s += f64::from(d);
+        }
+        acc.total_weight += 1.0;
+        acc.num_clients += 1;
+    }
+    Ok(acc)
 }
 
 /// Whether `messages` (sorted by recipient) address exactly `clients` (sorted), once each.

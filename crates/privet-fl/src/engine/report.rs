@@ -77,4 +77,12 @@ pub enum JobStatus {
         /// Why it failed.
         reason: String,
     },
+    /// The aggregate transform refused to start another round (e.g. the privacy budget would be
+    /// exceeded); the rounds completed before stand.
+    Stopped {
+        /// The round that was not started.
+        round: u32,
+        /// Why.
+        reason: String,
+    },
 }
