@@ -559,6 +559,7 @@ fn spawn_driver(shared: &Arc<Shared>, row: JobRow) -> Result<(), NetError> {
         round_started: Instant::now(),
         fit_cache: None,
         secagg: None,
+        privacy: None,
     };
     tokio::spawn(driver.run());
     Ok(())
@@ -582,6 +583,15 @@ struct Driver {
     fit_cache: Option<(u32, Arc<Encoded>)>,
     /// Secure aggregation's key directory and per-round report, if the job uses it.
     secagg: Option<SecAggState>,
+    /// DP-FedAvg's per-round plans and accounting, if the job uses it.
+    privacy: Option<PrivacyState>,
+}
+
+/// The coordinator's view of a DP-FedAvg job.
+struct PrivacyState {
+    /// The round's client plan (its clipping bound goes out with `Fit`).
+    plans: Arc<Mutex<Option<privet_sim::privacy::ClientPlan>>>,
+    monitor: privet_sim::privacy::PrivacyMonitor,
 }
 
 /// The coordinator's side of a secure-aggregation job.
@@ -675,7 +685,10 @@ impl Driver {
             max_retries: self.deployment.max_retries,
         };
         let strategy = self.job.strategy.build()?;
-        let protocol: Box<dyn AggregationProtocol> = match &self.job.secure_aggregation {
+        // The SecAgg+ configuration as DP adjusts it (unit weights, room for distributed noise);
+        // nodes derive the same from the job file.
+        let secagg = privet_sim::privacy::secagg_config(&self.job, self.nodes.len())?;
+        let protocol: Box<dyn AggregationProtocol> = match &secagg {
             Some(cfg) => {
                 let keys = PeerKeys::default();
                 let protocol =
@@ -717,6 +730,19 @@ impl Driver {
         // it can be taken for the retry.
         checkpoint.round = checkpoint.round.max(last_started);
         let mut engine = Coordinator::resume(config, strategy, protocol, checkpoint)?;
+        // DP-FedAvg: attached after the resume, which restores its accounting (the spent budget
+        // and the adaptive bound) from the checkpoint.
+        if let Some(dp) = privet_sim::privacy::privacy_transform(
+            &self.job,
+            self.nodes.len(),
+            network.num_params(),
+        )? {
+            self.privacy = Some(PrivacyState {
+                plans: dp.publisher(),
+                monitor: dp.monitor(),
+            });
+            engine = engine.with_aggregate_transform(Box::new(dp))?;
+        }
         for node in self.connected_nodes() {
             self.join(&node);
         }
@@ -749,6 +775,10 @@ impl Driver {
             }
             self.round_started = Instant::now();
             let actions = engine.start_round(&available)?;
+            if engine.is_finished() {
+                // The privacy budget refused the round: nothing was sent.
+                break;
+            }
             lock(&self.shared.store).round_started(&self.id, engine.round())?;
             self.send_identities(engine.round(), &actions)?;
             tracing::info!(job = %self.id, round = engine.round(), nodes = available.len(), "round started");
@@ -760,6 +790,10 @@ impl Driver {
         let (state, error) = match engine.status() {
             privet_fl::engine::JobStatus::Failed { reason, .. } => {
                 (JobState::Failed, reason.clone())
+            }
+            privet_fl::engine::JobStatus::Stopped { round, reason } => {
+                tracing::warn!(job = %self.id, round, "stopped before round {round}: {reason}");
+                (JobState::Stopped, reason.clone())
             }
             _ => (JobState::Completed, String::new()),
         };
@@ -1030,11 +1064,17 @@ impl Driver {
             } => match &self.fit_cache {
                 Some((r, enc)) if r == round => Arc::clone(enc),
                 _ => {
+                    let clip_bound = self.privacy.as_ref().and_then(|p| {
+                        let plan = *lock(&p.plans);
+                        plan.filter(|plan| plan.round == *round)
+                            .map(|plan| plan.clip)
+                    });
                     let enc = self.shared.encode(Out::Fit(proto::Fit {
                         job_id: self.id.clone(),
                         round: *round,
                         params: f32_to_bytes(params),
                         proximal_mu: config.proximal_mu,
+                        clip_bound,
                     }))?;
                     self.fit_cache = Some((*round, Arc::clone(&enc)));
                     enc
@@ -1134,6 +1174,18 @@ impl Driver {
                         n: p.n as u32,
                         k: p.k as u32,
                         t: p.t as u32,
+                    }),
+                privacy: self
+                    .privacy
+                    .as_ref()
+                    .and_then(|p| p.monitor.round(report.round))
+                    .map(|p| crate::store::RoundPrivacy {
+                        mode: p.mode.to_string(),
+                        epsilon: p.epsilon,
+                        cumulative_epsilon: p.cumulative_epsilon,
+                        delta: p.delta,
+                        noise_multiplier: p.noise_multiplier,
+                        clip: p.clip,
                     }),
             },
         };
@@ -1262,6 +1314,14 @@ fn job_info(store: &Store, row: &JobRow) -> Result<proto::JobInfo, NetError> {
             train_loss: r.train_loss,
             seconds: r.seconds,
             failure: r.failure,
+            privacy: r.details.privacy.map(|p| proto::Privacy {
+                mode: p.mode,
+                epsilon: p.epsilon,
+                cumulative_epsilon: p.cumulative_epsilon,
+                delta: p.delta,
+                noise_multiplier: p.noise_multiplier,
+                clip: p.clip,
+            }),
             secure_aggregation: r
                 .details
                 .secure_aggregation

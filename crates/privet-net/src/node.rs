@@ -11,7 +11,8 @@ use privet_data::{CsvOptions, DataSummary, Dataset, Encoder, load_csv};
 use privet_fl::engine::{ClientProtocol, FromClient, LocalTrainer, PlainClient, ToClient};
 use privet_fl::{ClientId, ClientTrainConfig, FlError, TrainMetrics, UpdateTransform};
 use privet_ml::Network;
-use privet_sim::{Job, LocalRows, client_transforms, train_locally};
+use privet_sim::privacy::{ClientPlan, ClipPolicy, PlanSource, PrivacyPlan};
+use privet_sim::{Job, LocalRows, client_transforms_with_plan, train_locally};
 use rand::Rng;
 use tokio::sync::{mpsc, watch};
 
@@ -186,6 +187,30 @@ struct JobCtx {
     transforms: Vec<Box<dyn UpdateTransform>>,
     /// Secure aggregation: the other participants' verified identities.
     peers: Option<Peers>,
+    /// DP-FedAvg with adaptive clipping: where the round's bound from `Fit` goes.
+    adaptive: Option<AdaptivePlan>,
+}
+
+/// The client's side of adaptive clipping: the job's plan and the cell its update transform
+/// reads the round's plan from.
+struct AdaptivePlan {
+    plan: PrivacyPlan,
+    current: Arc<Mutex<Option<ClientPlan>>>,
+}
+
+impl AdaptivePlan {
+    /// Takes the round's bound sent by the coordinator, after checking it.
+    fn publish(&self, round: u32, clip: Option<f64>) -> Result<(), String> {
+        let clip = clip.ok_or("the training request has no clipping bound")?;
+        if !(clip.is_finite() && clip > 0.0 && clip <= self.plan.clip_cap) {
+            return Err(format!(
+                "clipping bound {clip} is not in (0, {}]",
+                self.plan.clip_cap
+            ));
+        }
+        *lock(&self.current) = Some(self.plan.client_plan(round, clip));
+        Ok(())
+    }
 }
 
 /// The identities a secure-aggregation node trusts: keys from certificates that chain to its
@@ -400,7 +425,25 @@ fn join(
             config.name
         )));
     }
-    let (protocol, peers): (Box<dyn ClientProtocol>, _) = match &job.secure_aggregation {
+    // DP-FedAvg: a fixed bound comes from the job file; an adaptive one with each Fit.
+    let mut adaptive = None;
+    let source = match privet_sim::privacy::privacy_plan(&job, nodes.len())? {
+        None => PlanSource::Published(Arc::default()),
+        Some(plan) => match plan.config.clip {
+            ClipPolicy::Fixed(clip) => PlanSource::Fixed(plan.client_plan(0, clip)),
+            ClipPolicy::Adaptive { .. } => {
+                let current: Arc<Mutex<Option<ClientPlan>>> = Arc::default();
+                adaptive = Some(AdaptivePlan {
+                    plan,
+                    current: Arc::clone(&current),
+                });
+                PlanSource::Published(current)
+            }
+        },
+    };
+    // The SecAgg+ configuration as DP adjusts it, as the coordinator derives it.
+    let secagg = privet_sim::privacy::secagg_config(&job, nodes.len())?;
+    let (protocol, peers): (Box<dyn ClientProtocol>, _) = match &secagg {
         None => (Box::new(PlainClient { id: client }), None),
         Some(cfg) => {
             let Security::Tls(files) = &config.security else {
@@ -430,8 +473,9 @@ fn join(
         client,
         trainer,
         protocol,
-        transforms: client_transforms(&job),
+        transforms: client_transforms_with_plan(&job, source),
         peers,
+        adaptive,
     })
 }
 
@@ -482,6 +526,13 @@ async fn respond_fit(jobs: &Jobs, fit: proto::Fit) -> Out {
         Ok(p) => p,
         Err(e) => return fail(fit.job_id, fit.round, e.to_string()),
     };
+    if let Some(ctx) = lock(jobs).get(&fit.job_id).cloned()
+        && let Some(adaptive) = &lock(&ctx).adaptive
+        && let Err(e) = adaptive.publish(fit.round, fit.clip_bound)
+    {
+        tracing::error!(job = %fit.job_id, round = fit.round, "refusing to train: {e}");
+        return fail(fit.job_id, fit.round, e);
+    }
     let msg = ToClient::Fit {
         round: fit.round,
         params: params.into(),

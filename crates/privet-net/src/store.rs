@@ -65,6 +65,9 @@ pub enum JobState {
     Completed,
     /// Failed (too many failed rounds, or bad data).
     Failed,
+    /// Stopped before a round that would have exceeded the job's privacy budget; the rounds
+    /// before it stand.
+    Stopped,
 }
 
 impl JobState {
@@ -75,6 +78,7 @@ impl JobState {
             JobState::Running => "running",
             JobState::Completed => "completed",
             JobState::Failed => "failed",
+            JobState::Stopped => "stopped",
         }
     }
 
@@ -84,13 +88,17 @@ impl JobState {
             "running" => JobState::Running,
             "completed" => JobState::Completed,
             "failed" => JobState::Failed,
+            "stopped" => JobState::Stopped,
             other => return Err(NetError::Store(format!("unknown job state {other:?}"))),
         })
     }
 
     /// Whether the job is over.
     pub fn is_final(self) -> bool {
-        matches!(self, JobState::Completed | JobState::Failed)
+        matches!(
+            self,
+            JobState::Completed | JobState::Failed | JobState::Stopped
+        )
     }
 }
 
@@ -145,6 +153,26 @@ pub struct RoundDetails {
     /// Secure aggregation's parameters, if the job used it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secure_aggregation: Option<SecAggRound>,
+    /// What the round spent under differential privacy, if the job uses it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub privacy: Option<RoundPrivacy>,
+}
+
+/// One round's privacy accounting (see `privet_sim::privacy::RoundPrivacy`).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RoundPrivacy {
+    /// "central" or "distributed".
+    pub mode: String,
+    /// Epsilon of this round alone.
+    pub epsilon: f64,
+    /// Epsilon of all rounds so far.
+    pub cumulative_epsilon: f64,
+    /// The reporting delta.
+    pub delta: f64,
+    /// Noise standard deviation over the sensitivity.
+    pub noise_multiplier: f64,
+    /// The round's clipping bound.
+    pub clip: f64,
 }
 
 /// One round of secure aggregation: its participants and graph.
@@ -509,6 +537,14 @@ mod tests {
             failure: String::new(),
             details: RoundDetails {
                 secure_aggregation: Some(SecAggRound { n: 4, k: 3, t: 3 }),
+                privacy: Some(RoundPrivacy {
+                    mode: "central".into(),
+                    epsilon: 0.5,
+                    cumulative_epsilon: 0.5 * f64::from(n),
+                    delta: 1e-5,
+                    noise_multiplier: 1.1,
+                    clip: 0.1,
+                }),
             },
         }
     }

@@ -217,7 +217,13 @@ pub fn tls_incoming(
     let acceptor = TlsAcceptor::from(config);
     tokio::spawn(async move {
         loop {
-            let (tcp, peer) = match listener.accept().await {
+            // Stop (and free the port) as soon as the server drops the stream, not at the next
+            // connection attempt.
+            let accepted = tokio::select! {
+                accepted = listener.accept() => accepted,
+                _ = tx.closed() => break,
+            };
+            let (tcp, peer) = match accepted {
                 Ok(conn) => conn,
                 Err(e) => {
                     tracing::warn!("accept failed: {e}");
@@ -242,9 +248,6 @@ pub fn tls_incoming(
                     Err(_) => tracing::warn!(%peer, "TLS handshake timed out"),
                 }
             });
-            if tx.is_closed() {
-                break;
-            }
         }
     });
     tokio_stream::wrappers::ReceiverStream::new(rx)

@@ -691,3 +691,180 @@ async fn a_node_lost_after_sharing_its_keys_is_unmasked_away() {
     }
     handle.shutdown().await.unwrap();
 }
+
+/// A node without data whose local training takes a while (so a coordinator can be stopped in
+/// the middle of a job) and adds `step` to every parameter.
+#[derive(Debug, Clone, Copy)]
+struct SlowShift {
+    step: f32,
+    millis: u64,
+}
+
+#[derive(Debug)]
+struct SlowTrainer(SlowShift);
+
+impl privet_fl::engine::LocalTrainer for SlowTrainer {
+    fn fit(
+        &mut self,
+        _round: u32,
+        params: &[f32],
+        _config: &privet_fl::ClientTrainConfig,
+    ) -> Result<(Vec<f32>, privet_fl::TrainMetrics), privet_fl::FlError> {
+        std::thread::sleep(Duration::from_millis(self.0.millis));
+        let metrics = privet_fl::TrainMetrics {
+            loss: 0.5,
+            num_examples: 10,
+        };
+        Ok((params.iter().map(|p| p + self.0.step).collect(), metrics))
+    }
+}
+
+impl privet_net::node::NodeBackend for SlowShift {
+    fn describe(&self) -> Result<privet_data::DataSummary, privet_net::NetError> {
+        ShiftBackend {
+            cols: 5,
+            step: self.step,
+        }
+        .describe()
+    }
+
+    fn join(
+        &self,
+        _: &Job,
+        _: &privet_data::Encoder,
+        _: u32,
+    ) -> Result<Box<dyn privet_net::node::JobTrainer>, privet_net::NetError> {
+        Ok(Box::new(SlowTrainer(*self)))
+    }
+}
+
+fn dp_job(rounds: u32, budget: Option<f64>) -> String {
+    let budget = budget
+        .map(|e| format!("budget = {{ epsilon = {e}, delta = 1e-5 }}\n"))
+        .unwrap_or_default();
+    format!(
+        "[data]\npath = \"x.csv\"\nlabel = \"y\"\n[model]\nkind = \"logreg\"\n\
+         [federation]\nrounds = {rounds}\nclients_per_round = 4\nmin_clients = 4\nseed = 9\n\
+         [privacy]\nmode = \"central\"\nnoise_multiplier = 1.0\ndelta = 1e-5\n\
+         adaptive_clip = {{ initial = 0.01, target_quantile = 0.5, learning_rate = 0.2, \
+         count_noise = 2.0 }}\n{budget}\
+         [deployment]\nnodes = [\"d0\", \"d1\", \"d2\", \"d3\"]\nround_timeout_secs = 30\n"
+    )
+}
+
+fn cumulative_epsilons(info: &proto::JobInfo) -> Vec<f64> {
+    info.rounds
+        .iter()
+        .filter(|r| r.completed)
+        .map(|r| {
+            r.privacy
+                .as_ref()
+                .expect("privacy reported")
+                .cumulative_epsilon
+        })
+        .collect()
+}
+
+/// DP-FedAvg between real nodes (central noise, adaptive clipping whose bound travels with each
+/// training request): every round reports what it spent, a budget stops the job before a round
+/// that would exceed it, and the spent budget survives a coordinator restart in the middle of
+/// the job: the resumed job accounts exactly as one that ran straight through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_privacy_budget_stops_the_job_and_survives_a_coordinator_restart() {
+    let names = ["d0", "d1", "d2", "d3"];
+    let setup = Setup::new(&names);
+    let handle = privet_net::coordinator::start(setup.coordinator_config(Limits::default()))
+        .await
+        .unwrap();
+    let port = handle.addr.port();
+    let url = format!("https://localhost:{port}");
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut nodes = Vec::new();
+    for name in names {
+        nodes.push(tokio::spawn(run_node(
+            shift_node(&setup, &url, name),
+            Arc::new(SlowShift {
+                step: 0.002,
+                millis: 300,
+            }),
+            stop_rx.clone(),
+            None,
+        )));
+    }
+    let mut admin = AdminClient::connect(&url, &setup.files("admin"))
+        .await
+        .unwrap();
+    // Straight through, no budget: what each round costs.
+    let a = admin.submit(&dp_job(5, None)).await.unwrap();
+    let info = wait_done(&mut admin, &a).await;
+    assert_eq!(info.state, "completed", "{}", info.error);
+    let straight = cumulative_epsilons(&info);
+    assert_eq!(straight.len(), 5);
+    assert!(straight.windows(2).all(|w| w[1] > w[0]), "{straight:?}");
+    for r in &info.rounds {
+        let p = r.privacy.as_ref().unwrap();
+        assert_eq!(p.mode, "central");
+        assert_eq!(p.delta, 1e-5);
+        assert!(p.clip > 0.0);
+    }
+    // The adaptive bound moved from round to round (nodes would refuse to train without it).
+    let clips: Vec<f64> = info
+        .rounds
+        .iter()
+        .map(|r| r.privacy.as_ref().unwrap().clip)
+        .collect();
+    assert_eq!(clips[0], 0.01);
+    assert!(clips.windows(2).all(|w| w[0] != w[1]), "{clips:?}");
+
+    // A budget between the cost of 3 and 4 rounds, and a coordinator stopped after round 1.
+    let budget = (straight[2] + straight[3]) / 2.0;
+    let b = admin.submit(&dp_job(5, Some(budget))).await.unwrap();
+    let mut before = 0;
+    for _ in 0..600 {
+        before = admin.job(&b).await.unwrap().completed_rounds;
+        if before >= 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(admin);
+    handle.shutdown().await.unwrap();
+    // Stopped mid-job: the budget allows 3 rounds.
+    assert!((1..3).contains(&before), "{before}");
+    let mut config = setup.coordinator_config(Limits::default());
+    config.listen = format!("127.0.0.1:{port}").parse().unwrap();
+    let handle = privet_net::coordinator::start(config).await.unwrap();
+    let mut admin = AdminClient::connect(&url, &setup.files("admin"))
+        .await
+        .unwrap();
+    let info = wait_done_or_stopped(&mut admin, &b).await;
+    assert_eq!(info.state, "stopped", "{info:?}");
+    assert!(info.error.contains("budget"), "{}", info.error);
+    let resumed = cumulative_epsilons(&info);
+    assert_eq!(resumed.len(), 3, "{info:?}");
+    // Equal up to the grid's tiny sensitivity inflation, which follows the (noisy) adaptive
+    // bound.
+    for (x, y) in resumed.iter().zip(&straight) {
+        assert!((x - y).abs() < 1e-6 * y, "{resumed:?} vs {straight:?}");
+    }
+    assert!(resumed[2] <= budget);
+    // Rounds were neither lost nor repeated across the restart.
+    let numbers: Vec<u32> = info.rounds.iter().map(|r| r.round).collect();
+    assert!(numbers.windows(2).all(|w| w[1] > w[0]), "{numbers:?}");
+    stop_tx.send(true).unwrap();
+    for node in nodes {
+        node.await.unwrap().unwrap();
+    }
+    handle.shutdown().await.unwrap();
+}
+
+async fn wait_done_or_stopped(admin: &mut AdminClient, id: &str) -> proto::JobInfo {
+    for _ in 0..900 {
+        let info = admin.job(id).await.unwrap();
+        if matches!(info.state.as_str(), "completed" | "failed" | "stopped") {
+            return info;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("job {id} did not finish");
+}

@@ -232,7 +232,14 @@ pub fn status(job: Option<&str>, json: bool, remote: &Remote) -> Result<()> {
                         r.secure_aggregation
                             .as_ref()
                             .map(|s| format!("  {} n={} k={} t={}", s.protocol, s.n, s.k, s.t))
-                            .unwrap_or_default(),
+                            .unwrap_or_default()
+                            + &r.privacy
+                                .as_ref()
+                                .map(|p| format!(
+                                    "  DP {}: epsilon {:.3} (total {:.3}) at delta {:e}, clip {:.4}",
+                                    p.mode, p.epsilon, p.cumulative_epsilon, p.delta, p.clip
+                                ))
+                                .unwrap_or_default(),
                         if r.failure.is_empty() {
                             String::new()
                         } else {
@@ -264,6 +271,14 @@ fn job_json(j: &privet_net::proto::JobInfo) -> serde_json::Value {
             "failure": r.failure,
             "secure_aggregation": r.secure_aggregation.as_ref().map(|s| serde_json::json!({
                 "protocol": s.protocol, "n": s.n, "k": s.k, "t": s.t,
+            })),
+            "privacy": r.privacy.as_ref().map(|p| serde_json::json!({
+                "mode": p.mode,
+                "epsilon": p.epsilon,
+                "cumulative_epsilon": p.cumulative_epsilon,
+                "delta": p.delta,
+                "noise_multiplier": p.noise_multiplier,
+                "clip": p.clip,
             })),
         })).collect::<Vec<_>>(),
     })
