@@ -29,6 +29,10 @@ pub enum MlError {
     /// A model file is malformed, from another format version, or does not match its metadata.
     #[error("{}: {reason}", path.display())]
     BadModelFile { path: PathBuf, reason: String },
+    /// Privacy accounting or noise generation failed (other than a value out of its domain,
+    /// which is [`MlError::InvalidConfig`]).
+    #[error(transparent)]
+    Privacy(privet_dp::DpError),
     /// Encoding the data for the model failed.
     #[error(transparent)]
     Data(#[from] privet_data::DataError),

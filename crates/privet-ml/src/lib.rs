@@ -7,6 +7,10 @@
 //! index view of the rows (`&[u32]` into a shared [`Matrix`](privet_data::Matrix)), so a client's
 //! data is never copied beyond one minibatch.
 //!
+//! [`Network::train_dp`] is DP-SGD (Poisson lots, per-example clipping by ghost norms, Gaussian
+//! noise from a CSPRNG) for logistic regression and MLPs, with [`calibrate_noise`] and
+//! [`privacy_spent`] on `privet-dp`'s accountants; see the `dpsgd` module's documentation.
+//!
 //! ```
 //! use privet_data::Matrix;
 //! use privet_ml::{ModelSpec, Network, OptimizerConfig, TrainConfig};
@@ -26,6 +30,8 @@
 //! assert_eq!(net.evaluate(&params, &x, &y).unwrap().accuracy, 1.0);
 //! ```
 
+mod dense;
+mod dpsgd;
 mod error;
 mod io;
 mod linear;
@@ -34,9 +40,14 @@ mod network;
 mod optim;
 mod spec;
 
+pub use dpsgd::{
+    DEFAULT_CLIP_NORM, DEFAULT_LOT_SIZE, DpReport, DpSchedule, DpSgdConfig, DpTarget, DpTrainStats,
+    NoiseSampler, PrivacySpent, calibrate_noise, privacy_spent,
+};
 pub use error::MlError;
 pub use io::{MODEL_FORMAT_VERSION, ModelMeta, Predictions, TrainedModel, meta_path, write_atomic};
 pub use metrics::{EvalMetrics, evaluate_scores, roc_auc};
 pub use network::{EpochCallback, Network, TrainConfig, TrainStats};
 pub use optim::OptimizerConfig;
+pub use privet_dp::AccountantKind;
 pub use spec::{MAX_PARAMS, ModelSpec, ParamEntry, ParamLayout, output_units};

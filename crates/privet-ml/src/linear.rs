@@ -115,3 +115,62 @@ pub(crate) fn predict_proba(params: &[f32], out: usize, d: usize, x: &[f32], pro
         }
     }
 }
+
+/// DP-SGD's clipped gradient sum for a linear model, in one sweep over the rows: for each row the
+/// gradient with respect to the logits is `g = p - y`, the per-example gradient is `g x^T` (and
+/// `g` for the bias), so its squared norm is `(||x||^2 + 1) ||g||^2` (the ghost norm, no
+/// per-example gradient stored); the row's contribution is added scaled by
+/// `min(1, clip / (norm + 1e-6))`. Writes the clipped sum (not the mean) into `grad`; returns
+/// the summed loss, the per-example norms before clipping, and how many rows were clipped.
+pub(crate) fn clipped_grad_sum<'a>(
+    params: &[f32],
+    out: usize,
+    d: usize,
+    rows: impl Iterator<Item = (&'a [f32], u32)>,
+    clip: f32,
+    grad: &mut [f32],
+    g: &mut [f32],
+) -> (f64, Vec<f32>, usize) {
+    grad.iter_mut().for_each(|v| *v = 0.0);
+    let (w, b) = params.split_at(out * d);
+    let (gw, gb) = grad.split_at_mut(out * d);
+    let mut loss = 0f64;
+    let mut norms = Vec::new();
+    let mut clipped = 0usize;
+    for (x, y) in rows {
+        for k in 0..out {
+            g[k] = b[k] + dot(&w[k * d..(k + 1) * d], x);
+        }
+        if out == 1 {
+            let (z, t) = (g[0], y as f32);
+            loss += f64::from(z.max(0.0) + (-z.abs()).exp().ln_1p() - t * z);
+            g[0] = sigmoid(z) - t;
+        } else {
+            let zmax = g[..out].iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let zy = g[y as usize];
+            let mut sum = 0f32;
+            for z in &mut g[..out] {
+                *z = (*z - zmax).exp();
+                sum += *z;
+            }
+            loss += f64::from(sum.ln() + zmax - zy);
+            for z in &mut g[..out] {
+                *z /= sum;
+            }
+            g[y as usize] -= 1.0;
+        }
+        let g2: f32 = g[..out].iter().map(|v| v * v).sum();
+        let norm = ((dot(x, x) + 1.0) * g2).sqrt();
+        let c = crate::dense::clip_factor(norm, clip);
+        if c < 1.0 {
+            clipped += 1;
+        }
+        norms.push(norm);
+        for k in 0..out {
+            let r = c * g[k];
+            axpy(r, x, &mut gw[k * d..(k + 1) * d]);
+            gb[k] += r;
+        }
+    }
+    (loss, norms, clipped)
+}

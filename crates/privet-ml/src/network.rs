@@ -202,7 +202,7 @@ impl Network {
         Ok((xt, targets))
     }
 
-    fn check_data(&self, x: &Matrix, y: &[u32], rows: &[u32]) -> Result<(), MlError> {
+    pub(crate) fn check_data(&self, x: &Matrix, y: &[u32], rows: &[u32]) -> Result<(), MlError> {
         if x.cols != self.input_dim {
             return Err(shape_err(format!(
                 "the model takes {} features, the data has {}",

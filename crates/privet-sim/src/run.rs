@@ -5,16 +5,19 @@ use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use privet_data::{Encoder, FeatureEncoding};
-use privet_ml::TrainedModel;
+use privet_ml::{DpReport, DpTarget, Network, TrainedModel};
 use serde_json::json;
 
 use crate::config::{DataSource, Job};
 use crate::error::SimError;
+use crate::prepare::ClientData;
 use crate::prepare::{Prepared, prepare};
 use crate::report::{
     RunFiles, draw_chart, metrics_csv, metrics_json, partitions_json, peak_rss_mb, write_atomic,
 };
-use crate::simulate::{Observer, RoundRecord, SimOutcome, simulate, train_centralized};
+use crate::simulate::{
+    Observer, RoundRecord, SimOutcome, initial_params, simulate, train_centralized,
+};
 
 /// Federated simulation or the centralized baseline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,6 +82,8 @@ pub struct RunSummary {
     pub peak_rss_mb: Option<f64>,
     /// Where the outputs are.
     pub files: RunFiles,
+    /// DP-SGD's calibration and the privacy spent (`privet train --dp-epsilon`).
+    pub dp: Option<DpReport>,
 }
 
 struct Progress {
@@ -130,12 +135,104 @@ pub fn run_job(job: &Job, opts: &RunOptions) -> Result<RunSummary, SimError> {
     run_prepared(job, &data, opts, started)
 }
 
+impl RunOptions {
+    /// Runs a job's centralized baseline with DP-SGD (`privet train --dp-epsilon`): the noise
+    /// is calibrated for `target` over the job's epochs, the model is trained on all training
+    /// rows with Poisson-sampled lots, clipped per-example gradients and Gaussian noise, and the
+    /// summary's `dp` holds the calibration and the epsilon spent (also in `metrics.json`).
+    /// Needs [`Mode::Centralized`] and CSV data.
+    pub fn run_dp(&self, job: &Job, target: &DpTarget) -> Result<RunSummary, SimError> {
+        let started = Instant::now();
+        if self.mode != Mode::Centralized {
+            return Err(SimError::Config(
+                "DP-SGD runs only in centralized training (privet train)".into(),
+            ));
+        }
+        target.validate()?;
+        let data = prepare(job)?;
+        run_inner(job, &data, self, started, Some(target))
+    }
+}
+
 /// Runs a job on data already prepared (the demo reuses one preparation for several runs).
 pub fn run_prepared(
     job: &Job,
     data: &Prepared,
     opts: &RunOptions,
     started: Instant,
+) -> Result<RunSummary, SimError> {
+    run_inner(job, data, opts, started, None)
+}
+
+/// The centralized baseline trained with DP-SGD: the same initialisation and per-epoch test
+/// evaluation as [`train_centralized`], lots and noise from the operating system's randomness.
+fn train_centralized_dp(
+    job: &Job,
+    data: &Prepared,
+    target: &DpTarget,
+    observer: &mut dyn Observer,
+) -> Result<(SimOutcome, DpReport), SimError> {
+    let ClientData::Shared { x, y, .. } = &data.clients else {
+        return Err(SimError::Config(
+            "centralized training needs CSV data".into(),
+        ));
+    };
+    let network = Network::new(job.model.clone(), data.input_dim, data.num_classes)?;
+    let initial = initial_params(job, &network);
+    let rows: Vec<u32> = (0..x.rows as u32).collect();
+    let started = Instant::now();
+    let mut epoch_start = Instant::now();
+    let mut rounds = Vec::new();
+    let total = job.train.epochs as u32;
+    let (params, report) = network.train_dp_for_target(
+        &initial,
+        x,
+        y,
+        &rows,
+        target,
+        job.train.epochs,
+        job.train.optimizer.clone(),
+        &mut |epoch, params, stats| {
+            let eval = network.evaluate(params, &data.test.x, &data.test.y)?;
+            let record = RoundRecord {
+                round: epoch as u32,
+                selected: 1,
+                clients: vec![0],
+                completed: 1,
+                dropped: 0,
+                aggregated: true,
+                train_loss: f64::from(stats.loss),
+                test_loss: eval.loss,
+                test_accuracy: eval.accuracy,
+                test_auc: eval.auc,
+                seconds: epoch_start.elapsed().as_secs_f64(),
+                secure_aggregation: None,
+                privacy: None,
+            };
+            observer.round_done(&record, total);
+            rounds.push(record);
+            epoch_start = Instant::now();
+            Ok(())
+        },
+    )?;
+    Ok((
+        SimOutcome {
+            rounds,
+            params,
+            network,
+            train_seconds: started.elapsed().as_secs_f64(),
+            budget_stop: None,
+        },
+        report,
+    ))
+}
+
+fn run_inner(
+    job: &Job,
+    data: &Prepared,
+    opts: &RunOptions,
+    started: Instant,
+    dp: Option<&DpTarget>,
 ) -> Result<RunSummary, SimError> {
     let files = RunFiles::create(&opts.out)?;
     let (what, total) = match opts.mode {
@@ -145,9 +242,18 @@ pub fn run_prepared(
     let mut progress = Progress {
         bar: progress_bar(opts.progress, u64::from(total), what),
     };
-    let outcome: SimOutcome = match opts.mode {
-        Mode::Federated => simulate(job, data, &mut progress)?,
-        Mode::Centralized => train_centralized(job, data, &mut progress)?,
+    let (outcome, dp_report): (SimOutcome, Option<DpReport>) = match (opts.mode, dp) {
+        (Mode::Federated, None) => (simulate(job, data, &mut progress)?, None),
+        (Mode::Centralized, None) => (train_centralized(job, data, &mut progress)?, None),
+        (Mode::Centralized, Some(target)) => {
+            let (outcome, report) = train_centralized_dp(job, data, target, &mut progress)?;
+            (outcome, Some(report))
+        }
+        (Mode::Federated, Some(_)) => {
+            return Err(SimError::Config(
+                "DP-SGD runs only in centralized training (privet train)".into(),
+            ));
+        }
     };
     if let Some(bar) = &progress.bar {
         bar.finish_and_clear();
@@ -203,6 +309,11 @@ pub fn run_prepared(
             job.model.describe(),
             data_name(job)
         ),
+        Mode::Centralized if dp_report.is_some() => format!(
+            "centralized DP-SGD, {} ({})",
+            job.model.describe(),
+            data_name(job)
+        ),
         Mode::Centralized => format!(
             "centralized baseline, {} ({})",
             job.model.describe(),
@@ -225,6 +336,7 @@ pub fn run_prepared(
         peak_rss_mb: peak,
         files,
         rounds: outcome.rounds,
+        dp: dp_report,
     };
     write_atomic(
         &summary.files.metrics_csv(),
@@ -247,6 +359,7 @@ pub fn run_prepared(
             "train_seconds": summary.train_seconds,
             "total_seconds": summary.total_seconds,
             "peak_rss_mb": summary.peak_rss_mb,
+            "dp_sgd": summary.dp.as_ref().map(DpReport::to_json),
         }),
     );
     let text = serde_json::to_string_pretty(&json).map_err(|e| SimError::Output {

@@ -13,6 +13,7 @@ mod dp_cmd;
 mod exit;
 mod net_cmd;
 mod stats_cmd;
+mod train_cmd;
 
 /// Train and use machine-learning models across organisations whose data never leaves them.
 #[derive(Debug, Parser)]
@@ -44,16 +45,19 @@ enum Command {
         #[arg(long, short)]
         quiet: bool,
     },
-    /// Train a centralized baseline on the same data as a job (all training rows, one model).
+    /// Train a centralized baseline on the same data as a job (all training rows, one model),
+    /// optionally with DP-SGD (--dp-epsilon, --dp-delta).
     Train {
         /// The job file; its partition, strategy and federation sections are ignored but checked.
         job: PathBuf,
-        /// The run directory [default: runs/<job file name>-centralized].
+        /// The run directory [default: runs/<job file name>-centralized, or -dpsgd with DP-SGD].
         #[arg(long)]
         out: Option<PathBuf>,
         /// No progress bar.
         #[arg(long, short)]
         quiet: bool,
+        #[command(flatten)]
+        dp: train_cmd::DpArgs,
     },
     /// Predict with a trained model for every row of a CSV file.
     Predict {
@@ -159,18 +163,12 @@ fn run(cli: Cli) -> Result<()> {
             print_summary(&summary);
             Ok(())
         }
-        Command::Train { job, out, quiet } => {
-            let parsed = Job::from_file(&job)?;
-            let opts = RunOptions {
-                out: out.unwrap_or_else(|| default_out(&job, "-centralized")),
-                mode: Mode::Centralized,
-                export_partitions: false,
-                progress: !quiet,
-            };
-            let summary = run_job(&parsed, &opts)?;
-            print_summary(&summary);
-            Ok(())
-        }
+        Command::Train {
+            job,
+            out,
+            quiet,
+            dp,
+        } => train_cmd::run(&job, out, quiet, &dp),
         Command::Predict { model, csv, out } => predict(&model, &csv, out.as_deref()),
         Command::Coordinator {
             config,
