@@ -209,6 +209,19 @@ fn print_summary(s: &RunSummary) {
             .map(|m| format!(", peak memory {m:.0} MiB"))
             .unwrap_or_default()
     );
+    if let Some(p) = s.rounds.iter().rev().find_map(|r| r.privacy.as_ref()) {
+        println!(
+            "privacy: epsilon {:.3} at delta {:e} spent in all ({} noise, multiplier {:.3}){}",
+            p.cumulative_epsilon,
+            p.delta,
+            p.mode,
+            p.noise_multiplier,
+            p.budget_stop
+                .as_ref()
+                .map(|why| format!("; stopped early: {why}"))
+                .unwrap_or_default()
+        );
+    }
     println!(
         "outputs: {} (metrics.csv, metrics.json, model.safetensors + model.json, chart.png)",
         s.files.dir.display()
