@@ -301,6 +301,27 @@ async fn a_200_mb_model_streams_both_ways() {
     handle.shutdown().await.unwrap();
 }
 
+/// The data summary a `ShiftBackend { cols: 5, .. }` node gives, for scripted sessions.
+fn shift_summary(job_id: String) -> Body {
+    let cols: Vec<String> = (0..5).map(|i| format!("x{i}")).collect();
+    Body::DataSummary(proto::DataSummary {
+        job_id,
+        rows: 10,
+        columns: cols.clone(),
+        numeric: cols
+            .iter()
+            .map(|name| proto::NumericColumn {
+                name: name.clone(),
+                count: 10,
+                mean: 0.0,
+                m2: 10.0,
+            })
+            .collect(),
+        categorical: vec![],
+        labels: vec!["0".into(), "1".into()],
+    })
+}
+
 fn shift_node(setup: &Setup, url: &str, name: &str) -> NodeConfig {
     NodeConfig {
         name: name.into(),
@@ -440,25 +461,7 @@ async fn a_plain_update_in_a_secure_aggregation_job_is_refused() {
     loop {
         match mallory.recv().await {
             Some(Reply::DescribeData(d)) => {
-                let cols: Vec<String> = (0..5).map(|i| format!("x{i}")).collect();
-                mallory
-                    .send(Body::DataSummary(proto::DataSummary {
-                        job_id: d.job_id,
-                        rows: 10,
-                        columns: cols.clone(),
-                        numeric: cols
-                            .iter()
-                            .map(|name| proto::NumericColumn {
-                                name: name.clone(),
-                                count: 10,
-                                mean: 0.0,
-                                m2: 10.0,
-                            })
-                            .collect(),
-                        categorical: vec![],
-                        labels: vec!["0".into(), "1".into()],
-                    }))
-                    .await;
+                mallory.send(shift_summary(d.job_id)).await;
             }
             Some(Reply::PeerCertificates(p)) => {
                 // Every participant's certificate is relayed, mallory's own included.
@@ -580,25 +583,7 @@ async fn a_node_lost_after_sharing_its_keys_is_unmasked_away() {
     loop {
         let reply = match quitter.recv().await {
             Some(Reply::DescribeData(d)) => {
-                let cols: Vec<String> = (0..5).map(|i| format!("x{i}")).collect();
-                quitter
-                    .send(Body::DataSummary(proto::DataSummary {
-                        job_id: d.job_id,
-                        rows: 10,
-                        columns: cols.clone(),
-                        numeric: cols
-                            .iter()
-                            .map(|name| proto::NumericColumn {
-                                name: name.clone(),
-                                count: 10,
-                                mean: 0.0,
-                                m2: 10.0,
-                            })
-                            .collect(),
-                        categorical: vec![],
-                        labels: vec!["0".into(), "1".into()],
-                    }))
-                    .await;
+                quitter.send(shift_summary(d.job_id)).await;
                 continue;
             }
             Some(Reply::JoinJob(j)) => {

@@ -194,21 +194,12 @@ fn train_centralized_dp(
         job.train.optimizer.clone(),
         &mut |epoch, params, stats| {
             let eval = network.evaluate(params, &data.test.x, &data.test.y)?;
-            let record = RoundRecord {
-                round: epoch as u32,
-                selected: 1,
-                clients: vec![0],
-                completed: 1,
-                dropped: 0,
-                aggregated: true,
-                train_loss: f64::from(stats.loss),
-                test_loss: eval.loss,
-                test_accuracy: eval.accuracy,
-                test_auc: eval.auc,
-                seconds: epoch_start.elapsed().as_secs_f64(),
-                secure_aggregation: None,
-                privacy: None,
-            };
+            let record = RoundRecord::centralized_epoch(
+                epoch,
+                stats.loss,
+                &eval,
+                epoch_start.elapsed().as_secs_f64(),
+            );
             observer.round_done(&record, total);
             rounds.push(record);
             epoch_start = Instant::now();

@@ -62,6 +62,32 @@ pub struct RoundRecord {
     pub privacy: Option<crate::privacy::RoundPrivacy>,
 }
 
+impl RoundRecord {
+    /// An epoch of centralized training, reported as a round of one client.
+    pub(crate) fn centralized_epoch(
+        epoch: usize,
+        train_loss: f32,
+        eval: &privet_ml::EvalMetrics,
+        seconds: f64,
+    ) -> RoundRecord {
+        RoundRecord {
+            round: epoch as u32,
+            selected: 1,
+            clients: vec![0],
+            completed: 1,
+            dropped: 0,
+            aggregated: true,
+            train_loss: f64::from(train_loss),
+            test_loss: eval.loss,
+            test_accuracy: eval.accuracy,
+            test_auc: eval.auc,
+            seconds,
+            secure_aggregation: None,
+            privacy: None,
+        }
+    }
+}
+
 /// Hooks for watching a run (progress bars, logs).
 pub trait Observer {
     /// Called after each round.
@@ -502,21 +528,12 @@ pub fn train_centralized(
     let (params, _) =
         network.train_with(&initial, x, y, &rows, &cfg, &mut |epoch, params, stats| {
             let eval = network.evaluate(params, &data.test.x, &data.test.y)?;
-            let record = RoundRecord {
-                round: epoch as u32,
-                selected: 1,
-                clients: vec![0],
-                completed: 1,
-                dropped: 0,
-                aggregated: true,
-                train_loss: f64::from(stats.loss),
-                test_loss: eval.loss,
-                test_accuracy: eval.accuracy,
-                test_auc: eval.auc,
-                seconds: epoch_start.elapsed().as_secs_f64(),
-                secure_aggregation: None,
-                privacy: None,
-            };
+            let record = RoundRecord::centralized_epoch(
+                epoch,
+                stats.loss,
+                &eval,
+                epoch_start.elapsed().as_secs_f64(),
+            );
             observer.round_done(&record, total);
             rounds.push(record);
             epoch_start = Instant::now();
