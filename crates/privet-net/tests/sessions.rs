@@ -853,3 +853,72 @@ async fn wait_done_or_stopped(admin: &mut AdminClient, id: &str) -> proto::JobIn
     }
     panic!("job {id} did not finish");
 }
+
+/// Distributed DP between real nodes: each node adds its share of discrete Gaussian noise before
+/// SecAgg+ masks its update, so the coordinator only ever unmasks a noised sum; every round
+/// reports both the protocol and what it spent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn distributed_noise_under_secure_aggregation_between_real_nodes() {
+    let names = ["d0", "d1", "d2", "d3"];
+    let setup = Setup::new(&names);
+    let handle = privet_net::coordinator::start(setup.coordinator_config(Limits::default()))
+        .await
+        .unwrap();
+    let url = format!("https://localhost:{}", handle.addr.port());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut nodes = Vec::new();
+    for name in names {
+        nodes.push(tokio::spawn(run_node(
+            shift_node(&setup, &url, name),
+            Arc::new(ShiftBackend {
+                cols: 5,
+                step: 0.002,
+            }),
+            stop_rx.clone(),
+            None,
+        )));
+    }
+    let job = "[data]\npath = \"x.csv\"\nlabel = \"y\"\n[model]\nkind = \"logreg\"\n\
+               [federation]\nrounds = 2\nclients_per_round = 4\nmin_clients = 4\nseed = 9\n\
+               secure_aggregation = \"secagg+\"\n\
+               [privacy]\nmode = \"distributed\"\nclip = 1.0\nnoise_multiplier = 1.0\n\
+               delta = 1e-5\n\
+               [deployment]\nnodes = [\"d0\", \"d1\", \"d2\", \"d3\"]\nround_timeout_secs = 30\n";
+    let mut admin = AdminClient::connect(&url, &setup.files("admin"))
+        .await
+        .unwrap();
+    let id = admin.submit(job).await.unwrap();
+    let info = wait_done(&mut admin, &id).await;
+    assert_eq!(info.state, "completed", "{}", info.error);
+    assert_eq!(info.rounds.len(), 2);
+    for r in &info.rounds {
+        assert!(r.completed, "{r:?}");
+        assert_eq!(r.secure_aggregation.as_ref().unwrap().n, 4);
+        let p = r.privacy.as_ref().expect("privacy reported");
+        assert_eq!(p.mode, "distributed");
+        assert!(
+            p.epsilon > 0.0 && p.cumulative_epsilon >= p.epsilon,
+            "{p:?}"
+        );
+    }
+    // The noise (standard deviation z * C / k = 0.25 per coordinate of the mean) swamps the
+    // 0.002 steps: the model is not the noiseless one.
+    let out = setup.dir.path().join("dist.safetensors");
+    admin.fetch_model(&id, &out).await.unwrap();
+    let model = privet_ml::TrainedModel::load(&out).unwrap();
+    let parsed = Job::from_toml(job).unwrap();
+    let network = privet_ml::Network::new(parsed.model.clone(), 5, 2).unwrap();
+    let initial = privet_sim::initial_params(&parsed, &network);
+    let worst = model
+        .params
+        .iter()
+        .zip(&initial)
+        .map(|(a, b)| ((a - b) - 0.004).abs())
+        .fold(0.0f32, f32::max);
+    assert!(worst > 0.01, "{worst}");
+    stop_tx.send(true).unwrap();
+    for node in nodes {
+        node.await.unwrap().unwrap();
+    }
+    handle.shutdown().await.unwrap();
+}
