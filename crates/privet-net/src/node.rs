@@ -526,7 +526,8 @@ async fn respond_fit(jobs: &Jobs, fit: proto::Fit) -> Out {
         Ok(p) => p,
         Err(e) => return fail(fit.job_id, fit.round, e.to_string()),
     };
-    if let Some(ctx) = lock(jobs).get(&fit.job_id).cloned()
+    let ctx = lock(jobs).get(&fit.job_id).cloned();
+    if let Some(ctx) = ctx
         && let Some(adaptive) = &lock(&ctx).adaptive
         && let Err(e) = adaptive.publish(fit.round, fit.clip_bound)
     {
