@@ -17,7 +17,6 @@ use std::time::Instant;
 
 use privet_data::{CsvOptions, Dataset, Encoder, load_csv, train_test_split};
 use privet_dp::AccountantKind;
-use privet_dp::noise::os_seeded_rng;
 use privet_ml::{
     DpSchedule, DpSgdConfig, ModelSpec, Network, NoiseSampler, OptimizerConfig, TrainConfig,
     calibrate_noise, privacy_spent,
@@ -165,7 +164,7 @@ fn main() {
     .unwrap();
     let rows: Vec<u32> = (0..n as u32).collect();
     let optimizer = OptimizerConfig::sgd(a.lr);
-    let mut rng = os_seeded_rng().unwrap();
+    let mut rng = privet_ml::noise_rng().unwrap();
 
     // Non-private: the same MLP, optimizer and epochs, batches of the lot size.
     let mut np_rate = Vec::new();

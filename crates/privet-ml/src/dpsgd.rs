@@ -562,6 +562,17 @@ impl Network {
     }
 }
 
+/// The generator DP-SGD draws its lots and noise from: ChaCha12 (the algorithm of rand's
+/// `StdRng`, a CSPRNG; ChaCha reduced to 12 rounds keeps a wide margin over the best known
+/// attack, on 7 rounds) keyed by the operating system. DP-SGD draws one 64-bit word per
+/// parameter per step, and the keystream is most of a step's cost for small models: 12 rounds
+/// instead of 20 cut it by 40%.
+pub fn noise_rng() -> Result<rand_chacha::ChaCha12Rng, MlError> {
+    use rand::SeedableRng;
+    rand_chacha::ChaCha12Rng::try_from_os_rng()
+        .map_err(|e| MlError::Privacy(privet_dp::DpError::Randomness(e.to_string())))
+}
+
 /// A DP-SGD run asked for by its privacy target (what `privet train --dp-epsilon` takes): the
 /// noise multiplier is calibrated from it.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -653,8 +664,9 @@ impl DpReport {
 
 impl Network {
     /// DP-SGD for a privacy target: calibrates `sigma` for `epochs` epochs over `rows` with
-    /// `target.accountant`, trains with lots and noise from a ChaCha20 generator keyed by the
-    /// operating system, and reports the epsilon the steps taken spent (by both accountants).
+    /// `target.accountant`, trains with lots and noise from a ChaCha12 generator keyed by the
+    /// operating system ([`noise_rng`]), and reports the epsilon the steps taken spent (by both
+    /// accountants).
     #[allow(clippy::too_many_arguments)]
     pub fn train_dp_for_target(
         &self,
@@ -678,7 +690,7 @@ impl Network {
             optimizer,
             noise: target.noise,
         };
-        let mut rng = privet_dp::noise::os_seeded_rng().map_err(MlError::Privacy)?;
+        let mut rng = noise_rng()?;
         let (w, stats) = self.train_dp(params, x, y, rows, &config, &mut rng, on_epoch)?;
         let spent = privacy_spent(&stats.schedule, sigma, target.delta)?;
         Ok((

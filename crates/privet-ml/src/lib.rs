@@ -42,7 +42,7 @@ mod spec;
 
 pub use dpsgd::{
     DEFAULT_CLIP_NORM, DEFAULT_LOT_SIZE, DpReport, DpSchedule, DpSgdConfig, DpTarget, DpTrainStats,
-    NoiseSampler, PrivacySpent, calibrate_noise, privacy_spent,
+    NoiseSampler, PrivacySpent, calibrate_noise, noise_rng, privacy_spent,
 };
 pub use error::MlError;
 pub use io::{MODEL_FORMAT_VERSION, ModelMeta, Predictions, TrainedModel, meta_path, write_atomic};

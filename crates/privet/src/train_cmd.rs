@@ -45,7 +45,7 @@ pub struct DpArgs {
 /// floating-point attacks).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum NoiseArg {
-    /// A ziggurat normal from ChaCha20, scaled and rounded to the grid (fast).
+    /// A ziggurat normal from ChaCha12, scaled and rounded to the grid (fast).
     Snapped,
     /// privet-dp's exact discrete Gaussian in integer arithmetic (about 20 times slower).
     Exact,
