@@ -11,7 +11,7 @@ use privet_net::PROTOCOL_VERSION;
 use privet_net::client::AdminClient;
 use privet_net::config::{CoordinatorConfig, NodeConfig, NodeData, Security};
 use privet_net::frame::{Encoded, Limits, Reassembler};
-use privet_net::node::{ShiftBackend, run_node};
+use privet_net::node::{NodeBackend, ShiftBackend, run_node};
 use privet_net::proto::coordinator_message::Body as Reply;
 use privet_net::proto::federation_client::FederationClient;
 use privet_net::proto::node_message::Body;
@@ -338,6 +338,53 @@ fn shift_node(setup: &Setup, url: &str, name: &str) -> NodeConfig {
     }
 }
 
+/// In-process nodes run by `run_node`, stopped together.
+struct Nodes {
+    stop: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<Result<(), privet_net::NetError>>>,
+}
+
+impl Nodes {
+    /// Starts a node per `(name, backend)`, each with its certificate from `setup`.
+    fn start<'a>(
+        setup: &Setup,
+        url: &str,
+        nodes: impl IntoIterator<Item = (&'a str, Arc<dyn NodeBackend>)>,
+    ) -> Nodes {
+        let (stop, stop_rx) = watch::channel(false);
+        let tasks = nodes
+            .into_iter()
+            .map(|(name, backend)| {
+                tokio::spawn(run_node(
+                    shift_node(setup, url, name),
+                    backend,
+                    stop_rx.clone(),
+                    None,
+                ))
+            })
+            .collect();
+        Nodes { stop, tasks }
+    }
+
+    /// Nodes that all add `step` to every parameter.
+    fn shift(setup: &Setup, url: &str, names: &[&str], step: f32) -> Nodes {
+        let backend: Arc<dyn NodeBackend> = Arc::new(ShiftBackend { cols: 5, step });
+        Self::start(
+            setup,
+            url,
+            names.iter().map(|name| (*name, Arc::clone(&backend))),
+        )
+    }
+
+    /// Stops every node and checks that each ended cleanly.
+    async fn stop(self) {
+        self.stop.send(true).unwrap();
+        for task in self.tasks {
+            task.await.unwrap().unwrap();
+        }
+    }
+}
+
 async fn wait_done(admin: &mut AdminClient, id: &str) -> proto::JobInfo {
     for _ in 0..600 {
         let info = admin.job(id).await.unwrap();
@@ -360,17 +407,15 @@ async fn secure_aggregation_between_real_nodes_gives_the_mean_update() {
         .await
         .unwrap();
     let url = format!("https://localhost:{}", handle.addr.port());
-    let (stop_tx, stop_rx) = watch::channel(false);
     let steps = [0.001f32, 0.002, 0.003, 0.010];
-    let mut nodes = Vec::new();
-    for (name, step) in names.iter().zip(steps) {
-        nodes.push(tokio::spawn(run_node(
-            shift_node(&setup, &url, name),
-            Arc::new(ShiftBackend { cols: 5, step }),
-            stop_rx.clone(),
-            None,
-        )));
-    }
+    let nodes = Nodes::start(
+        &setup,
+        &url,
+        names.iter().zip(steps).map(|(name, step)| {
+            let backend: Arc<dyn NodeBackend> = Arc::new(ShiftBackend { cols: 5, step });
+            (*name, backend)
+        }),
+    );
     let job = "[data]\npath = \"x.csv\"\nlabel = \"y\"\n[model]\nkind = \"logreg\"\n\
                [federation]\nrounds = 3\nclients_per_round = 4\nmin_clients = 4\nseed = 5\n\
                secure_aggregation = \"secagg+\"\n\
@@ -409,10 +454,7 @@ async fn secure_aggregation_between_real_nodes_gives_the_mean_update() {
         .fold(0.0f32, f32::max);
     // With at most 10 clients of weight 100, 32-bit fixed point resolves ~4e-8 per parameter.
     assert!(worst < 1e-5, "{worst}");
-    stop_tx.send(true).unwrap();
-    for node in nodes {
-        node.await.unwrap().unwrap();
-    }
+    nodes.stop().await;
     handle.shutdown().await.unwrap();
 }
 
@@ -426,19 +468,7 @@ async fn a_plain_update_in_a_secure_aggregation_job_is_refused() {
         .await
         .unwrap();
     let url = format!("https://localhost:{}", handle.addr.port());
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let mut nodes = Vec::new();
-    for name in ["h0", "h1", "h2"] {
-        nodes.push(tokio::spawn(run_node(
-            shift_node(&setup, &url, name),
-            Arc::new(ShiftBackend {
-                cols: 5,
-                step: 0.002,
-            }),
-            stop_rx.clone(),
-            None,
-        )));
-    }
+    let nodes = Nodes::shift(&setup, &url, &["h0", "h1", "h2"], 0.002);
     let mut mallory = Raw::open(
         &url,
         &setup.files("mallory"),
@@ -501,10 +531,7 @@ async fn a_plain_update_in_a_secure_aggregation_job_is_refused() {
     for (a, b) in model.params.iter().zip(&initial) {
         assert!(((a - b) - 0.002).abs() < 1e-5, "{a} {b}");
     }
-    stop_tx.send(true).unwrap();
-    for node in nodes {
-        node.await.unwrap().unwrap();
-    }
+    nodes.stop().await;
     drop(mallory);
     handle.shutdown().await.unwrap();
 }
@@ -541,19 +568,7 @@ async fn a_node_lost_after_sharing_its_keys_is_unmasked_away() {
         .await
         .unwrap();
     let url = format!("https://localhost:{}", handle.addr.port());
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let mut nodes = Vec::new();
-    for name in ["h0", "h1", "h2"] {
-        nodes.push(tokio::spawn(run_node(
-            shift_node(&setup, &url, name),
-            Arc::new(ShiftBackend {
-                cols: 5,
-                step: 0.002,
-            }),
-            stop_rx.clone(),
-            None,
-        )));
-    }
+    let nodes = Nodes::shift(&setup, &url, &["h0", "h1", "h2"], 0.002);
     let Security::Tls(files) = setup.files("quitter") else {
         unreachable!()
     };
@@ -670,10 +685,7 @@ async fn a_node_lost_after_sharing_its_keys_is_unmasked_away() {
     for (a, b) in model.params.iter().zip(&initial) {
         assert!(((a - b) - 0.002).abs() < 1e-5, "{a} {b}");
     }
-    stop_tx.send(true).unwrap();
-    for node in nodes {
-        node.await.unwrap().unwrap();
-    }
+    nodes.stop().await;
     handle.shutdown().await.unwrap();
 }
 
@@ -704,7 +716,7 @@ impl privet_fl::engine::LocalTrainer for SlowTrainer {
     }
 }
 
-impl privet_net::node::NodeBackend for SlowShift {
+impl NodeBackend for SlowShift {
     fn describe(&self) -> Result<privet_data::DataSummary, privet_net::NetError> {
         ShiftBackend {
             cols: 5,
@@ -763,19 +775,11 @@ async fn a_privacy_budget_stops_the_job_and_survives_a_coordinator_restart() {
         .unwrap();
     let port = handle.addr.port();
     let url = format!("https://localhost:{port}");
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let mut nodes = Vec::new();
-    for name in names {
-        nodes.push(tokio::spawn(run_node(
-            shift_node(&setup, &url, name),
-            Arc::new(SlowShift {
-                step: 0.002,
-                millis: 300,
-            }),
-            stop_rx.clone(),
-            None,
-        )));
-    }
+    let slow: Arc<dyn NodeBackend> = Arc::new(SlowShift {
+        step: 0.002,
+        millis: 300,
+    });
+    let nodes = Nodes::start(&setup, &url, names.map(|name| (name, Arc::clone(&slow))));
     let mut admin = AdminClient::connect(&url, &setup.files("admin"))
         .await
         .unwrap();
@@ -836,10 +840,7 @@ async fn a_privacy_budget_stops_the_job_and_survives_a_coordinator_restart() {
     // Rounds were neither lost nor repeated across the restart.
     let numbers: Vec<u32> = info.rounds.iter().map(|r| r.round).collect();
     assert!(numbers.windows(2).all(|w| w[1] > w[0]), "{numbers:?}");
-    stop_tx.send(true).unwrap();
-    for node in nodes {
-        node.await.unwrap().unwrap();
-    }
+    nodes.stop().await;
     handle.shutdown().await.unwrap();
 }
 
@@ -865,19 +866,7 @@ async fn distributed_noise_under_secure_aggregation_between_real_nodes() {
         .await
         .unwrap();
     let url = format!("https://localhost:{}", handle.addr.port());
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let mut nodes = Vec::new();
-    for name in names {
-        nodes.push(tokio::spawn(run_node(
-            shift_node(&setup, &url, name),
-            Arc::new(ShiftBackend {
-                cols: 5,
-                step: 0.002,
-            }),
-            stop_rx.clone(),
-            None,
-        )));
-    }
+    let nodes = Nodes::shift(&setup, &url, &names, 0.002);
     let job = "[data]\npath = \"x.csv\"\nlabel = \"y\"\n[model]\nkind = \"logreg\"\n\
                [federation]\nrounds = 2\nclients_per_round = 4\nmin_clients = 4\nseed = 9\n\
                secure_aggregation = \"secagg+\"\n\
@@ -916,9 +905,6 @@ async fn distributed_noise_under_secure_aggregation_between_real_nodes() {
         .map(|(a, b)| ((a - b) - 0.004).abs())
         .fold(0.0f32, f32::max);
     assert!(worst > 0.01, "{worst}");
-    stop_tx.send(true).unwrap();
-    for node in nodes {
-        node.await.unwrap().unwrap();
-    }
+    nodes.stop().await;
     handle.shutdown().await.unwrap();
 }
