@@ -600,3 +600,57 @@ async fn respond(jobs: &Jobs, job_id: String, msg: ToClient) -> Out {
         Err(e) => fail(job_id, round, format!("training task failed: {e}")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn adaptive(extra: &str) -> AdaptivePlan {
+        let job = Job::from_toml(&format!(
+            "[data]\npath = \"x.csv\"\nlabel = \"y\"\n[model]\nkind = \"logreg\"\n\
+             [federation]\nrounds = 3\nclients_per_round = 4\nmin_clients = 4\nseed = 1\n{extra}\
+             [privacy]\nmode = \"{}\"\nnoise_multiplier = 1.0\ndelta = 1e-5\n\
+             adaptive_clip = {{ initial = 0.1, target_quantile = 0.5, learning_rate = 0.2, \
+             count_noise = 2.0 }}\n",
+            if extra.is_empty() {
+                "central"
+            } else {
+                "distributed"
+            }
+        ))
+        .unwrap();
+        AdaptivePlan {
+            plan: privet_sim::privacy::privacy_plan(&job, 4).unwrap().unwrap(),
+            current: Arc::default(),
+        }
+    }
+
+    /// The coordinator's clipping bound is taken only if it is a usable bound for the job.
+    #[test]
+    fn a_bad_clipping_bound_from_the_coordinator_is_refused() {
+        let a = adaptive("");
+        assert!(
+            a.publish(1, None)
+                .unwrap_err()
+                .contains("no clipping bound")
+        );
+        for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+            assert!(a.publish(1, Some(bad)).is_err(), "{bad}");
+        }
+        assert!(
+            lock(&a.current).is_none(),
+            "nothing published after refusals"
+        );
+        a.publish(2, Some(0.25)).unwrap();
+        let plan = lock(&a.current).unwrap();
+        assert_eq!((plan.round, plan.clip), (2, 0.25));
+        // Distributed noise caps the bound at the quantizer's clipping range.
+        let d = adaptive("secure_aggregation = \"secagg+\"\n");
+        let cap = d.plan.clip_cap;
+        assert!(cap.is_finite());
+        assert!(d.publish(1, Some(cap * 2.0)).is_err());
+        d.publish(1, Some(cap)).unwrap();
+    }
+}
