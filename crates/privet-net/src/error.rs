@@ -39,7 +39,7 @@ pub enum NetError {
     Store(String),
     /// The job is invalid or failed.
     #[error(transparent)]
-    Job(#[from] privet_sim::SimError),
+    Job(#[from] privet_job::JobError),
     /// The federated engine refused something.
     #[error(transparent)]
     Fl(#[from] privet_fl::FlError),

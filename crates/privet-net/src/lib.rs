@@ -34,4 +34,4 @@ pub use error::NetError;
 pub use privet_transport::{Limits, WireCounter};
 
 /// The wire protocol version this build speaks (`Hello.protocol_version`).
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;

@@ -12,6 +12,7 @@
 use privet_data::DataError;
 use privet_files::FileError;
 use privet_identity::IdentityError;
+use privet_job::JobError;
 use privet_ml::MlError;
 use privet_net::NetError;
 use privet_sim::SimError;
@@ -21,11 +22,15 @@ use privet_transport::TransportError;
 pub fn code(err: &anyhow::Error) -> u8 {
     if let Some(e) = err.downcast_ref::<SimError>() {
         return match e {
-            SimError::Io { .. } | SimError::JobFile { .. } | SimError::Config(_) => 2,
+            SimError::Job(j) => job_code(j),
+            SimError::Config(_) => 2,
             SimError::Data(_) => 3,
             SimError::Ml(m) => ml_code(m),
             _ => 1,
         };
+    }
+    if let Some(e) = err.downcast_ref::<JobError>() {
+        return job_code(e);
     }
     if let Some(e) = err.downcast_ref::<MlError>() {
         return ml_code(e);
@@ -38,7 +43,8 @@ pub fn code(err: &anyhow::Error) -> u8 {
     }
     if let Some(e) = err.downcast_ref::<NetError>() {
         return match e {
-            NetError::Config(_) | NetError::Io { .. } | NetError::Job(_) => 2,
+            NetError::Config(_) | NetError::Io { .. } => 2,
+            NetError::Job(j) => job_code(j),
             NetError::Data(_) => 3,
             NetError::Tls(_) => 5,
             NetError::Connect { .. } | NetError::Remote(_) | NetError::Protocol(_) => 6,
@@ -85,6 +91,15 @@ fn transport_code(e: &TransportError) -> u8 {
         TransportError::Tls(_) => 5,
         TransportError::Config(_) => 2,
         _ => 6,
+    }
+}
+
+/// A bad job file is a bad command line (2), whatever else it leads to.
+fn job_code(e: &JobError) -> u8 {
+    match e {
+        JobError::Ml(m) => ml_code(m),
+        JobError::Fl(_) | JobError::SecAgg(_) => 1,
+        _ => 2,
     }
 }
 
