@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::out::outln;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use privet_coordinator::{AdminClient, CoordinatorConfig};
@@ -130,9 +131,9 @@ pub fn coordinator(config: &Path, insecure_dev: bool) -> Result<()> {
     let config = CoordinatorConfig::from_file(config, insecure_dev)?;
     runtime()?.block_on(async move {
         let handle = privet_coordinator::start(config).await?;
-        println!("coordinator listening on {}", handle.addr);
+        outln!("coordinator listening on {}", handle.addr);
         if let Some(m) = handle.metrics_addr {
-            println!("metrics on http://{m}/metrics");
+            outln!("metrics on http://{m}/metrics");
         }
         termination().await;
         tracing::info!("shutting down");
@@ -171,7 +172,7 @@ pub fn submit(job: &Path, remote: &Remote) -> Result<()> {
     runtime()?.block_on(async move {
         let mut client = AdminClient::connect(&remote.coordinator, &security).await?;
         let id = client.submit(&text).await?;
-        println!("{id}");
+        outln!("{id}");
         Ok(())
     })
 }
@@ -194,11 +195,11 @@ pub fn status(job: Option<&str>, json: bool, remote: &Remote) -> Result<()> {
                 "connected_nodes": nodes,
                 "jobs": jobs.iter().map(job_json).collect::<Vec<_>>(),
             });
-            println!("{}", serde_json::to_string_pretty(&value)?);
+            outln!("{}", serde_json::to_string_pretty(&value)?);
             return Ok(());
         }
         if let Some(nodes) = nodes {
-            println!(
+            outln!(
                 "connected nodes: {}",
                 if nodes.is_empty() {
                     "none".into()
@@ -208,7 +209,7 @@ pub fn status(job: Option<&str>, json: bool, remote: &Remote) -> Result<()> {
             );
         }
         for j in &jobs {
-            println!(
+            outln!(
                 "{}  {}  {}/{} rounds  nodes: {}{}",
                 j.job_id,
                 j.state,
@@ -223,7 +224,7 @@ pub fn status(job: Option<&str>, json: bool, remote: &Remote) -> Result<()> {
             );
             if job.is_some() {
                 for r in &j.rounds {
-                    println!(
+                    outln!(
                         "  round {:>3}  {}  loss {:.4}  {:.2} s  participants: {}{}{}",
                         r.round,
                         if r.completed {
@@ -333,7 +334,7 @@ pub fn fetch_model(job: &str, out: &Path, remote: &Remote) -> Result<()> {
     runtime()?.block_on(async move {
         let mut client = AdminClient::connect(&remote.coordinator, &security).await?;
         let round = client.fetch_model(job, out).await?;
-        println!(
+        outln!(
             "saved the model after round {round} to {} (+ {})",
             out.display(),
             privet_ml::meta_path(out).display()
@@ -352,7 +353,7 @@ pub fn certs(cmd: CertsCommand) -> Result<()> {
             force,
         } => {
             let path = privet_identity::init_ca(&dir, &federation, days, force)?;
-            println!(
+            outln!(
                 "created the federation CA: {} (keep {} secret)",
                 path.display(),
                 dir.join("ca.key").display()
@@ -372,7 +373,7 @@ pub fn certs(cmd: CertsCommand) -> Result<()> {
                 Role::Coordinator
             });
             let files = privet_identity::issue(&dir, &name, role, &hosts, days, force)?;
-            println!(
+            outln!(
                 "issued {} and {} for {name} as a {role}{}",
                 files.cert.display(),
                 files.key.display(),
