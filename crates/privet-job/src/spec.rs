@@ -358,6 +358,16 @@ impl RawJob {
             }
             None => (None, None),
         };
+        if let (Some(_), Some(d)) = (&secure_aggregation, &deployment)
+            && d.nodes.len() < privet_secagg::MIN_CLIENTS
+        {
+            return Err(invalid(format!(
+                "[deployment] secure aggregation needs at least {} nodes per round, and the job \
+                 lists {}",
+                privet_secagg::MIN_CLIENTS,
+                d.nodes.len()
+            )));
+        }
         if let Some(p) = &privacy {
             check_privacy(p, &federation, &strategy, secure_aggregation.as_mut())?;
             if deployment.is_some() && feature_privacy.is_none() {

@@ -107,6 +107,16 @@ enum Command {
         #[command(flatten)]
         remote: net_cmd::Remote,
     },
+    /// Cancel a job that has not finished (recorded with your name and the reason).
+    Cancel {
+        /// The job id.
+        job: String,
+        /// Why, for the record.
+        #[arg(long, default_value = "cancelled by an operator")]
+        reason: String,
+        #[command(flatten)]
+        remote: net_cmd::Remote,
+    },
     /// Download a job's latest model (model.safetensors + model.json).
     FetchModel {
         /// The job id.
@@ -192,6 +202,11 @@ fn run(cli: Cli) -> Result<()> {
         Command::Submit { job, remote } => net_cmd::submit(&job, &remote),
         Command::Status { job, json, remote } => net_cmd::status(job.as_deref(), json, &remote),
         Command::FetchModel { job, out, remote } => net_cmd::fetch_model(&job, &out, &remote),
+        Command::Cancel {
+            job,
+            reason,
+            remote,
+        } => net_cmd::cancel(&job, &reason, &remote),
         Command::Certs(cmd) => net_cmd::certs(cmd),
         Command::Dp(cmd) => dp_cmd::run(cmd),
         Command::Stats(args) => stats_cmd::run(&args),
@@ -272,14 +287,15 @@ fn predict(model_path: &Path, csv: &Path, out: Option<&Path>) -> Result<()> {
         Some(path) => {
             // Refusing a link or a device is a bad argument (2); failing to write is a failed
             // run (1).
-            privet_files::write_atomic(path, text.as_bytes(), privet_files::Mode::Public)
-                .map_err(|e| match e {
+            privet_files::write_atomic(path, text.as_bytes(), privet_files::Mode::Public).map_err(
+                |e| match e {
                     e @ privet_files::FileError::NotRegular { .. } => anyhow::Error::new(e),
                     other => anyhow::Error::new(privet_sim::SimError::Output {
                         path: path.to_path_buf(),
                         reason: other.to_string(),
                     }),
-                })?;
+                },
+            )?;
             eprintln!(
                 "wrote {} predictions to {}",
                 preds.classes.len(),
