@@ -44,7 +44,10 @@
 //! 2. **Masked input.** The coordinator routes the ciphertexts. Each client decrypts the shares
 //!    it holds and sends `y_u = x_u + PRG(b_u) + Σ_{v ∈ N(u) ∩ U2} ±PRG(s_uv) mod 2^b`, where
 //!    `s_uv` comes from the `s` agreement through HKDF (domain separated by purpose, round and
-//!    the pair), the PRG is ChaCha20, and the sign is `+` if `u < v`.
+//!    the pair), the PRG is the configured [`MaskPrg`] (AES-128-CTR by default, ChaCha20 on
+//!    request; its id is signed into every key advertisement and both ends refuse a mismatch,
+//!    see [`prg`]), and the sign is `+` if `u < v`. Masks are expanded chunk by chunk on all
+//!    cores (rayon).
 //! 3. **Unmask.** The coordinator tells each client of `U3` which neighbours survived and which
 //!    dropped. A client reveals its shares of `b_v` for survivors and of `s_v` for dropped
 //!    neighbours, and refuses a request that names one neighbour in both lists or that does not
@@ -205,6 +208,7 @@ mod crypto;
 mod error;
 mod graph;
 pub mod params;
+pub mod prg;
 pub mod quantize;
 mod shamir;
 pub mod wire;
@@ -216,4 +220,5 @@ pub use crypto::{KeyDirectory, KeyMap};
 pub use ed25519_dalek::{SigningKey, VerifyingKey};
 pub use error::SecAggError;
 pub use params::RoundParams;
+pub use prg::{MaskPrg, hardware_aes};
 pub use quantize::{DecodedSum, Quantizer};

@@ -1,13 +1,13 @@
-//! The binary encoding of protocol payloads (version 1).
+//! The binary encoding of protocol payloads (version 2).
 //!
-//! Every payload starts with a 6-byte header: the version byte (`1`), a kind byte (which
+//! Every payload starts with a 6-byte header: the version byte (`2`), a kind byte (which
 //! message, hence which stage), and the round as a little-endian `u32`. Then, by kind (all
 //! integers little-endian, client ids `u32`, lists as a `u32` count followed by the entries in
 //! strictly ascending client order):
 //!
 //! | kind | direction, stage | body |
 //! |---|---|---|
-//! | 1 advertise keys | client → coordinator, 0 | id, encryption key (32), mask key (32), self-mask commitment (32), Ed25519 signature (64) |
+//! | 1 advertise keys | client → coordinator, 0 | id, mask generator id (u8, [`MaskPrg::id`]), encryption key (32), mask key (32), self-mask commitment (32), Ed25519 signature (64) over all of it |
 //! | 2 share keys | coordinator → client, 1 | `k` (u32), `t` (u32), graph seed (32), member ids (list), neighbours' advertisements (list of kind-1 bodies) |
 //! | 3 encrypted shares | client → coordinator, 1 | list of (recipient id, ciphertext (80)) |
 //! | 4 routed shares | coordinator → client, 2 | list of (sender id, ciphertext (80)) |
@@ -17,16 +17,20 @@
 //!
 //! Parsing never panics and never trusts a length: counts are checked against the caller's
 //! limits (the round's client bound, the model length) and against the bytes actually left
-//! before anything is allocated; trailing bytes, unknown versions or kinds, unsorted or
-//! duplicate lists, non-canonical scalars and out-of-range words are refused.
+//! before anything is allocated; trailing bytes, unknown versions, kinds or mask generators,
+//! unsorted or duplicate lists, non-canonical scalars and out-of-range words are refused.
+//!
+//! Version 2 added the mask generator id to the advertisement (version 1 always expanded masks
+//! with ChaCha20); a version-1 peer's messages are refused as an unsupported version.
 
 use privet_fl::ClientId;
 
 use crate::SecAggError;
 use crate::crypto::{CIPHERTEXT_LEN, SecretScalar, bytes_per_word, combine_words, modulus_mask};
+use crate::prg::MaskPrg;
 
 /// The payload format version.
-pub(crate) const VERSION: u8 = 1;
+pub(crate) const VERSION: u8 = 2;
 
 /// Bytes of the header.
 pub(crate) const HEADER_LEN: usize = 6;
@@ -35,7 +39,7 @@ pub(crate) const HEADER_LEN: usize = 6;
 pub(crate) const MAX_VECTOR_LEN: usize = 1 << 28;
 
 /// Bytes of an encoded key advertisement.
-pub(crate) const ADVERTISEMENT_LEN: usize = 4 + 32 + 32 + 32 + 64;
+pub(crate) const ADVERTISEMENT_LEN: usize = 4 + 1 + 32 + 32 + 32 + 64;
 
 /// Which message a payload holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -206,6 +210,7 @@ fn get_ids(r: &mut Reader<'_>, limit: usize, what: &str) -> Result<Vec<ClientId>
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct KeyAdvertisement {
     pub(crate) client: ClientId,
+    pub(crate) prg: MaskPrg,
     pub(crate) enc_pk: [u8; 32],
     pub(crate) mask_pk: [u8; 32],
     pub(crate) commitment: [u8; 32],
@@ -215,6 +220,7 @@ pub(crate) struct KeyAdvertisement {
 impl KeyAdvertisement {
     fn put(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.client.0.to_le_bytes());
+        out.push(self.prg.id());
         out.extend_from_slice(&self.enc_pk);
         out.extend_from_slice(&self.mask_pk);
         out.extend_from_slice(&self.commitment);
@@ -224,6 +230,11 @@ impl KeyAdvertisement {
     fn get(r: &mut Reader<'_>) -> Result<Self, SecAggError> {
         Ok(KeyAdvertisement {
             client: r.client()?,
+            prg: {
+                let id = r.u8()?;
+                MaskPrg::from_id(id)
+                    .ok_or_else(|| malformed(format!("unknown mask generator id {id}")))?
+            },
             enc_pk: r.array()?,
             mask_pk: r.array()?,
             commitment: r.array()?,
@@ -397,11 +408,24 @@ impl MaskedInput {
     }
 
     /// Adds the words to `acc` modulo `2^bits` (`acc` has the vector's length).
+    #[cfg(test)]
     pub(crate) fn add_to(&self, acc: &mut [u64]) {
         let bpw = bytes_per_word(self.bits);
         let mask = modulus_mask(self.bits);
         let words = self.payload.get(HEADER_LEN + 5..).unwrap_or_default();
         combine_words(acc, words, bpw, |a, w| a.wrapping_add(w) & mask);
+    }
+
+    /// Adds words `start..start + acc.len()` of the vector to `acc`, without reducing modulo
+    /// `2^b` (the caller reduces; `2^b` divides `2^64`).
+    pub(crate) fn add_range_to(&self, start: usize, acc: &mut [u64]) {
+        let bpw = bytes_per_word(self.bits);
+        let from = HEADER_LEN + 5 + start * bpw;
+        let words = self
+            .payload
+            .get(from..from + acc.len() * bpw)
+            .unwrap_or_default();
+        combine_words(acc, words, bpw, u64::wrapping_add);
     }
 }
 
@@ -502,6 +526,7 @@ mod tests {
     fn ad(id: u32) -> KeyAdvertisement {
         KeyAdvertisement {
             client: ClientId(id),
+            prg: MaskPrg::Aes128Ctr,
             enc_pk: [1; 32],
             mask_pk: [2; 32],
             commitment: [3; 32],
@@ -589,12 +614,17 @@ mod tests {
                 found: 9
             })
         );
-        let mut v2 = payload.clone();
-        v2[0] = 2;
-        assert!(matches!(
-            KeyAdvertisement::decode(&v2, 9),
-            Err(SecAggError::Malformed(_))
-        ));
+        // Other versions, the previous one (1, before the mask generator id) included.
+        for version in [1u8, 3] {
+            let mut other = payload.clone();
+            other[0] = version;
+            assert_eq!(
+                KeyAdvertisement::decode(&other, 9),
+                Err(SecAggError::Malformed(format!(
+                    "unsupported version {version}"
+                )))
+            );
+        }
         let request = UnmaskRequest {
             survivors: vec![],
             dropped: vec![],
