@@ -79,6 +79,20 @@ pub trait AggregateTransform: Send + std::fmt::Debug {
         Ok(Admission::Admit)
     }
 
+    /// Called by [`Coordinator::start_round`](crate::engine::Coordinator::start_round) instead of
+    /// [`admit_round`](Self::admit_round) when a Poisson draw gave `selected` (possibly 0) of
+    /// `available` clients, fewer than the round needs: the round is skipped (its number is
+    /// used, nothing is sent, it counts as a failed round). A privacy accountant charges the
+    /// draw here. [`Admission::Stop`] ends the job instead (the number is not used).
+    fn skip_round(
+        &mut self,
+        _round: u32,
+        _selected: usize,
+        _available: usize,
+    ) -> Result<Admission, FlError> {
+        Ok(Admission::Admit)
+    }
+
     /// The state to persist with a [`Checkpoint`](crate::engine::Checkpoint) (e.g. a privacy
     /// ledger as JSON); `None` for a stateless transform.
     fn state(&self) -> Option<String> {
