@@ -29,7 +29,7 @@ pub use report::{
 };
 pub use run::{Mode, RunOptions, RunSummary, run_job, run_prepared};
 pub use simulate::{
-    LocalRows, Observer, RoundRecord, Silent, SimOutcome, client_shuffle_seed, client_transforms,
-    client_transforms_with_plan, initial_params, local_train_config, simulate, train_centralized,
-    train_locally,
+    LocalRows, MAX_SKIPPED_DRAWS, Observer, RoundRecord, Silent, SimOutcome, client_shuffle_seed,
+    client_transforms, client_transforms_with_plan, initial_params, local_train_config, simulate,
+    train_centralized, train_locally,
 };

@@ -227,6 +227,10 @@ pub fn client_transforms(job: &Job) -> Vec<Box<dyn UpdateTransform>> {
     client_transforms_with_plan(job, PlanSource::Published(Arc::default()))
 }
 
+/// Consecutive Poisson draws with fewer than `min_clients` clients (each skips its round) after
+/// which a simulation fails: raise `fraction` or lower `min_clients`.
+pub const MAX_SKIPPED_DRAWS: u32 = 100;
+
 /// [`client_transforms`] with the source of the round's privacy plan (ignored without
 /// `[privacy]`).
 pub fn client_transforms_with_plan(job: &Job, plan: PlanSource) -> Vec<Box<dyn UpdateTransform>> {
@@ -293,7 +297,13 @@ pub fn simulate(
             seed,
         },
         min_clients: job.federation.min_clients,
-        max_retries: 0,
+        // A failed round ends a simulation, except Poisson draws too small for min_clients,
+        // which skip their round: up to this many in a row.
+        max_retries: if job.federation.sample.is_poisson() {
+            MAX_SKIPPED_DRAWS
+        } else {
+            0
+        },
     };
     let identities = SimIdentities { seed };
     let directory: Arc<dyn privet_secagg::KeyDirectory> = Arc::new(identities);
