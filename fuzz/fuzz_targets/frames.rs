@@ -1,11 +1,11 @@
-//! Framed protobuf messages (privet-net frame reassembly): the input is a sequence of frames,
+//! Framed protobuf messages (privet-transport frame reassembly): the input is a sequence of frames,
 //! each a 2-byte little-endian length and an encoded `Frame`; completed messages are decoded as
 //! `NodeMessage` (coordinator side) and `CoordinatorMessage` (node side).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use privet_net::frame::{Limits, Reassembler, bytes_to_f32};
-use privet_net::proto::{CoordinatorMessage, Frame, NodeMessage};
+use privet_net::proto::{CoordinatorMessage, NodeMessage};
+use privet_transport::{Frame, Limits, Reassembler, bytes_to_f32};
 use prost::Message;
 
 fuzz_target!(|data: &[u8]| {

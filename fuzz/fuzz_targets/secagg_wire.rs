@@ -10,7 +10,7 @@ use libfuzzer_sys::fuzz_target;
 use privet_fl::engine::{
     AggregationProtocol, ClientProtocol, FromClient, LocalTrainer, StageContext, ToClient,
 };
-use privet_fl::{ClientId, ClientTrainConfig, FlError, TrainMetrics};
+use privet_fl::{ClientId, ClientParams, ClientTrainConfig, FlError, TrainMetrics};
 use privet_secagg::{KeyMap, SecAggClient, SecAggConfig, SecAggProtocol, SigningKey, wire};
 
 struct Step;
@@ -64,7 +64,12 @@ fuzz_target!(|data: &[u8]| {
         };
         let shared: Arc<[f32]> = Arc::from(params);
         if protocol
-            .begin(&ctx, &shared, &ClientTrainConfig::default())
+            .begin(
+                &ctx,
+                &shared,
+                &ClientTrainConfig::default(),
+                &Arc::new(ClientParams::new()),
+            )
             .is_err()
         {
             return;
@@ -85,6 +90,7 @@ fuzz_target!(|data: &[u8]| {
             round: 1,
             params: Arc::from(params),
             config: ClientTrainConfig::default(),
+            extensions: Arc::new(ClientParams::new()),
         };
         if client.respond(&fit, &mut Step, &[]).is_err() {
             return;

@@ -7,9 +7,10 @@
 use privet_dp::pld::{PldAccountant, PldConfig};
 use privet_dp::rdp::{Conversion, RdpAccountant};
 use privet_dp::{Delta, SampledGaussian};
+use privet_dpfedavg::{DpAggregator, DpSampling, binomial_below};
 use privet_fl::{AggregateTransform, SampleSize};
-use privet_sim::privacy::{DpAggregator, DpSampling, binomial_below, privacy_plan};
-use privet_sim::{Job, Silent, prepare, simulate};
+use privet_job::{Job, privacy_plan};
+use privet_sim::{Silent, prepare, simulate};
 
 fn job(clients: usize, federation: &str, privacy: &str) -> Result<Job, String> {
     Job::from_toml(&format!(
@@ -214,4 +215,34 @@ fn a_version_1_privacy_state_restores() {
     );
     let bad = r#"{"version":2,"clip":1.0,"rounds":1,"skip_mass":0.0,"events":[{"q":0.2,"sigma":0.5,"steps":1,"sampling":"other"}]}"#;
     assert!(dp.restore_state(bad).is_err());
+}
+
+/// The accounting of `bench/dp/poisson_vs_fixed.sh`'s federation (Adult, 3,000 clients, 30
+/// rounds, 300 per round or q = 0.1, z = 1, delta 1e-5) at equal noise: what each sampling
+/// scheme is charged, from the job's own privacy plan.
+#[test]
+fn the_adult_bench_federation_is_charged_far_less_under_poisson_sampling() {
+    let plan = |fed: &str| {
+        let j = job(3000, fed, PRIVACY).unwrap();
+        privacy_plan(&j, 3000).unwrap().unwrap()
+    };
+    let fixed = plan("rounds = 30\nclients_per_round = 300");
+    let poisson = plan("rounds = 30\nfraction = 0.1");
+    assert_eq!(
+        (fixed.sampling, fixed.clients_per_round),
+        (DpSampling::FixedSize, 300)
+    );
+    assert_eq!(poisson.sampling, DpSampling::Poisson { q: 0.1 });
+    let z = 1.0;
+    let eps_fixed = rdp(
+        &[SampledGaussian::fixed_size(0.1, z / 2.0, 30).unwrap()],
+        1e-5,
+    );
+    let event = SampledGaussian::poisson(0.1, z, 30).unwrap();
+    let (eps_rdp, eps_pld) = (rdp(&[event], 1e-5), pld(&event, 1e-5));
+    eprintln!(
+        "adult bench federation, 30 rounds, z = 1, delta 1e-5: fixed-size {eps_fixed:.3}, \
+         Poisson {eps_rdp:.3} (RDP), {eps_pld:.3} (PLD)"
+    );
+    assert!(eps_rdp < eps_fixed / 3.0 && eps_pld < eps_rdp);
 }
