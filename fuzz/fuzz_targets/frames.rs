@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use privet_net::proto::{CoordinatorMessage, NodeMessage};
+use privet_wire::proto::{CoordinatorMessage, NodeMessage};
 use privet_transport::{Frame, Limits, Reassembler, bytes_to_f32};
 use prost::Message;
 

@@ -1,4 +1,4 @@
-//! `coordinator.toml` and `node.toml` (privet-net config): the first byte picks the file kind;
+//! `coordinator.toml` and `node.toml` (privet-coordinator and privet-node config): the first byte picks the file kind;
 //! the rest is written to a temporary file and read back through the public loaders.
 #![no_main]
 
@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use privet_net::{CoordinatorConfig, NodeConfig};
+use privet_coordinator::CoordinatorConfig;
+use privet_node::NodeConfig;
 
 fn dir() -> &'static PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();

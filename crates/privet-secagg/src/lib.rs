@@ -217,7 +217,7 @@ pub mod wire;
 pub use client::SecAggClient;
 pub use config::{MIN_LEVELS, Rounding, SecAggConfig, Threshold};
 pub use coordinator::{RoundInfo, RoundStatus, SecAggDetails, SecAggMonitor, SecAggProtocol};
-pub use crypto::{KeyDirectory, KeyMap};
+pub use crypto::{KeyDirectory, KeyMap, SharedKeyMap};
 pub use ed25519_dalek::{SigningKey, VerifyingKey};
 pub use error::SecAggError;
 pub use params::RoundParams;
