@@ -23,11 +23,25 @@
 //! refused (they need individual updates, and DP-FedAvg noises only a sum); distributed mode
 //! needs SecAgg+ and plans its noise for `[federation] min_clients` contributors (rounds with
 //! fewer fail before anything is unmasked). Every client counts with weight 1 (bounded
-//! contribution), and the sum is divided by the number of clients sampled, not by the number
-//! that answered. Sampling is privet-fl's fixed-size sampling without replacement, accounted
-//! with the matching RDP analysis (replace-one, `q = clients_per_round / clients`); see
-//! `privet-dpfedavg` for the accounting, the distributed noise and what they assume. With
-//! `[privacy]` and SecAgg+, `[secure_aggregation] max_weight` is set to 1.
+//! contribution), and the sum is divided by a fixed denominator, not by the number that
+//! answered. With `[privacy]` and SecAgg+, `[secure_aggregation] max_weight` is set to 1.
+//!
+//! # `[federation] sampling`: `"poisson"` or `"fixed"`
+//!
+//! - `"poisson"`: every available client takes part in a round independently with probability
+//!   `q = fraction` (so a round's size is random; `clients_per_round` is refused). Accounted as
+//!   the Poisson-subsampled Gaussian (add/remove one client; RDP and PLD), which spends much
+//!   less epsilon than fixed-size sampling at the same noise. The default under `[privacy]`
+//!   unless the job gives `clients_per_round`.
+//! - `"fixed"`: `clients_per_round` (or `ceil(fraction · clients)`) clients without
+//!   replacement, accounted with the replace-one analysis (`q = k / clients`). The default
+//!   without `[privacy]`, or when `clients_per_round` is given.
+//!
+//! A Poisson draw with fewer than `min_clients` clients skips its round: it uses a round number
+//! and counts as a failed round, so a simulation fails after `privet_sim::MAX_SKIPPED_DRAWS`
+//! (100) of them in a row and the networked coordinator after `[deployment] max_retries`; see
+//! `privet-dpfedavg` for how the accountant charges it, the distributed noise and what they
+//! assume.
 
 use std::path::{Path, PathBuf};
 
@@ -277,6 +291,7 @@ struct RawFederation {
     rounds: u32,
     clients_per_round: Option<usize>,
     fraction: Option<f64>,
+    sampling: Option<String>,
     min_clients: Option<usize>,
     dropout: Option<f64>,
     #[serde(default)]
@@ -344,7 +359,7 @@ impl RawJob {
         strategy
             .build()
             .map_err(|e| invalid(format!("[strategy] {e}")))?;
-        let (federation, secagg_choice) = self.federation.validate()?;
+        let (federation, secagg_choice) = self.federation.validate(self.privacy.is_some())?;
         let mut secure_aggregation =
             secure_aggregation(secagg_choice.as_deref(), self.secure_aggregation, &strategy)?;
         let deployment = self
@@ -655,7 +670,8 @@ impl RawTrain {
 
 impl RawFederation {
     /// `[federation]`, and its `secure_aggregation` choice (checked with its table).
-    fn validate(self) -> Result<(Federation, Option<String>), JobError> {
+    /// `private`: the job has a `[privacy]` section (Poisson sampling is then the default).
+    fn validate(self, private: bool) -> Result<(Federation, Option<String>), JobError> {
         let f = self;
         let secagg_choice = f.secure_aggregation.clone();
         let sample = match (f.clients_per_round, f.fraction) {
@@ -677,6 +693,28 @@ impl RawFederation {
                 )));
             }
             (None, None) => SampleSize::Fraction(1.0),
+        };
+        let poisson = match f.sampling.as_deref() {
+            Some("poisson") => true,
+            Some("fixed") => false,
+            // Under [privacy], Poisson unless the job fixed the count.
+            None => private && f.clients_per_round.is_none(),
+            Some(other) => {
+                return Err(invalid(format!(
+                    "[federation] `sampling` must be \"poisson\" or \"fixed\", got {:?}",
+                    other.chars().take(40).collect::<String>()
+                )));
+            }
+        };
+        let sample = match (poisson, sample) {
+            (true, SampleSize::Fraction(q)) => SampleSize::Poisson(q),
+            (true, _) => {
+                return Err(invalid(
+                    "[federation] Poisson sampling takes `fraction` (each client's probability \
+                     of taking part in a round), not `clients_per_round`",
+                ));
+            }
+            (false, size) => size,
         };
         if f.rounds == 0 || f.rounds > 100_000 {
             return Err(invalid("[federation] `rounds` must be 1 to 100,000"));

@@ -10,13 +10,17 @@ use x25519_dalek::{PublicKey, StaticSecret};
 use zeroize::Zeroizing;
 
 use crate::config::{Rounding, SecAggConfig};
+use rayon::prelude::*;
+use x25519_dalek::SharedSecret;
+
 use crate::crypto::{
-    KeyDirectory, SecretRng, SecretScalar, Sign, advertisement_message, agree, apply_mask,
-    decrypt_shares, encrypt_shares, fresh_rng, pairwise_mask_key, random_scalar,
-    self_mask_commitment, self_mask_key, sign, valid_public_key, verify,
+    KeyDirectory, SecretRng, SecretScalar, Sign, advertisement_message, agree, decrypt_shares,
+    encrypt_shares, fresh_rng, pairwise_mask_key, random_scalar, self_mask_commitment,
+    self_mask_key, sign, valid_public_key, verify,
 };
 use crate::graph::Graph;
 use crate::params::{self, MIN_CLIENTS, RoundParams};
+use crate::prg::apply_masks;
 use crate::quantize::Quantizer;
 use crate::wire::{
     KeyAdvertisement, Kind, ShareKeysRequest, ShareList, UnmaskRequest, UnmaskShares,
@@ -76,11 +80,20 @@ impl fmt::Debug for RoundSecrets {
     }
 }
 
-#[derive(Debug)]
+/// A neighbour's keys, and the share-encryption agreement with it (computed once in stage 1,
+/// used again to decrypt its shares in stage 2; zeroized on drop).
 struct Neighbour {
     id: ClientId,
-    enc_pk: [u8; 32],
+    enc_shared: SharedSecret,
     mask_pk: [u8; 32],
+}
+
+impl fmt::Debug for Neighbour {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Neighbour")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The shares a client holds for one neighbour.
@@ -226,9 +239,11 @@ impl SecAggClient {
         let enc_pk = PublicKey::from(&enc).to_bytes();
         let mask_pk = PublicKey::from(&mask).to_bytes();
         let commitment = self_mask_commitment(&self_mask, round, self.id);
-        let message = advertisement_message(round, self.id, &enc_pk, &mask_pk, &commitment);
+        let prg = self.config.mask_prg;
+        let message = advertisement_message(round, self.id, prg, &enc_pk, &mask_pk, &commitment);
         let ad = KeyAdvertisement {
             client: self.id,
+            prg,
             enc_pk,
             mask_pk,
             commitment,
@@ -424,14 +439,31 @@ impl SecAggClient {
                 "the keys sent are not those of this client's neighbours".into(),
             ));
         }
-        for ad in &req.neighbours {
-            let message =
-                advertisement_message(round, ad.client, &ad.enc_pk, &ad.mask_pk, &ad.commitment);
-            verify(self.directory.as_ref(), ad.client, &message, &ad.signature)?;
+        // Every neighbour's signed keys (and mask generator) are checked before this client
+        // trains: a round that fails here costs no training (in parallel: one signature each).
+        let prg = self.config.mask_prg;
+        let directory = self.directory.as_ref();
+        req.neighbours.par_iter().try_for_each(|ad| {
+            let message = advertisement_message(
+                round,
+                ad.client,
+                ad.prg,
+                &ad.enc_pk,
+                &ad.mask_pk,
+                &ad.commitment,
+            );
+            verify(directory, ad.client, &message, &ad.signature)?;
+            if ad.prg != prg {
+                return Err(SecAggError::Protocol(format!(
+                    "client {} expands masks with {}, this client with {prg}",
+                    ad.client, ad.prg
+                )));
+            }
             if !valid_public_key(&ad.enc_pk) || !valid_public_key(&ad.mask_pk) {
                 return Err(SecAggError::BadPublicKey(ad.client));
             }
-        }
+            Ok(())
+        })?;
         Ok((p, expected))
     }
 
@@ -449,27 +481,33 @@ impl SecAggClient {
         let input = self.train_input(round, &s.fit, &mut s.rng, trainer, transforms)?;
         let self_mask_shares = shamir::split(&s.secrets.self_mask, p.t, &expected, &mut s.rng)?;
         let mask_key_shares = shamir::split(&s.secrets.mask_scalar, p.t, &expected, &mut s.rng)?;
-        let mut entries = Vec::with_capacity(expected.len());
-        for ((ad, b), k) in req
+        // Per neighbour (keys checked above): agree on the share key, encrypt its shares
+        // (independent of each other, so spread over the cores).
+        let enc = &s.secrets.enc;
+        let done: Vec<(Neighbour, [u8; crate::crypto::CIPHERTEXT_LEN])> = req
             .neighbours
-            .iter()
-            .zip(&self_mask_shares)
-            .zip(&mask_key_shares)
-        {
-            let shared = agree(&s.secrets.enc, &ad.enc_pk, ad.client)?;
-            let ct = encrypt_shares(&shared, round, self.id, ad.client, b, k)?;
-            entries.push((ad.client, ct));
-        }
-        let payload = ShareList { entries }.encode(Kind::EncryptedShares, round);
-        let neighbours = req
-            .neighbours
-            .into_iter()
-            .map(|ad| Neighbour {
-                id: ad.client,
-                enc_pk: ad.enc_pk,
-                mask_pk: ad.mask_pk,
+            .par_iter()
+            .zip(self_mask_shares.par_iter())
+            .zip(mask_key_shares.par_iter())
+            .map(|((ad, b), k)| {
+                let enc_shared = agree(enc, &ad.enc_pk, ad.client)?;
+                let ct = encrypt_shares(&enc_shared, round, self.id, ad.client, b, k)?;
+                let nb = Neighbour {
+                    id: ad.client,
+                    enc_shared,
+                    mask_pk: ad.mask_pk,
+                };
+                Ok((nb, ct))
             })
-            .collect();
+            .collect::<Result<_, SecAggError>>()?;
+        let (neighbours, entries): (Vec<Neighbour>, Vec<_>) = done
+            .into_iter()
+            .map(|(nb, ct)| {
+                let id = nb.id;
+                (nb, (id, ct))
+            })
+            .unzip();
+        let payload = ShareList { entries }.encode(Kind::EncryptedShares, round);
         let next = SharesSent {
             round,
             t: p.t,
@@ -493,34 +531,46 @@ impl SecAggClient {
         }
         let bits = self.quantizer.modulus_bits();
         let mut masked = Zeroizing::new(s.input.to_vec());
-        let key = self_mask_key(&s.secrets.self_mask, round, self.id)?;
-        apply_mask(&mut masked, &key, bits, Sign::Add)?;
-        let mut held = Vec::with_capacity(list.entries.len());
-        for (sender, ct) in &list.entries {
-            let nb = s
-                .neighbours
-                .binary_search_by_key(sender, |n| n.id)
-                .ok()
-                .and_then(|i| s.neighbours.get(i))
-                .ok_or_else(|| {
-                    SecAggError::Protocol(format!("shares from client {sender}, not a neighbour"))
-                })?;
-            let shared = agree(&s.secrets.enc, &nb.enc_pk, nb.id)?;
-            let (self_mask, mask_key) = decrypt_shares(&shared, round, nb.id, self.id, ct)?;
-            held.push(Held {
-                owner: nb.id,
-                self_mask,
-                mask_key,
-            });
-            let pair = agree(&s.secrets.mask, &nb.mask_pk, nb.id)?;
-            let key = pairwise_mask_key(&pair, round, self.id, nb.id)?;
-            let sign = if self.id < nb.id {
-                Sign::Add
-            } else {
-                Sign::Sub
-            };
-            apply_mask(&mut masked, &key, bits, sign)?;
-        }
+        let self_key = self_mask_key(&s.secrets.self_mask, round, self.id)?;
+        // Per sender of shares: decrypt them, agree on the pairwise mask key (in parallel).
+        let mask = &s.secrets.mask;
+        let per_sender: Vec<(Held, Zeroizing<[u8; 32]>, Sign)> = list
+            .entries
+            .par_iter()
+            .map(|(sender, ct)| {
+                let nb = s
+                    .neighbours
+                    .binary_search_by_key(sender, |n| n.id)
+                    .ok()
+                    .and_then(|i| s.neighbours.get(i))
+                    .ok_or_else(|| {
+                        SecAggError::Protocol(format!(
+                            "shares from client {sender}, not a neighbour"
+                        ))
+                    })?;
+                let (self_mask, mask_key) =
+                    decrypt_shares(&nb.enc_shared, round, nb.id, self.id, ct)?;
+                let pair = agree(mask, &nb.mask_pk, nb.id)?;
+                let key = pairwise_mask_key(&pair, round, self.id, nb.id)?;
+                let sign = if self.id < nb.id {
+                    Sign::Add
+                } else {
+                    Sign::Sub
+                };
+                let held = Held {
+                    owner: nb.id,
+                    self_mask,
+                    mask_key,
+                };
+                Ok((held, key, sign))
+            })
+            .collect::<Result<_, SecAggError>>()?;
+        let mut terms: Vec<(&[u8; 32], Sign)> = Vec::with_capacity(per_sender.len() + 1);
+        terms.push((&self_key, Sign::Add));
+        terms.extend(per_sender.iter().map(|(_, key, sign)| (&**key, *sign)));
+        apply_masks(&mut masked, &terms, bits, self.config.mask_prg)?;
+        drop(terms);
+        let held: Vec<Held> = per_sender.into_iter().map(|(h, _, _)| h).collect();
         let payload = encode_masked_input(round, bits, &masked);
         let next = MaskedSent {
             round,

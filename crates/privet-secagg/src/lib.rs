@@ -46,7 +46,10 @@
 //! 2. **Masked input.** The coordinator routes the ciphertexts. Each client decrypts the shares
 //!    it holds and sends `y_u = x_u + PRG(b_u) + Σ_{v ∈ N(u) ∩ U2} ±PRG(s_uv) mod 2^b`, where
 //!    `s_uv` comes from the `s` agreement through HKDF (domain separated by purpose, round and
-//!    the pair), the PRG is ChaCha20, and the sign is `+` if `u < v`.
+//!    the pair), the PRG is the configured [`MaskPrg`] (AES-128-CTR by default, ChaCha20 on
+//!    request; its id is signed into every key advertisement and both ends refuse a mismatch,
+//!    see [`prg`]), and the sign is `+` if `u < v`. Masks are expanded chunk by chunk on all
+//!    cores (rayon).
 //! 3. **Unmask.** The coordinator tells each client of `U3` which neighbours survived and which
 //!    dropped. A client reveals its shares of `b_v` for survivors and of `s_v` for dropped
 //!    neighbours, and refuses a request that names one neighbour in both lists or that does not
@@ -126,9 +129,9 @@
 //! contributors' quantized updates under random dropouts at every stage, and rounds abort
 //! exactly when some secret keeps fewer than `t` holders), `tests/uniformity.rs` (chi-square
 //! tests that one masked vector looks uniform), `tests/adversarial.rs` (replays, wrong rounds
-//! and stages, forged signatures, lying coordinators, mutated messages on both sides). A
-//! cargo-fuzz target lives in `fuzz/` (`cargo +nightly fuzz run messages`, outside the
-//! workspace).
+//! and stages, forged signatures, lying coordinators, mutated messages on both sides). The
+//! cargo-fuzz target `secagg_wire` in the repository's `fuzz/` feeds every decoder
+//! ([`wire::inspect`]) and a client and coordinator arbitrary messages (`fuzz/run.sh`).
 //!
 //! ## Example: one round among five clients
 //!
@@ -207,6 +210,7 @@ mod crypto;
 mod error;
 mod graph;
 pub mod params;
+pub mod prg;
 pub mod quantize;
 mod shamir;
 pub mod wire;
@@ -218,6 +222,7 @@ pub use crypto::{KeyDirectory, KeyMap, SharedKeyMap};
 pub use ed25519_dalek::{SigningKey, VerifyingKey};
 pub use error::SecAggError;
 pub use params::{MIN_CLIENTS, RoundParams};
+pub use prg::{MaskPrg, hardware_aes};
 pub use quantize::{DecodedSum, Quantizer};
 
 /// The local parameter (see [`privet_fl::UpdateContext`]) through which a client's own update

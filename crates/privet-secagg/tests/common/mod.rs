@@ -310,7 +310,7 @@ impl Sim {
     }
 
     /// The neighbour lists of `round`, read from the stage-1 messages (documented format:
-    /// header 6, k 4, t 4, seed 32, members (count + ids), advertisements (count + 164 bytes,
+    /// header 6, k 4, t 4, seed 32, members (count + ids), advertisements (count + 165 bytes,
     /// client id first)).
     pub fn neighbours(&self, round: u32) -> BTreeMap<ClientId, Vec<ClientId>> {
         let u32_at = |p: &[u8], at: usize| u32::from_le_bytes(p[at..at + 4].try_into().unwrap());
@@ -322,7 +322,7 @@ impl Sim {
                 let at = 50 + 4 * members;
                 let count = u32_at(p, at) as usize;
                 let ids = (0..count)
-                    .map(|i| ClientId(u32_at(p, at + 4 + 164 * i)))
+                    .map(|i| ClientId(u32_at(p, at + 4 + 165 * i)))
                     .collect();
                 (*to, ids)
             })
