@@ -173,7 +173,7 @@ impl BlindingKey {
         points: &[u8],
         tag_len: usize,
     ) -> Result<Vec<u128>> {
-        if points.len() % POINT_LEN != 0 {
+        if !points.len().is_multiple_of(POINT_LEN) {
             return Err(PsiError::invalid(
                 "point list is not a multiple of 32 bytes",
             ));

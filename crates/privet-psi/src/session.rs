@@ -189,7 +189,7 @@ pub(crate) fn check_chunk(
             e.offset
         )));
     }
-    if bytes.is_empty() || bytes.len() % element_len != 0 {
+    if bytes.is_empty() || !bytes.len().is_multiple_of(element_len) {
         return Err(PsiError::invalid(
             "a chunk is empty or carries a partial element",
         ));

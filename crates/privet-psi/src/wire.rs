@@ -229,7 +229,9 @@ pub fn decode(bytes: &[u8], limits: &WireLimits) -> Result<Message> {
         }
         Some(Body::Elements(e)) => {
             let kind = kind_from(e.kind)?;
-            if e.points.len() % POINT_LEN != 0 || e.ciphertexts.len() % CIPHERTEXT_LEN != 0 {
+            if !e.points.len().is_multiple_of(POINT_LEN)
+                || !e.ciphertexts.len().is_multiple_of(CIPHERTEXT_LEN)
+            {
                 return Err(PsiError::invalid("a chunk carries a partial element"));
             }
             Ok(Message::Elements(Elements {
