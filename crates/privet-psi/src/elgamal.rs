@@ -400,8 +400,11 @@ mod tests {
             assert_eq!(sk.decrypt(&ct, range).unwrap(), values[i]);
         }
         let idx: Vec<u32> = (0..1500).step_by(3).collect();
-        let sum = Ciphertext::sum_selected(&bytes, &idx).unwrap();
-        let want: i64 = idx.iter().map(|&i| values[i as usize]).sum();
+        // Owner and public-key encryptions mix.
+        let sum = Ciphertext::sum_selected(&bytes, &idx)
+            .unwrap()
+            .add(&pk.encrypt(5, &mut r));
+        let want: i64 = idx.iter().map(|&i| values[i as usize]).sum::<i64>() + 5;
         assert_eq!(sk.decrypt(&sum, range).unwrap(), want);
     }
 
