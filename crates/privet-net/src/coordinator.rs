@@ -27,15 +27,17 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::PROTOCOL_VERSION;
 use crate::config::{CoordinatorConfig, Security};
 use crate::error::NetError;
-use crate::frame::{Encoded, Reassembler, bytes_to_f32, f32_to_bytes};
-use crate::identity::{PeerKeys, certified_key};
+use crate::identity::PeerKeys;
 use crate::metrics::Metrics;
 use crate::proto::admin_server::{Admin, AdminServer};
 use crate::proto::coordinator_message::Body as Out;
 use crate::proto::federation_server::{Federation, FederationServer};
 use crate::proto::node_message::Body as In;
-use crate::proto::{self, CoordinatorMessage, Frame, NodeMessage};
+use crate::proto::{self, CoordinatorMessage, NodeMessage};
 use crate::store::{JobRow, JobState, RoundDetails, RoundRow, SecAggRound, Store};
+use privet_identity::{Role, certified_key};
+use privet_transport::Frame;
+use privet_transport::{Encoded, Reassembler, bytes_to_f32, f32_to_bytes};
 
 type FrameStream = Pin<Box<dyn Stream<Item = Result<Frame, Status>> + Send>>;
 type ChunkStream = Pin<Box<dyn Stream<Item = Result<proto::ModelChunk, Status>> + Send>>;
@@ -90,11 +92,10 @@ impl Shared {
     }
 
     fn encode(&self, body: Out) -> Result<Arc<Encoded>, NetError> {
-        Encoded::new(
+        Ok(Arc::new(Encoded::new(
             &CoordinatorMessage { body: Some(body) },
             &self.config.limits,
-        )
-        .map(Arc::new)
+        )?))
     }
 
     fn connected(&self, node: &str) -> bool {
@@ -164,6 +165,22 @@ pub async fn start(config: CoordinatorConfig) -> Result<CoordinatorHandle, NetEr
              real data"
         );
     }
+    // Certificates first: a misconfigured coordinator creates nothing.
+    let tls = match &config.security {
+        Security::Tls(files) => {
+            let own = privet_identity::own_identity(files)?;
+            if own.role != Role::Coordinator {
+                return Err(NetError::Config(format!(
+                    "{} is a {}'s certificate; the coordinator needs one issued with --role \
+                     coordinator",
+                    files.cert.display(),
+                    own.role
+                )));
+            }
+            Some(privet_transport::server_config(files)?)
+        }
+        Security::InsecureDev => None,
+    };
     let store = {
         let path = config.state.clone();
         tokio::task::spawn_blocking(move || Store::open(&path))
@@ -185,10 +202,6 @@ pub async fn start(config: CoordinatorConfig) -> Result<CoordinatorHandle, NetEr
     let metrics_addr = match config.metrics_listen {
         Some(at) => Some(metrics.serve(at, shutdown_rx.clone()).await?),
         None => None,
-    };
-    let tls = match &config.security {
-        Security::Tls(files) => Some(crate::tls::server_config(files)?),
-        Security::InsecureDev => None,
     };
     let limits = config.limits;
     let shared = Arc::new(Shared {
@@ -227,7 +240,7 @@ pub async fn start(config: CoordinatorConfig) -> Result<CoordinatorHandle, NetEr
     let task = tokio::spawn(async move {
         let result = match tls {
             Some(tls) => {
-                let incoming = crate::transport::tls_incoming(listener, tls);
+                let incoming = privet_transport::tls_incoming(listener, tls);
                 router.serve_with_incoming_shutdown(incoming, signal).await
             }
             None => {
@@ -254,43 +267,46 @@ struct Service {
 /// An authenticated peer: the name its certificate gives and the certificate (DER).
 struct Peer {
     name: String,
+    role: Role,
     cert: Arc<[u8]>,
 }
 
 /// The authenticated caller (TLS), or `None` in insecure dev mode.
 fn caller_cert<T>(shared: &Shared, req: &Request<T>) -> Result<Option<Peer>, Status> {
-    match shared.config.security {
-        Security::InsecureDev => Ok(None),
-        Security::Tls(_) => {
-            let certs = req
-                .peer_certs()
-                .ok_or_else(|| Status::unauthenticated("no client certificate"))?;
-            let first = certs
-                .first()
-                .ok_or_else(|| Status::unauthenticated("no client certificate"))?;
-            let name =
-                crate::tls::peer_name(first).map_err(|e| Status::unauthenticated(e.to_string()))?;
-            Ok(Some(Peer {
-                name,
-                cert: Arc::from(first.as_ref()),
-            }))
-        }
-    }
-}
-
-/// The authenticated name of the caller (TLS), or `None` in insecure dev mode.
-fn caller<T>(shared: &Shared, req: &Request<T>) -> Result<Option<String>, Status> {
-    caller_cert(shared, req).map(|c| c.map(|peer| peer.name))
+    Ok(
+        privet_transport::caller(&shared.config.security, req)?.map(|c| Peer {
+            name: c.identity.name.to_string(),
+            role: c.identity.role,
+            cert: c.cert,
+        }),
+    )
 }
 
 fn require_admin<T>(shared: &Shared, req: &Request<T>) -> Result<(), Status> {
-    match caller(shared, req)? {
+    match caller_cert(shared, req)? {
         None => Ok(()),
-        Some(name) if shared.config.admins.contains(&name) => Ok(()),
-        Some(name) => {
-            tracing::warn!(%name, "admin call refused: not an admin");
+        Some(peer) if peer.role != Role::Operator => {
+            tracing::warn!(name = %peer.name, role = %peer.role, "admin call refused: not an operator certificate");
             Err(Status::permission_denied(format!(
-                "{name} is not an admin of this coordinator"
+                "{} is not an admin: it holds a {} certificate, and the admin service needs an \
+                 operator's",
+                peer.name, peer.role
+            )))
+        }
+        Some(peer)
+            if shared
+                .config
+                .admins
+                .iter()
+                .any(|a| *a == peer.name.as_str()) =>
+        {
+            Ok(())
+        }
+        Some(peer) => {
+            tracing::warn!(name = %peer.name, "admin call refused: not an admin");
+            Err(Status::permission_denied(format!(
+                "{} is not an admin of this coordinator",
+                peer.name
             )))
         }
     }
@@ -367,7 +383,17 @@ async fn reader(
     shared: Arc<Shared>,
 ) {
     let (cert_name, cert) = match peer {
-        Some(Peer { name, cert }) => (Some(name), Some(cert)),
+        Some(Peer { role, name, .. }) if role != Role::Node => {
+            tracing::warn!(%name, %role, "session refused: not a node certificate");
+            refuse(
+                &shared,
+                &out,
+                &format!("{name} holds a {role} certificate; only nodes open sessions"),
+                true,
+            );
+            return;
+        }
+        Some(Peer { name, cert, .. }) => (Some(name), Some(cert)),
         None => (None, None),
     };
     let mut reassembler = Reassembler::new(shared.config.limits);
@@ -478,15 +504,16 @@ fn admit(
             ));
         }
         Some(cert) => cert,
-        None => {
-            crate::tls::check_name(&hello.node).map_err(|e| e.to_string())?;
-            hello.node.clone()
-        }
+        None => hello
+            .node
+            .parse::<privet_identity::Name>()
+            .map_err(|e| e.to_string())?
+            .to_string(),
     };
-    if shared.config.admins.contains(&name) {
+    if shared.config.admins.iter().any(|a| *a == name.as_str()) {
         return Err(format!("{name} is an admin identity, not a node"));
     }
-    if !shared.config.nodes.is_empty() && !shared.config.nodes.contains(&name) {
+    if !shared.config.nodes.is_empty() && !shared.config.nodes.iter().any(|n| *n == name.as_str()) {
         return Err(format!(
             "unknown node {name:?}: not admitted by this coordinator"
         ));
@@ -1379,7 +1406,7 @@ impl Admin for Service {
         if let Some(stranger) = deployment
             .nodes
             .iter()
-            .find(|n| !allowed.is_empty() && !allowed.contains(n))
+            .find(|n| !allowed.is_empty() && !allowed.iter().any(|a| a == n.as_str()))
         {
             return Err(Status::invalid_argument(format!(
                 "job file: node {stranger:?} is not admitted by this coordinator"

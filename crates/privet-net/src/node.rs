@@ -20,13 +20,14 @@ use crate::PROTOCOL_VERSION;
 use crate::config::{NodeConfig, NodeData, Security};
 use crate::coordinator::summary_to_proto;
 use crate::error::NetError;
-use crate::frame::{Encoded, Reassembler, bytes_to_f32, f32_to_bytes};
-use crate::identity::{PeerKeys, PeerVerifier, load_signing_key};
+use crate::identity::PeerKeys;
 use crate::proto::coordinator_message::Body as In;
 use crate::proto::federation_client::FederationClient;
 use crate::proto::node_message::Body as Out;
-use crate::proto::{self, CoordinatorMessage, Frame, NodeMessage};
-use crate::transport::{WireCounter, connect};
+use crate::proto::{self, CoordinatorMessage, NodeMessage};
+use privet_identity::{PeerVerifier, Role, load_signing_key};
+use privet_transport::Frame;
+use privet_transport::{Encoded, Reassembler, WireCounter, bytes_to_f32, connect, f32_to_bytes};
 
 /// Local training for one job.
 pub trait JobTrainer: LocalTrainer + Send {}
@@ -240,10 +241,29 @@ pub async fn run_node(
     mut shutdown: watch::Receiver<bool>,
     counter: Option<Arc<WireCounter>>,
 ) -> Result<(), NetError> {
-    if config.security == crate::config::Security::InsecureDev {
-        tracing::warn!(
+    match &config.security {
+        Security::InsecureDev => tracing::warn!(
             "--insecure-dev: plain text and an unauthenticated name; never use this with real data"
-        );
+        ),
+        Security::Tls(files) => {
+            // Fail at start-up on unusable certificates, not at every reconnection.
+            let own = privet_identity::own_identity(files)?;
+            if own.role != Role::Node {
+                return Err(NetError::Config(format!(
+                    "{} is a {}'s certificate; a node needs one issued with --role node",
+                    files.cert.display(),
+                    own.role
+                )));
+            }
+            if own.name != config.name.as_str() {
+                return Err(NetError::Config(format!(
+                    "{} names {:?}, but this node is configured as {:?}",
+                    files.cert.display(),
+                    own.name.as_str(),
+                    config.name.as_str()
+                )));
+            }
+        }
     }
     let jobs: Jobs = Arc::default();
     let max_backoff = Duration::from_secs_f64(config.max_backoff_secs);
@@ -280,7 +300,7 @@ pub async fn run_node(
 struct Sender {
     tx: mpsc::Sender<Frame>,
     next_id: u64,
-    limits: crate::frame::Limits,
+    limits: privet_transport::Limits,
 }
 
 impl Sender {
@@ -317,7 +337,7 @@ async fn session(
     };
     out.send(Out::Hello(proto::Hello {
         protocol_version: PROTOCOL_VERSION,
-        node: config.name.clone(),
+        node: config.name.to_string(),
         software: format!("privet {}", env!("CARGO_PKG_VERSION")),
     }))
     .await?;
@@ -341,7 +361,7 @@ async fn session(
             Err(status) => {
                 return Err(NetError::Connect {
                     url: config.coordinator.clone(),
-                    reason: crate::transport::error_chain(&status),
+                    reason: privet_transport::error_chain(&status),
                 });
             }
         };
@@ -417,7 +437,7 @@ fn join(
         .as_ref()
         .map(|d| d.nodes.clone())
         .unwrap_or_default();
-    if nodes.get(client.0 as usize) != Some(&config.name) {
+    if nodes.get(client.0 as usize).map(String::as_str) != Some(config.name.as_str()) {
         return Err(NetError::Protocol(format!(
             "the job lists client {} as {:?}, not as this node ({:?})",
             client.0,
@@ -498,7 +518,7 @@ fn enrol(jobs: &Jobs, msg: &proto::PeerCertificates) {
             tracing::warn!(job = %msg.job_id, client = peer.client, "certificate for a client the job does not have");
             continue;
         };
-        match peers.verifier.verify(&peer.certificate, expected) {
+        match peers.verifier.verify_node(&peer.certificate, expected) {
             Ok(key) => {
                 if !peers.keys.has(client, &key) {
                     tracing::debug!(job = %msg.job_id, node = %expected, "identity enrolled");

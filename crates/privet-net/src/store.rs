@@ -434,7 +434,7 @@ impl Store {
         let Some((round, completed_rounds, consecutive_failures, blob, state)) = row else {
             return Ok(None);
         };
-        let global = crate::frame::bytes_to_f32(&blob)
+        let global = privet_transport::bytes_to_f32(&blob)
             .map_err(|e| NetError::Store(format!("corrupt checkpoint: {e}")))?;
         Ok(Some(Checkpoint {
             round,

@@ -7,18 +7,23 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use privet_identity::{Name, Role, TlsFiles};
 use privet_net::PROTOCOL_VERSION;
 use privet_net::client::AdminClient;
 use privet_net::config::{CoordinatorConfig, NodeConfig, NodeData, Security};
-use privet_net::frame::{Encoded, Limits, Reassembler};
 use privet_net::node::{NodeBackend, ShiftBackend, run_node};
 use privet_net::proto::coordinator_message::Body as Reply;
 use privet_net::proto::federation_client::FederationClient;
 use privet_net::proto::node_message::Body;
-use privet_net::proto::{self, CoordinatorMessage, Frame, NodeMessage};
-use privet_net::tls::{self, Role, TlsFiles};
+use privet_net::proto::{self, CoordinatorMessage, NodeMessage};
 use privet_sim::Job;
+use privet_transport::Frame;
+use privet_transport::{Encoded, Limits, Reassembler};
 use tokio::sync::{mpsc, watch};
+
+fn name(s: &str) -> Name {
+    s.parse().unwrap()
+}
 
 struct Setup {
     dir: tempfile::TempDir,
@@ -28,18 +33,29 @@ impl Setup {
     fn new(nodes: &[&str]) -> Setup {
         let dir = tempfile::tempdir().unwrap();
         let certs = dir.path().join("certs");
-        tls::init_ca(&certs, "test", 10, false).unwrap();
+        privet_identity::init_ca(&certs, "test", 10, false).unwrap();
         let hosts = vec!["localhost".to_string()];
-        tls::issue(&certs, "coordinator", Role::Coordinator, &hosts, 10, false).unwrap();
-        tls::issue(&certs, "admin", Role::Client, &[], 10, false).unwrap();
+        privet_identity::issue(
+            &certs,
+            &name("coordinator"),
+            Role::Coordinator,
+            &hosts,
+            10,
+            false,
+        )
+        .unwrap();
+        privet_identity::issue(&certs, &name("admin"), Role::Operator, &[], 10, false).unwrap();
         for n in nodes {
-            tls::issue(&certs, n, Role::Client, &[], 10, false).unwrap();
+            privet_identity::issue(&certs, &name(n), Role::Node, &[], 10, false).unwrap();
         }
         Setup { dir }
     }
 
     fn files(&self, name: &str) -> Security {
-        Security::Tls(TlsFiles::in_dir(&self.dir.path().join("certs"), name))
+        Security::Tls(TlsFiles::in_dir(
+            &self.dir.path().join("certs"),
+            &self::name(name),
+        ))
     }
 
     fn coordinator_config(&self, limits: Limits) -> CoordinatorConfig {
@@ -48,7 +64,7 @@ impl Setup {
             metrics_listen: None,
             state: self.dir.path().join("state.db"),
             security: self.files("coordinator"),
-            admins: vec!["admin".into()],
+            admins: vec![name("admin")],
             nodes: Vec::new(),
             limits,
         }
@@ -71,7 +87,7 @@ impl Raw {
     }
 
     async fn open_frames(url: &str, security: &Security, first: Vec<Frame>, next_id: u64) -> Raw {
-        let channel = privet_net::transport::connect(url, security, None)
+        let channel = privet_transport::connect(url, security, None)
             .await
             .unwrap();
         let mut client = FederationClient::new(channel);
@@ -240,7 +256,7 @@ async fn a_200_mb_model_streams_both_ways() {
     let url = format!("https://localhost:{}", handle.addr.port());
     let (stop_tx, stop_rx) = watch::channel(false);
     let node = NodeConfig {
-        name: "big".into(),
+        name: name("big"),
         coordinator: url.clone(),
         security: setup.files("big"),
         data: NodeData {
@@ -324,7 +340,7 @@ fn shift_summary(job_id: String) -> Body {
 
 fn shift_node(setup: &Setup, url: &str, name: &str) -> NodeConfig {
     NodeConfig {
-        name: name.into(),
+        name: self::name(name),
         coordinator: url.into(),
         security: setup.files(name),
         data: NodeData {
@@ -561,7 +577,8 @@ impl privet_fl::engine::LocalTrainer for AddHalf {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_lost_after_sharing_its_keys_is_unmasked_away() {
     use privet_fl::engine::{ClientProtocol, FromClient, ToClient};
-    use privet_net::identity::{PeerKeys, PeerVerifier, load_signing_key};
+    use privet_identity::{PeerVerifier, load_signing_key};
+    use privet_net::identity::PeerKeys;
 
     let setup = Setup::new(&["h0", "h1", "h2", "quitter"]);
     let handle = privet_net::coordinator::start(setup.coordinator_config(Limits::default()))
@@ -616,13 +633,13 @@ async fn a_node_lost_after_sharing_its_keys_is_unmasked_away() {
             Some(Reply::PeerCertificates(p)) => {
                 for peer in p.peers {
                     let name = &nodes_of_job[peer.client as usize];
-                    let key = verifier.verify(&peer.certificate, name).unwrap();
+                    let key = verifier.verify_node(&peer.certificate, name).unwrap();
                     keys.insert(privet_fl::ClientId(peer.client), key);
                 }
                 continue;
             }
             Some(Reply::Fit(fit)) => {
-                let params = privet_net::frame::bytes_to_f32(&fit.params).unwrap();
+                let params = privet_transport::bytes_to_f32(&fit.params).unwrap();
                 let msg = ToClient::Fit {
                     round: fit.round,
                     params: params.into(),

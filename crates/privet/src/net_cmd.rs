@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
-use privet_net::tls::{self, Role, TlsFiles};
+use privet_identity::{Name, Role, TlsFiles};
 use privet_net::{CoordinatorConfig, NodeConfig, Security};
 
 /// How an operator command reaches the coordinator.
@@ -23,7 +23,7 @@ pub struct Remote {
     pub certs: PathBuf,
     /// The operator's certificate name.
     #[arg(long, default_value = "admin")]
-    pub name: String,
+    pub name: Name,
     /// Plain text without certificates (development only; logs a warning).
     #[arg(long)]
     pub insecure_dev: bool,
@@ -61,11 +61,15 @@ pub enum CertsCommand {
     /// Issue a certificate for a node, an operator or the coordinator (NAME.pem, NAME.key).
     Issue {
         /// The peer's name: its identity in the federation.
-        name: String,
+        name: Name,
         /// The CA's directory; the new files are written there too.
         #[arg(long, default_value = "certs")]
         dir: PathBuf,
-        /// Issue a coordinator (server) certificate valid for these hosts.
+        /// What the certificate allows: coordinator, node or operator [default: coordinator
+        /// with --host, node without].
+        #[arg(long)]
+        role: Option<Role>,
+        /// The coordinator's DNS names and IP addresses (a coordinator certificate only).
         #[arg(long = "host", value_name = "HOST")]
         hosts: Vec<String>,
         /// Validity in days.
@@ -312,7 +316,7 @@ pub fn certs(cmd: CertsCommand) -> Result<()> {
             days,
             force,
         } => {
-            let path = tls::init_ca(&dir, &federation, days, force)?;
+            let path = privet_identity::init_ca(&dir, &federation, days, force)?;
             println!(
                 "created the federation CA: {} (keep {} secret)",
                 path.display(),
@@ -322,18 +326,19 @@ pub fn certs(cmd: CertsCommand) -> Result<()> {
         CertsCommand::Issue {
             name,
             dir,
+            role,
             hosts,
             days,
             force,
         } => {
-            let role = if hosts.is_empty() {
-                Role::Client
+            let role = role.unwrap_or(if hosts.is_empty() {
+                Role::Node
             } else {
                 Role::Coordinator
-            };
-            let files = tls::issue(&dir, &name, role, &hosts, days, force)?;
+            });
+            let files = privet_identity::issue(&dir, &name, role, &hosts, days, force)?;
             println!(
-                "issued {} and {} for {name}{}",
+                "issued {} and {} for {name} as a {role}{}",
                 files.cert.display(),
                 files.key.display(),
                 if hosts.is_empty() {
