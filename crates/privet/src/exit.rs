@@ -7,7 +7,7 @@
 //! | 3 | bad data file (CSV) |
 //! | 4 | bad or unreadable model file |
 //! | 5 | unusable certificates or keys |
-//! | 6 | the coordinator is unreachable, refused the request, or broke the protocol |
+//! | 6 | the coordinator (or PJC peer) is unreachable, refused the request, or broke the protocol |
 
 use privet_data::DataError;
 use privet_files::FileError;
@@ -35,6 +35,20 @@ pub fn code(err: &anyhow::Error) -> u8 {
     }
     if err.downcast_ref::<privet_dp::DpError>().is_some() {
         return 2;
+    }
+    if let Some(e) = err.downcast_ref::<privet_psi_service::ServiceError>() {
+        use privet_psi_service::ServiceError as S;
+        return match e {
+            S::Config(_) | S::Listen { .. } => 2,
+            S::Files(f) => files_code(f),
+            S::Transport(t) => transport_code(t),
+            S::Psi(p) => psi_code(p),
+            S::Remote(_) => 6,
+            _ => 1,
+        };
+    }
+    if let Some(e) = err.downcast_ref::<privet_psi::PsiError>() {
+        return psi_code(e);
     }
     if let Some(e) = err.downcast_ref::<NetError>() {
         return match e {
@@ -85,6 +99,16 @@ fn transport_code(e: &TransportError) -> u8 {
         TransportError::Tls(_) => 5,
         TransportError::Config(_) => 2,
         _ => 6,
+    }
+}
+
+fn psi_code(e: &privet_psi::PsiError) -> u8 {
+    use privet_psi::PsiError as P;
+    match e {
+        P::Config(_) | P::Dp(_) => 2,
+        P::Csv { .. } | P::Input(_) => 3,
+        P::InvalidMessage(_) | P::PeerMisbehaved(_) | P::PeerAborted(_) | P::Decrypt(_) => 6,
+        _ => 1,
     }
 }
 
