@@ -8,12 +8,16 @@
 //! | 4 | bad or unreadable model file |
 //! | 5 | unusable certificates or keys |
 //! | 6 | the coordinator (or PJC peer) is unreachable, refused the request, or broke the protocol |
+//!
+//! Internal failures (a panicked task, a database that fails mid-run) are 1, never 2.
 
+use privet_coordinator::CoordinatorError;
 use privet_data::DataError;
 use privet_files::FileError;
 use privet_identity::IdentityError;
+use privet_job::JobError;
 use privet_ml::MlError;
-use privet_net::NetError;
+use privet_node::NodeError;
 use privet_sim::SimError;
 use privet_transport::TransportError;
 
@@ -21,11 +25,15 @@ use privet_transport::TransportError;
 pub fn code(err: &anyhow::Error) -> u8 {
     if let Some(e) = err.downcast_ref::<SimError>() {
         return match e {
-            SimError::Io { .. } | SimError::JobFile { .. } | SimError::Config(_) => 2,
+            SimError::Job(j) => job_code(j),
+            SimError::Config(_) => 2,
             SimError::Data(_) => 3,
             SimError::Ml(m) => ml_code(m),
             _ => 1,
         };
+    }
+    if let Some(e) = err.downcast_ref::<JobError>() {
+        return job_code(e);
     }
     if let Some(e) = err.downcast_ref::<MlError>() {
         return ml_code(e);
@@ -50,15 +58,31 @@ pub fn code(err: &anyhow::Error) -> u8 {
     if let Some(e) = err.downcast_ref::<privet_psi::PsiError>() {
         return psi_code(e);
     }
-    if let Some(e) = err.downcast_ref::<NetError>() {
+    if let Some(e) = err.downcast_ref::<CoordinatorError>() {
         return match e {
-            NetError::Config(_) | NetError::Io { .. } | NetError::Job(_) => 2,
-            NetError::Data(_) => 3,
-            NetError::Tls(_) => 5,
-            NetError::Connect { .. } | NetError::Remote(_) | NetError::Protocol(_) => 6,
-            NetError::Files(f) => files_code(f),
-            NetError::Identity(i) => identity_code(i),
-            NetError::Transport(t) => transport_code(t),
+            CoordinatorError::Config(_) | CoordinatorError::Listen { .. } => 2,
+            CoordinatorError::Job(j) => job_code(j),
+            CoordinatorError::Data(_) => 3,
+            CoordinatorError::Ml(m) => ml_code(m),
+            CoordinatorError::Files(f) => files_code(f),
+            CoordinatorError::Identity(i) => identity_code(i),
+            CoordinatorError::Transport(t) => transport_code(t),
+            CoordinatorError::Remote(_) | CoordinatorError::Protocol(_) => 6,
+            CoordinatorError::Wire(_) => 6,
+            CoordinatorError::Io { .. } => 1,
+            _ => 1,
+        };
+    }
+    if let Some(e) = err.downcast_ref::<NodeError>() {
+        return match e {
+            NodeError::Config(_) => 2,
+            NodeError::Job(j) => job_code(j),
+            NodeError::Data(_) => 3,
+            NodeError::Ml(m) => ml_code(m),
+            NodeError::Files(f) => files_code(f),
+            NodeError::Identity(i) => identity_code(i),
+            NodeError::Transport(t) => transport_code(t),
+            NodeError::Refused(_) | NodeError::Session(_) | NodeError::Wire(_) => 6,
             _ => 1,
         };
     }
@@ -109,6 +133,15 @@ fn psi_code(e: &privet_psi::PsiError) -> u8 {
         P::Csv { .. } | P::Input(_) => 3,
         P::InvalidMessage(_) | P::PeerMisbehaved(_) | P::PeerAborted(_) | P::Decrypt(_) => 6,
         _ => 1,
+    }
+}
+
+/// A bad job file is a bad command line (2), whatever else it leads to.
+fn job_code(e: &JobError) -> u8 {
+    match e {
+        JobError::Ml(m) => ml_code(m),
+        JobError::Fl(_) | JobError::SecAgg(_) => 1,
+        _ => 2,
     }
 }
 
