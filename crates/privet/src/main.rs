@@ -15,6 +15,7 @@ mod dp_cmd;
 mod exit;
 mod net_cmd;
 mod out;
+mod pjc_cmd;
 mod stats_cmd;
 mod train_cmd;
 
@@ -135,6 +136,9 @@ enum Command {
     Dp(dp_cmd::DpCommand),
     /// Differentially private count, sum, mean, histogram and quantiles of one CSV column.
     Stats(stats_cmd::StatsArgs),
+    /// Private Join and Compute: the size and sum of two lists' overlap, nothing else.
+    #[command(subcommand)]
+    Pjc(pjc_cmd::PjcCommand),
 }
 
 fn main() -> ExitCode {
@@ -210,6 +214,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Certs(cmd) => net_cmd::certs(cmd),
         Command::Dp(cmd) => dp_cmd::run(cmd),
         Command::Stats(args) => stats_cmd::run(&args),
+        Command::Pjc(cmd) => pjc_cmd::run(cmd),
     }
 }
 
