@@ -14,7 +14,7 @@ use crate::context::CkksContext;
 use crate::encoding::Plaintext;
 use crate::error::{HeError, Result};
 use crate::keys::{EvaluationKeys, GaloisKey};
-use crate::keyswitch::{decompose, inner_product, key_switch, mod_down};
+use crate::keyswitch::{Digits, decompose, key_switch, switch_digits};
 use crate::ring::{RnsPoly, for_each_row};
 
 /// Largest relative difference between two scales that additions accept.
@@ -462,21 +462,11 @@ impl Evaluator {
         Ok(self.galois_from_digits(ct, &digits, key))
     }
 
-    fn galois_from_digits(
-        &self,
-        ct: &Ciphertext,
-        digits: &[RnsPoly],
-        key: &GaloisKey,
-    ) -> Ciphertext {
+    fn galois_from_digits(&self, ct: &Ciphertext, digits: &Digits, key: &GaloisKey) -> Ciphertext {
         let level = ct.level;
         let primes = self.ctx.q_primes(level);
-        let (u0, u1) = inner_product(&self.ctx, digits, &key.key, Some(&key.perm), level);
-        let (mut d0, d1) = rayon::join(
-            || mod_down(&self.ctx, &u0, level),
-            || mod_down(&self.ctx, &u1, level),
-        );
-        let c0 = ct.c[0].permuted(&key.perm, &primes);
-        d0.add_assign(&c0, &primes);
+        let (mut d0, d1) = switch_digits(&self.ctx, digits, &key.key, Some(&key.perm), level);
+        d0.add_permuted(&ct.c[0], &key.perm, &primes);
         Ciphertext {
             c: vec![d0, d1],
             level,

@@ -6,82 +6,118 @@
 //! digit's modulus, which the gadget annihilates), so k rotations of one ciphertext cost one
 //! ModUp and k inner products and ModDowns.
 
+use rayon::prelude::*;
+
 use crate::context::CkksContext;
 use crate::keys::KeySwitchKey;
-use crate::ring::{Prime, RnsPoly, for_each_row};
+use crate::ring::{Prime, RnsPoly, for_each_row, scratch};
 
 /// Coefficients per block of the lazy u128 inner product.
-const BLOCK: usize = 128;
+const BLOCK: usize = 64;
 
-/// ModUp: the digits of `c` (NTT form, level+1 rows), each extended to the level+1+alpha rows of
-/// QP and in NTT form.
-pub(crate) fn decompose(ctx: &CkksContext, c: &RnsPoly, level: usize) -> Vec<RnsPoly> {
-    let n = ctx.n;
-    let qp = ctx.qp_primes(level);
-    let rows = qp.len();
-    let mut coeff = c.clone();
-    coeff.to_coeff(&ctx.q_primes(level));
-    ctx.digits[level]
-        .iter()
-        .map(|d| {
-            let w = d.end - d.start;
-            // y_s = x_s (D/q_s)^{-1} mod q_s (for a one-prime digit, y = x).
-            let mut y = coeff.data[d.start * n..d.end * n].to_vec();
-            if w > 1 {
-                for (s, row) in y.chunks_mut(n).enumerate() {
-                    let p = &ctx.primes[d.start + s];
-                    let inv = d.inv_hat[s];
-                    for x in row.iter_mut() {
-                        *x = p.mul_shoup(*x, inv);
-                    }
-                }
-            }
-            let mut out = RnsPoly::zero(n, rows, true);
-            for_each_row(&mut out.data, n, &qp, |r, p, row| {
-                if r >= d.start && r < d.end {
-                    row.copy_from_slice(c.row(r));
-                    return;
-                }
-                if w == 1 {
-                    for (o, &x) in row.iter_mut().zip(&y) {
-                        *o = p.reduce(x);
-                    }
-                } else {
-                    let hat = &d.hat[r];
-                    for (k, o) in row.iter_mut().enumerate() {
-                        let mut acc = 0u128;
-                        for (s, &h) in hat.iter().enumerate() {
-                            acc += y[s * n + k] as u128 * h as u128;
-                        }
-                        *o = p.reduce_u128(acc);
-                    }
-                }
-                p.forward(row);
-            });
-            out
-        })
-        .collect()
+fn parallel(work: usize, tasks: usize) -> bool {
+    work >= (1 << 13) && tasks > 1 && rayon::current_num_threads() > 1
 }
 
-/// Runs `f(row, prime, out0_row, out1_row)` over the rows of two polynomials, in parallel when
-/// worthwhile.
-fn for_each_row_pair<F>(a: &mut [u64], b: &mut [u64], n: usize, primes: &[&Prime], f: F)
-where
-    F: Fn(usize, &Prime, &mut [u64], &mut [u64]) + Sync + Send,
-{
-    use rayon::prelude::*;
-    if a.len() >= (1 << 13) && primes.len() > 1 && rayon::current_num_threads() > 1 {
-        a.par_chunks_mut(n)
-            .zip(b.par_chunks_mut(n))
-            .zip(primes.par_iter())
+/// A scratch buffer that goes back to the thread's pool when dropped.
+pub(crate) struct Scratch(pub(crate) Vec<u64>);
+
+impl Scratch {
+    pub(crate) fn new(len: usize) -> Self {
+        Self(scratch::take(len))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        scratch::give(std::mem::take(&mut self.0));
+    }
+}
+
+/// The digits of a polynomial, each over the level+1+alpha rows of QP, in NTT form.
+pub(crate) struct Digits {
+    buf: Scratch,
+    rows: usize,
+    n: usize,
+    count: usize,
+}
+
+impl Digits {
+    fn row(&self, j: usize, r: usize) -> &[u64] {
+        let o = (j * self.rows + r) * self.n;
+        &self.buf.0[o..o + self.n]
+    }
+}
+
+/// ModUp: the digits of `c` (NTT form, level+1 rows).
+pub(crate) fn decompose(ctx: &CkksContext, c: &RnsPoly, level: usize) -> Digits {
+    let n = ctx.n;
+    let q_rows = level + 1;
+    let qp = ctx.qp_primes(level);
+    let rows = qp.len();
+    let digits = &ctx.digits[level];
+    // Coefficient form of c, times (D/q_s)^{-1} for digits of more than one prime.
+    let mut y = Scratch::new(q_rows * n);
+    y.0.copy_from_slice(&c.data[..q_rows * n]);
+    let q_primes = &qp[..q_rows];
+    for_each_row(&mut y.0, n, q_primes, |s, p, row| {
+        p.backward(row);
+        let d = digits.iter().find(|d| s >= d.start && s < d.end);
+        if let Some(d) = d.filter(|d| d.end - d.start > 1) {
+            let inv = d.inv_hat[s - d.start];
+            for x in row.iter_mut() {
+                *x = p.mul_shoup(*x, inv);
+            }
+        }
+    });
+    let y = &y.0;
+    let count = digits.len();
+    let mut buf = Scratch::new(count * rows * n);
+    let work = |idx: usize, row: &mut [u64]| {
+        let (j, r) = (idx / rows, idx % rows);
+        let d = &digits[j];
+        let p: &Prime = qp[r];
+        if r >= d.start && r < d.end {
+            row.copy_from_slice(c.row(r));
+            return;
+        }
+        if d.end - d.start == 1 {
+            let src = &y[d.start * n..(d.start + 1) * n];
+            if ctx.primes[d.start].q <= p.q {
+                row.copy_from_slice(src);
+            } else {
+                for (o, &x) in row.iter_mut().zip(src) {
+                    *o = p.reduce(x);
+                }
+            }
+        } else {
+            let hat = &d.hat[r];
+            for (k, o) in row.iter_mut().enumerate() {
+                let mut acc = 0u128;
+                for (s, &h) in hat.iter().enumerate() {
+                    acc += y[(d.start + s) * n + k] as u128 * h as u128;
+                }
+                *o = p.reduce_u128(acc);
+            }
+        }
+        p.forward(row);
+    };
+    if parallel(count * rows * n, count * rows) {
+        buf.0
+            .par_chunks_mut(n)
             .enumerate()
-            .for_each(|(i, ((ra, rb), p))| f(i, p, ra, rb));
+            .for_each(|(i, r)| work(i, r));
     } else {
-        a.chunks_mut(n)
-            .zip(b.chunks_mut(n))
-            .zip(primes)
+        buf.0
+            .chunks_mut(n)
             .enumerate()
-            .for_each(|(i, ((ra, rb), p))| f(i, p, ra, rb));
+            .for_each(|(i, r)| work(i, r));
+    }
+    Digits {
+        buf,
+        rows,
+        n,
+        count,
     }
 }
 
@@ -89,7 +125,7 @@ where
 /// permutation (a hoisted automorphism). Products are accumulated in u128 and reduced once.
 pub(crate) fn inner_product(
     ctx: &CkksContext,
-    digits: &[RnsPoly],
+    digits: &Digits,
     key: &KeySwitchKey,
     perm: Option<&[u32]>,
     level: usize,
@@ -99,106 +135,152 @@ pub(crate) fn inner_product(
     let rows = qp.len();
     let mut out0 = RnsPoly::zero(n, rows, true);
     let mut out1 = RnsPoly::zero(n, rows, true);
-    for_each_row_pair(&mut out0.data, &mut out1.data, n, &qp, |r, p, o0, o1| {
+    let work = |r: usize, o0: &mut [u64], o1: &mut [u64]| {
+        let p = qp[r];
         let ki = ctx.qp_index(level, r);
         let mut acc0 = [0u128; BLOCK];
         let mut acc1 = [0u128; BLOCK];
-        let mut start = 0;
-        while start < n {
-            let len = BLOCK.min(n - start);
-            acc0[..len].fill(0);
-            acc1[..len].fill(0);
-            for (j, d) in digits.iter().enumerate() {
-                let drow = d.row(r);
-                let brow = &key.b[j].row(ki)[start..start + len];
-                let arow = &key.a[j].row(ki)[start..start + len];
+        for start in (0..n).step_by(BLOCK) {
+            let end = (start + BLOCK).min(n);
+            let len = end - start;
+            let (acc0, acc1) = (&mut acc0[..len], &mut acc1[..len]);
+            acc0.fill(0);
+            acc1.fill(0);
+            for j in 0..digits.count {
+                let drow = digits.row(j, r);
+                let brow = &key.b[j].row(ki)[start..end];
+                let arow = &key.a[j].row(ki)[start..end];
                 match perm {
                     Some(perm) => {
-                        let prow = &perm[start..start + len];
-                        for t in 0..len {
-                            let x = drow[prow[t] as usize] as u128;
-                            acc0[t] += x * brow[t] as u128;
-                            acc1[t] += x * arow[t] as u128;
+                        for ((((a0, a1), &b), &a), &k) in acc0
+                            .iter_mut()
+                            .zip(acc1.iter_mut())
+                            .zip(brow)
+                            .zip(arow)
+                            .zip(&perm[start..end])
+                        {
+                            let x = drow[k as usize] as u128;
+                            *a0 += x * b as u128;
+                            *a1 += x * a as u128;
                         }
                     }
                     None => {
-                        let drow = &drow[start..start + len];
-                        for t in 0..len {
-                            let x = drow[t] as u128;
-                            acc0[t] += x * brow[t] as u128;
-                            acc1[t] += x * arow[t] as u128;
+                        for ((((a0, a1), &b), &a), &x) in acc0
+                            .iter_mut()
+                            .zip(acc1.iter_mut())
+                            .zip(brow)
+                            .zip(arow)
+                            .zip(&drow[start..end])
+                        {
+                            let x = x as u128;
+                            *a0 += x * b as u128;
+                            *a1 += x * a as u128;
                         }
                     }
                 }
             }
-            for t in 0..len {
-                o0[start + t] = p.reduce_u128(acc0[t]);
-                o1[start + t] = p.reduce_u128(acc1[t]);
+            for (o, &a) in o0[start..end].iter_mut().zip(acc0.iter()) {
+                *o = p.reduce_u128(a);
             }
-            start += len;
+            for (o, &a) in o1[start..end].iter_mut().zip(acc1.iter()) {
+                *o = p.reduce_u128(a);
+            }
         }
-    });
+    };
+    if parallel(rows * n, rows) {
+        out0.data
+            .par_chunks_mut(n)
+            .zip(out1.data.par_chunks_mut(n))
+            .enumerate()
+            .for_each(|(r, (a, b))| work(r, a, b));
+    } else {
+        for (r, (a, b)) in out0
+            .data
+            .chunks_mut(n)
+            .zip(out1.data.chunks_mut(n))
+            .enumerate()
+        {
+            work(r, a, b);
+        }
+    }
     (out0, out1)
 }
 
-/// ModDown: round(x / P) for x over QP at `level` (NTT form), returned over q_0..q_level.
-pub(crate) fn mod_down(ctx: &CkksContext, x: &RnsPoly, level: usize) -> RnsPoly {
+/// ModDown in place: x over QP at `level` (NTT form) becomes round(x / P) over q_0..q_level.
+pub(crate) fn mod_down(ctx: &CkksContext, x: &mut RnsPoly, level: usize) {
     let n = ctx.n;
     let q_rows = level + 1;
     let alpha = ctx.alpha;
     // The P rows in coefficient form, plus (P-1)/2 so that the division rounds.
-    let mut pt = x.data[q_rows * n..].to_vec();
-    for (k, row) in pt.chunks_mut(n).enumerate() {
+    let mut pt = Scratch::new(alpha * n);
+    pt.0.copy_from_slice(&x.data[q_rows * n..(q_rows + alpha) * n]);
+    for (k, row) in pt.0.chunks_mut(n).enumerate() {
         let p = &ctx.primes[ctx.q_count + k];
         p.backward(row);
         let h = ctx.p_half_mod_p[k];
-        for v in row.iter_mut() {
-            *v = p.add(*v, h);
-        }
         if alpha > 1 {
             let inv = ctx.p_inv_hat[k];
             for v in row.iter_mut() {
-                *v = p.mul_shoup(*v, inv);
+                *v = p.mul_shoup(p.add(*v, h), inv);
+            }
+        } else {
+            for v in row.iter_mut() {
+                *v = p.add(*v, h);
             }
         }
     }
-    let mut out = RnsPoly {
-        data: x.data[..q_rows * n].to_vec(),
-        n,
-        ntt: true,
-    };
+    let pt = &pt.0;
+    x.truncate(q_rows);
     let primes = ctx.q_primes(level);
-    for_each_row(&mut out.data, n, &primes, |i, p, row| {
-        let mut conv = vec![0u64; n];
+    for_each_row(&mut x.data, n, &primes, |i, p, row| {
+        let mut conv = Scratch::new(n);
+        let h = ctx.p_half_mod_q[i];
         if alpha == 1 {
-            for (o, &v) in conv.iter_mut().zip(&pt) {
-                *o = p.reduce(v);
+            for (o, &v) in conv.0.iter_mut().zip(pt.iter()) {
+                *o = p.sub(p.reduce(v), h);
             }
         } else {
             let hat = &ctx.p_hat_mod_q[i];
-            for (k, o) in conv.iter_mut().enumerate() {
+            for (k, o) in conv.0.iter_mut().enumerate() {
                 let mut acc = 0u128;
-                for (s, &h) in hat.iter().enumerate() {
-                    acc += pt[s * n + k] as u128 * h as u128;
+                for (s, &hh) in hat.iter().enumerate() {
+                    acc += pt[s * n + k] as u128 * hh as u128;
                 }
-                *o = p.reduce_u128(acc);
+                *o = p.sub(p.reduce_u128(acc), h);
             }
         }
-        // conv holds [x + (P-1)/2]_P; remove the (P-1)/2 added mod q_i too.
-        let h = ctx.p_half_mod_q[i];
-        for v in conv.iter_mut() {
-            *v = p.sub(*v, h);
-        }
-        p.forward(&mut conv);
+        // conv = [x + (P-1)/2]_P - (P-1)/2 mod q_i
+        p.forward(&mut conv.0);
         let pinv = ctx.p_inv_mod_q[i];
-        for (o, &c) in row.iter_mut().zip(&conv) {
+        for (o, &c) in row.iter_mut().zip(conv.0.iter()) {
             *o = p.mul_shoup(p.sub(*o, c), pinv);
         }
     });
-    out
 }
 
-/// Key-switches `c` (level+1 rows, NTT): returns (d0, d1) with d0 + d1 s = c s' (+ small noise).
+/// Key switch from precomputed digits: (d0, d1) with d0 + d1 s = c s' (+ small noise), where s'
+/// is the key's source secret (permuted by `perm` if given).
+pub(crate) fn switch_digits(
+    ctx: &CkksContext,
+    digits: &Digits,
+    key: &KeySwitchKey,
+    perm: Option<&[u32]>,
+    level: usize,
+) -> (RnsPoly, RnsPoly) {
+    let (mut u0, mut u1) = inner_product(ctx, digits, key, perm, level);
+    if parallel(2 * ctx.n, 2) {
+        rayon::join(
+            || mod_down(ctx, &mut u0, level),
+            || mod_down(ctx, &mut u1, level),
+        );
+    } else {
+        mod_down(ctx, &mut u0, level);
+        mod_down(ctx, &mut u1, level);
+    }
+    (u0, u1)
+}
+
+/// Key-switches `c` (level+1 rows, NTT).
 pub(crate) fn key_switch(
     ctx: &CkksContext,
     c: &RnsPoly,
@@ -206,7 +288,5 @@ pub(crate) fn key_switch(
     level: usize,
 ) -> (RnsPoly, RnsPoly) {
     let digits = decompose(ctx, c, level);
-    let (u0, u1) = inner_product(ctx, &digits, key, None, level);
-    let (d0, d1) = rayon::join(|| mod_down(ctx, &u0, level), || mod_down(ctx, &u1, level));
-    (d0, d1)
+    switch_digits(ctx, &digits, key, None, level)
 }

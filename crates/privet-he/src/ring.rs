@@ -269,6 +269,18 @@ impl RnsPoly {
         });
     }
 
+    /// self += other read through an NTT-slot permutation: self[j] += other[perm[j]].
+    pub(crate) fn add_permuted(&mut self, other: &RnsPoly, perm: &[u32], primes: &[&Prime]) {
+        let n = self.n;
+        let src = &other.data;
+        for_each_row(&mut self.data, n, primes, |i, p, r| {
+            let s = &src[i * n..(i + 1) * n];
+            for (o, &k) in r.iter_mut().zip(perm) {
+                *o = p.add(*o, s[k as usize]);
+            }
+        });
+    }
+
     /// Applies a permutation of NTT slots (an automorphism X -> X^g in NTT form):
     /// out[j] = in[perm[j]] on every row.
     pub(crate) fn permuted(&self, perm: &[u32], primes: &[&Prime]) -> RnsPoly {
@@ -367,5 +379,48 @@ mod tests {
             assert_eq!(p.from_i64(x) as i128, (x as i128).rem_euclid(q as i128));
         }
         assert_eq!(p.mul(p.inv(12345), 12345), 1);
+    }
+}
+
+/// Per-thread pool of scratch buffers for the evaluator's temporaries (public data only: never
+/// used on paths that touch the secret key). Reusing them avoids the page faults and heap
+/// trimming that fresh multi-hundred-kilobyte allocations cost on every operation.
+pub(crate) mod scratch {
+    use std::cell::RefCell;
+
+    const KEEP: usize = 24;
+
+    thread_local! {
+        static POOL: RefCell<Vec<Vec<u64>>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// A buffer of `len` elements with unspecified contents: the caller overwrites all of it.
+    pub(crate) fn take(len: usize) -> Vec<u64> {
+        let v = POOL.with(|p| {
+            let mut p = p.borrow_mut();
+            let i = p.iter().position(|v| v.capacity() >= len);
+            i.map(|i| p.swap_remove(i))
+        });
+        match v {
+            Some(mut v) => {
+                if v.len() >= len {
+                    v.truncate(len);
+                } else {
+                    v.resize(len, 0);
+                }
+                v
+            }
+            None => vec![0; len],
+        }
+    }
+
+    /// Returns a buffer to the pool.
+    pub(crate) fn give(v: Vec<u64>) {
+        POOL.with(|p| {
+            let mut p = p.borrow_mut();
+            if p.len() < KEEP {
+                p.push(v);
+            }
+        });
     }
 }
