@@ -18,6 +18,10 @@ pub(crate) struct DigitConversion {
     pub(crate) inv_hat: Vec<(u64, u64)>,
     /// For each row of the extended basis at this level: (D/q_s) mod that prime, per digit prime.
     pub(crate) hat: Vec<Vec<u64>>,
+    /// D mod each row's prime.
+    pub(crate) d_mod: Vec<u64>,
+    /// q_s >> 1 per digit prime (for centering).
+    pub(crate) halves: Vec<u64>,
 }
 
 /// Everything derived from a parameter set. Shared behind an `Arc` by every object of the set.
@@ -123,11 +127,21 @@ impl CkksContext {
                             .collect()
                     })
                     .collect();
+                let d_mod = rows
+                    .iter()
+                    .map(|&r| {
+                        let pr = &primes[r];
+                        (start..end).fold(1u64, |acc, t| pr.mul(acc, pr.reduce(primes[t].q)))
+                    })
+                    .collect();
+                let halves = (start..end).map(|t| primes[t].q >> 1).collect();
                 at_level.push(DigitConversion {
                     start,
                     end,
                     inv_hat,
                     hat,
+                    d_mod,
+                    halves,
                 });
                 start = end;
             }

@@ -81,23 +81,32 @@ pub(crate) fn decompose(ctx: &CkksContext, c: &RnsPoly, level: usize) -> Digits 
             row.copy_from_slice(c.row(r));
             return;
         }
+        // Digits are taken centered, in (-q/2, q/2]: an uncentered digit has mean q/2, and
+        // (q/2)(1 + X + ... + X^(N-1)) e_j is a large error on the slots near X = 1.
         if d.end - d.start == 1 {
+            let qs = ctx.primes[d.start].q;
+            let half = qs >> 1;
+            let qs_mod = p.reduce(qs);
             let src = &y[d.start * n..(d.start + 1) * n];
-            if ctx.primes[d.start].q <= p.q {
-                row.copy_from_slice(src);
-            } else {
-                for (o, &x) in row.iter_mut().zip(src) {
-                    *o = p.reduce(x);
-                }
+            let fits = qs <= p.q;
+            for (o, &x) in row.iter_mut().zip(src) {
+                let v = if fits { x } else { p.reduce(x) };
+                let mask = 0u64.wrapping_sub(half.wrapping_sub(x) >> 63);
+                *o = p.sub(v, qs_mod & mask);
             }
         } else {
             let hat = &d.hat[r];
+            let d_mod = d.d_mod[r];
             for (k, o) in row.iter_mut().enumerate() {
                 let mut acc = 0u128;
+                let mut above = 0u64;
                 for (s, &h) in hat.iter().enumerate() {
-                    acc += y[(d.start + s) * n + k] as u128 * h as u128;
+                    let v = y[(d.start + s) * n + k];
+                    acc += v as u128 * h as u128;
+                    above += (d.halves[s].wrapping_sub(v) >> 63) & 1;
                 }
-                *o = p.reduce_u128(acc);
+                // Each centered y_s - q_s subtracts q_s (D/q_s) = D.
+                *o = p.sub(p.reduce_u128(acc), p.mul(above, d_mod));
             }
         }
         p.forward(row);
@@ -211,19 +220,21 @@ pub(crate) fn mod_down(ctx: &CkksContext, x: &mut RnsPoly, level: usize) {
     let n = ctx.n;
     let q_rows = level + 1;
     let alpha = ctx.alpha;
-    // The P rows in coefficient form, plus (P-1)/2 so that the division rounds.
+    // The P rows in coefficient form. With one special prime, (P-1)/2 is added so that the
+    // exact conversion below gives the centered remainder (x - [x]_P)/P = round(x/P); with
+    // several, the conversion itself is centered (see below), which rounds too.
     let mut pt = Scratch::new(alpha * n);
     pt.0.copy_from_slice(&x.data[q_rows * n..(q_rows + alpha) * n]);
     for (k, row) in pt.0.chunks_mut(n).enumerate() {
         let p = &ctx.primes[ctx.q_count + k];
         p.backward(row);
-        let h = ctx.p_half_mod_p[k];
         if alpha > 1 {
             let inv = ctx.p_inv_hat[k];
             for v in row.iter_mut() {
-                *v = p.mul_shoup(p.add(*v, h), inv);
+                *v = p.mul_shoup(*v, inv);
             }
         } else {
+            let h = ctx.p_half_mod_p[k];
             for v in row.iter_mut() {
                 *v = p.add(*v, h);
             }
@@ -234,22 +245,29 @@ pub(crate) fn mod_down(ctx: &CkksContext, x: &mut RnsPoly, level: usize) {
     let primes = ctx.q_primes(level);
     for_each_row(&mut x.data, n, &primes, |i, p, row| {
         let mut conv = Scratch::new(n);
-        let h = ctx.p_half_mod_q[i];
         if alpha == 1 {
+            let h = ctx.p_half_mod_q[i];
             for (o, &v) in conv.0.iter_mut().zip(pt.iter()) {
                 *o = p.sub(p.reduce(v), h);
             }
         } else {
+            // Centered y_k as in `decompose`, so the approximate conversion's error is
+            // centered too.
             let hat = &ctx.p_hat_mod_q[i];
+            let p_mod = ctx.p_mod_q[i];
             for (k, o) in conv.0.iter_mut().enumerate() {
                 let mut acc = 0u128;
+                let mut above = 0u64;
                 for (s, &hh) in hat.iter().enumerate() {
-                    acc += pt[s * n + k] as u128 * hh as u128;
+                    let v = pt[s * n + k];
+                    acc += v as u128 * hh as u128;
+                    above += (ctx.p_half_mod_p[s].wrapping_sub(v) >> 63) & 1;
                 }
-                *o = p.sub(p.reduce_u128(acc), h);
+                *o = p.sub(p.reduce_u128(acc), p.mul(above, p_mod));
             }
         }
-        // conv = [x + (P-1)/2]_P - (P-1)/2 mod q_i
+        // conv = the centered remainder of x modulo P (up to a centered multiple of P when
+        // alpha > 1), modulo q_i.
         p.forward(&mut conv.0);
         let pinv = ctx.p_inv_mod_q[i];
         for (o, &c) in row.iter_mut().zip(conv.0.iter()) {

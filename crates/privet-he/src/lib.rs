@@ -51,9 +51,13 @@ mod context;
 mod encoding;
 mod error;
 mod evaluator;
+pub mod flooding;
 mod keys;
 mod keyswitch;
+pub mod linear;
+pub mod noise;
 pub mod params;
+pub mod polyeval;
 mod ring;
 
 pub use cipher::Ciphertext;
@@ -61,7 +65,11 @@ pub use context::CkksContext;
 pub use encoding::{Complex, Encoder, Plaintext};
 pub use error::{DecodeError, HeError, Result};
 pub use evaluator::{Evaluator, SCALE_TOLERANCE};
+pub use flooding::{Flooded, FloodingConfig};
 pub use keys::{
     EvaluationKeyConfig, EvaluationKeys, GaloisKey, PublicKey, RelinKey, SecretKey, os_rng,
 };
+pub use linear::{MatrixPlan, batch_linear, replicate};
+pub use noise::{Estimate, NoiseModel};
 pub use params::{CircuitRequirements, CkksParameters, Hazmat, ParameterSetName};
+pub use polyeval::{evaluate_polynomial, polynomial_depth};
