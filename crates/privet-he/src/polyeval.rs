@@ -1,9 +1,11 @@
 //! Polynomial evaluation by baby steps and giant steps (Paterson-Stockmeyer style) in the
-//! power basis, at the optimal depth ceil(log2(d + 1)).
+//! power basis.
 //!
 //! p(x) = sum c_i x^i of degree d < 2^k is cut at the giant powers G_i = x^(b 2^i) (b a power
-//! of two near 2^(k/2)): p = low + G * high, recursively, down to "baby" polynomials of degree
-//! below b, which are constant combinations of x, ..., x^(b-1). Scales are fixed top-down: each
+//! of two): p = low + G * high, recursively, down to "baby" polynomials of degree below b,
+//! which are constant combinations of x, ..., x^(b-1). Up to degree 15 b = 2, which gives the
+//! optimal depth ceil(log2(d + 1)); above, b = 2^ceil(k/2) saves products at one more level
+//! (see [`polynomial_depth`]). Scales are fixed top-down: each
 //! constant is encoded at the scale that makes its term land exactly on the scale its sum
 //! needs after the rescale (as Lattigo does), so every addition is between equal scales.
 
@@ -11,12 +13,26 @@ use crate::cipher::Ciphertext;
 use crate::error::{HeError, Result};
 use crate::evaluator::Evaluator;
 
-/// The depth (levels consumed) of evaluating a polynomial of degree `d`.
+/// k = ceil(log2(d + 1)) and the baby-step size b for degree d.
+fn plan(d: usize) -> (usize, usize) {
+    let k = (usize::BITS - d.leading_zeros()) as usize;
+    let b = if k <= 4 { 2 } else { 1usize << k.div_ceil(2) };
+    (k, b)
+}
+
+/// The depth (levels consumed) of evaluating a polynomial of degree `d`: ceil(log2(d + 1)) up
+/// to degree 15, one more above.
 pub fn polynomial_depth(d: usize) -> usize {
     if d == 0 {
-        0
+        return 0;
+    }
+    let (k, b) = plan(d);
+    let m = k - b.trailing_zeros() as usize;
+    if m == 0 {
+        // Only baby steps: the highest power plus the constant product.
+        (usize::BITS - (d - 1).leading_zeros()) as usize + 1
     } else {
-        (usize::BITS - d.leading_zeros()) as usize
+        (usize::BITS - (b - 2).leading_zeros()) as usize + 1 + m
     }
 }
 
@@ -60,15 +76,15 @@ pub fn evaluate_polynomial(
     }
     let coeffs = &coeffs[..d];
     let degree = d - 1;
-    let k = polynomial_depth(degree);
-    if x.level() < k {
+    let depth = polynomial_depth(degree);
+    if x.level() < depth {
         return Err(HeError::OutOfLevels(x.level()));
     }
-    let b = 1usize << k.div_ceil(2);
+    let (k, b) = plan(degree);
     let m = k - b.trailing_zeros() as usize;
     let mut baby: Vec<Option<Ciphertext>> = vec![None; b];
     baby[1] = Some(x.clone());
-    for j in 2..b.min(degree + 1) {
+    for j in 2usize..b.min(degree + 1) {
         let hi = 1usize << (usize::BITS - 1 - j.leading_zeros());
         let next = if hi == j {
             let h = baby[j / 2]
@@ -98,7 +114,7 @@ pub fn evaluate_polynomial(
         }
     }
     let powers = Powers { baby, giant, b };
-    let target_level = x.level() - k;
+    let target_level = x.level() - depth;
     match eval(ev, &powers, coeffs, target_level, target_scale)? {
         Term::Ct(ct) => Ok(ct),
         Term::Const(_) => Err(HeError::Shape("polynomial reduced to a constant".into())),
