@@ -30,7 +30,6 @@ pub struct CkksContext {
     pub(crate) params: CkksParameters,
     pub(crate) id: [u8; 16],
     pub(crate) n: usize,
-    pub(crate) log_n: u32,
     /// q_0..q_L then p_0..p_{alpha-1}.
     pub(crate) primes: Vec<Prime>,
     pub(crate) q_count: usize,
@@ -61,7 +60,6 @@ impl CkksContext {
     /// Builds the context (primes, NTT tables, encoder tables, key-switching constants).
     pub fn new(params: CkksParameters) -> Result<Arc<Self>> {
         let n = params.degree();
-        let log_n = params.log_degree();
         let q_count = params.q().len();
         let alpha = params.p().len();
         let primes = params
@@ -209,7 +207,6 @@ impl CkksContext {
             id: params.fingerprint(),
             params,
             n,
-            log_n,
             primes,
             q_count,
             alpha,

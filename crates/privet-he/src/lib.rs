@@ -59,6 +59,7 @@ pub mod noise;
 pub mod params;
 pub mod polyeval;
 mod ring;
+pub mod wire;
 
 pub use cipher::Ciphertext;
 pub use context::CkksContext;
@@ -73,3 +74,4 @@ pub use linear::{MatrixPlan, batch_linear, replicate};
 pub use noise::{Estimate, NoiseModel};
 pub use params::{CircuitRequirements, CkksParameters, Hazmat, ParameterSetName};
 pub use polyeval::{evaluate_polynomial, polynomial_depth};
+pub use wire::{DecodeOptions, Kind};

@@ -131,19 +131,6 @@ where
     }
 }
 
-/// Runs `f(i)` for i in 0..count, in parallel when worthwhile (`work` is the total coefficient
-/// count touched).
-pub(crate) fn for_each_index<F>(count: usize, work: usize, f: F)
-where
-    F: Fn(usize) + Sync + Send,
-{
-    if work >= PAR_THRESHOLD && count > 1 && rayon::current_num_threads() > 1 {
-        (0..count).into_par_iter().for_each(f);
-    } else {
-        (0..count).for_each(f);
-    }
-}
-
 /// A polynomial in RNS form: `limbs` rows of `n` residues, either coefficients or NTT values.
 /// Which prime a row belongs to is decided by whoever holds it (a ciphertext at level l uses
 /// q_0..q_l; key-switching temporaries append the special primes).
