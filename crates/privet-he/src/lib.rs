@@ -52,6 +52,7 @@ mod encoding;
 mod error;
 mod evaluator;
 pub mod flooding;
+pub mod inference;
 mod keys;
 mod keyswitch;
 pub mod linear;
