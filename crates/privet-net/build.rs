@@ -11,6 +11,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut config = prost_build::Config::new();
     config.protoc_executable(protoc);
     config.bytes(["."]);
+    // Frames are privet-transport's, shared by every service.
+    config.extern_path(".privet.v1.Frame", "::privet_transport::Frame");
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)

@@ -14,12 +14,12 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use privet_identity::{Name, Role, TlsFiles};
 use privet_net::client::AdminClient;
 use privet_net::config::{CoordinatorConfig, NodeConfig, NodeData, Security};
-use privet_net::frame::Limits;
 use privet_net::node::{ShiftBackend, run_node};
-use privet_net::tls::{self, Role, TlsFiles};
-use privet_net::transport::WireCounter;
+use privet_transport::Limits;
+use privet_transport::WireCounter;
 
 const PARAMS: u64 = 30 * 32_000 + 32_000 + 32_000 + 1;
 const ROUNDS: u32 = 6;
@@ -27,28 +27,29 @@ const ROUNDS: u32 = 6;
 async fn run(nodes: usize) -> serde_json::Value {
     let dir = tempfile::tempdir().unwrap();
     let certs = dir.path().join("certs");
-    tls::init_ca(&certs, "bench", 10, false).unwrap();
-    tls::issue(
+    privet_identity::init_ca(&certs, "bench", 10, false).unwrap();
+    let name = |s: &str| -> Name { s.parse().unwrap() };
+    privet_identity::issue(
         &certs,
-        "coordinator",
+        &name("coordinator"),
         Role::Coordinator,
         &["localhost".into()],
         10,
         false,
     )
     .unwrap();
-    tls::issue(&certs, "admin", Role::Client, &[], 10, false).unwrap();
+    privet_identity::issue(&certs, &name("admin"), Role::Operator, &[], 10, false).unwrap();
     let names: Vec<String> = (0..nodes).map(|i| format!("n{i}")).collect();
     for n in &names {
-        tls::issue(&certs, n, Role::Client, &[], 10, false).unwrap();
+        privet_identity::issue(&certs, &name(n), Role::Node, &[], 10, false).unwrap();
     }
     let limits = Limits::default();
     let handle = privet_net::coordinator::start(CoordinatorConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         metrics_listen: None,
         state: dir.path().join("state.db"),
-        security: Security::Tls(TlsFiles::in_dir(&certs, "coordinator")),
-        admins: vec!["admin".into()],
+        security: Security::Tls(TlsFiles::in_dir(&certs, &name("coordinator"))),
+        admins: vec![name("admin")],
         nodes: Vec::new(),
         limits,
     })
@@ -59,9 +60,9 @@ async fn run(nodes: usize) -> serde_json::Value {
     let counters: Vec<Arc<WireCounter>> = names.iter().map(|_| Arc::default()).collect();
     for (n, counter) in names.iter().zip(&counters) {
         let cfg = NodeConfig {
-            name: n.clone(),
+            name: name(n),
             coordinator: url.clone(),
-            security: Security::Tls(TlsFiles::in_dir(&certs, n)),
+            security: Security::Tls(TlsFiles::in_dir(&certs, &name(n))),
             data: NodeData {
                 path: "unused".into(),
                 label: "y".into(),
@@ -88,9 +89,12 @@ async fn run(nodes: usize) -> serde_json::Value {
          [deployment]\nnodes = [{}]\nround_timeout_secs = 600\n",
         list.join(",")
     );
-    let mut admin = AdminClient::connect(&url, &Security::Tls(TlsFiles::in_dir(&certs, "admin")))
-        .await
-        .unwrap();
+    let mut admin = AdminClient::connect(
+        &url,
+        &Security::Tls(TlsFiles::in_dir(&certs, &name("admin"))),
+    )
+    .await
+    .unwrap();
     let id = admin.submit(&job).await.unwrap();
     // Bytes before round 1 (handshakes, Hello, summaries, JoinJob) are not a round's.
     let mut before_round2 = None;

@@ -8,9 +8,9 @@ use tonic::transport::Channel;
 
 use crate::config::Security;
 use crate::error::NetError;
-use crate::frame::Limits;
 use crate::proto::{self, admin_client};
-use crate::transport::connect;
+use privet_transport::Limits;
+use privet_transport::connect;
 
 /// A connection to a coordinator's admin service.
 #[derive(Debug, Clone)]
@@ -94,7 +94,7 @@ impl AdminClient {
                 bytes.len()
             )));
         }
-        let params = crate::frame::bytes_to_f32(&bytes)?;
+        let params = privet_transport::bytes_to_f32(&bytes)?;
         let network = Network::new(meta.architecture, meta.input_dim, meta.num_classes)?;
         let model = TrainedModel {
             network,

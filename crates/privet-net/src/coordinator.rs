@@ -14,12 +14,11 @@ use std::time::{Duration, Instant};
 
 use privet_data::{DataSummary, Encoder};
 use privet_fl::engine::{
-    Action, AggregationProtocol, Checkpoint, Coordinator, EngineConfig, Event, FromClient,
-    PlainAggregation, RoundOutcome, ToClient,
+    Action, Checkpoint, Coordinator, Event, FromClient, RoundOutcome, ToClient,
 };
-use privet_fl::{ClientId, ClientSampler, ClientUpdate, TrainMetrics};
+use privet_fl::{ClientId, ClientUpdate, TrainMetrics};
+use privet_job::{Job, JobStack, Protocol, Start, initial_params};
 use privet_ml::Network;
-use privet_sim::{Job, initial_params};
 use tokio::sync::{mpsc, watch};
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
@@ -27,15 +26,17 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::PROTOCOL_VERSION;
 use crate::config::{CoordinatorConfig, Security};
 use crate::error::NetError;
-use crate::frame::{Encoded, Reassembler, bytes_to_f32, f32_to_bytes};
-use crate::identity::{PeerKeys, certified_key};
+use crate::identity::PeerKeys;
 use crate::metrics::Metrics;
 use crate::proto::admin_server::{Admin, AdminServer};
 use crate::proto::coordinator_message::Body as Out;
 use crate::proto::federation_server::{Federation, FederationServer};
 use crate::proto::node_message::Body as In;
-use crate::proto::{self, CoordinatorMessage, Frame, NodeMessage};
-use crate::store::{JobRow, JobState, RoundDetails, RoundRow, SecAggRound, Store};
+use crate::proto::{self, CoordinatorMessage, NodeMessage};
+use crate::store::{JobRow, JobState, RoundRow, Store};
+use privet_identity::{Role, certified_key};
+use privet_transport::Frame;
+use privet_transport::{Encoded, Reassembler, bytes_to_f32, f32_to_bytes};
 
 type FrameStream = Pin<Box<dyn Stream<Item = Result<Frame, Status>> + Send>>;
 type ChunkStream = Pin<Box<dyn Stream<Item = Result<proto::ModelChunk, Status>> + Send>>;
@@ -90,11 +91,10 @@ impl Shared {
     }
 
     fn encode(&self, body: Out) -> Result<Arc<Encoded>, NetError> {
-        Encoded::new(
+        Ok(Arc::new(Encoded::new(
             &CoordinatorMessage { body: Some(body) },
             &self.config.limits,
-        )
-        .map(Arc::new)
+        )?))
     }
 
     fn connected(&self, node: &str) -> bool {
@@ -164,6 +164,22 @@ pub async fn start(config: CoordinatorConfig) -> Result<CoordinatorHandle, NetEr
              real data"
         );
     }
+    // Certificates first: a misconfigured coordinator creates nothing.
+    let tls = match &config.security {
+        Security::Tls(files) => {
+            let own = privet_identity::own_identity(files)?;
+            if own.role != Role::Coordinator {
+                return Err(NetError::Config(format!(
+                    "{} is a {}'s certificate; the coordinator needs one issued with --role \
+                     coordinator",
+                    files.cert.display(),
+                    own.role
+                )));
+            }
+            Some(privet_transport::server_config(files)?)
+        }
+        Security::InsecureDev => None,
+    };
     let store = {
         let path = config.state.clone();
         tokio::task::spawn_blocking(move || Store::open(&path))
@@ -185,10 +201,6 @@ pub async fn start(config: CoordinatorConfig) -> Result<CoordinatorHandle, NetEr
     let metrics_addr = match config.metrics_listen {
         Some(at) => Some(metrics.serve(at, shutdown_rx.clone()).await?),
         None => None,
-    };
-    let tls = match &config.security {
-        Security::Tls(files) => Some(crate::tls::server_config(files)?),
-        Security::InsecureDev => None,
     };
     let limits = config.limits;
     let shared = Arc::new(Shared {
@@ -227,7 +239,7 @@ pub async fn start(config: CoordinatorConfig) -> Result<CoordinatorHandle, NetEr
     let task = tokio::spawn(async move {
         let result = match tls {
             Some(tls) => {
-                let incoming = crate::transport::tls_incoming(listener, tls);
+                let incoming = privet_transport::tls_incoming(listener, tls);
                 router.serve_with_incoming_shutdown(incoming, signal).await
             }
             None => {
@@ -254,43 +266,46 @@ struct Service {
 /// An authenticated peer: the name its certificate gives and the certificate (DER).
 struct Peer {
     name: String,
+    role: Role,
     cert: Arc<[u8]>,
 }
 
 /// The authenticated caller (TLS), or `None` in insecure dev mode.
 fn caller_cert<T>(shared: &Shared, req: &Request<T>) -> Result<Option<Peer>, Status> {
-    match shared.config.security {
-        Security::InsecureDev => Ok(None),
-        Security::Tls(_) => {
-            let certs = req
-                .peer_certs()
-                .ok_or_else(|| Status::unauthenticated("no client certificate"))?;
-            let first = certs
-                .first()
-                .ok_or_else(|| Status::unauthenticated("no client certificate"))?;
-            let name =
-                crate::tls::peer_name(first).map_err(|e| Status::unauthenticated(e.to_string()))?;
-            Ok(Some(Peer {
-                name,
-                cert: Arc::from(first.as_ref()),
-            }))
-        }
-    }
-}
-
-/// The authenticated name of the caller (TLS), or `None` in insecure dev mode.
-fn caller<T>(shared: &Shared, req: &Request<T>) -> Result<Option<String>, Status> {
-    caller_cert(shared, req).map(|c| c.map(|peer| peer.name))
+    Ok(
+        privet_transport::caller(&shared.config.security, req)?.map(|c| Peer {
+            name: c.identity.name.to_string(),
+            role: c.identity.role,
+            cert: c.cert,
+        }),
+    )
 }
 
 fn require_admin<T>(shared: &Shared, req: &Request<T>) -> Result<(), Status> {
-    match caller(shared, req)? {
+    match caller_cert(shared, req)? {
         None => Ok(()),
-        Some(name) if shared.config.admins.contains(&name) => Ok(()),
-        Some(name) => {
-            tracing::warn!(%name, "admin call refused: not an admin");
+        Some(peer) if peer.role != Role::Operator => {
+            tracing::warn!(name = %peer.name, role = %peer.role, "admin call refused: not an operator certificate");
             Err(Status::permission_denied(format!(
-                "{name} is not an admin of this coordinator"
+                "{} is not an admin: it holds a {} certificate, and the admin service needs an \
+                 operator's",
+                peer.name, peer.role
+            )))
+        }
+        Some(peer)
+            if shared
+                .config
+                .admins
+                .iter()
+                .any(|a| *a == peer.name.as_str()) =>
+        {
+            Ok(())
+        }
+        Some(peer) => {
+            tracing::warn!(name = %peer.name, "admin call refused: not an admin");
+            Err(Status::permission_denied(format!(
+                "{} is not an admin of this coordinator",
+                peer.name
             )))
         }
     }
@@ -367,7 +382,17 @@ async fn reader(
     shared: Arc<Shared>,
 ) {
     let (cert_name, cert) = match peer {
-        Some(Peer { name, cert }) => (Some(name), Some(cert)),
+        Some(Peer { role, name, .. }) if role != Role::Node => {
+            tracing::warn!(%name, %role, "session refused: not a node certificate");
+            refuse(
+                &shared,
+                &out,
+                &format!("{name} holds a {role} certificate; only nodes open sessions"),
+                true,
+            );
+            return;
+        }
+        Some(Peer { name, cert, .. }) => (Some(name), Some(cert)),
         None => (None, None),
     };
     let mut reassembler = Reassembler::new(shared.config.limits);
@@ -478,15 +503,16 @@ fn admit(
             ));
         }
         Some(cert) => cert,
-        None => {
-            crate::tls::check_name(&hello.node).map_err(|e| e.to_string())?;
-            hello.node.clone()
-        }
+        None => hello
+            .node
+            .parse::<privet_identity::Name>()
+            .map_err(|e| e.to_string())?
+            .to_string(),
     };
-    if shared.config.admins.contains(&name) {
+    if shared.config.admins.iter().any(|a| *a == name.as_str()) {
         return Err(format!("{name} is an admin identity, not a node"));
     }
-    if !shared.config.nodes.is_empty() && !shared.config.nodes.contains(&name) {
+    if !shared.config.nodes.is_empty() && !shared.config.nodes.iter().any(|n| *n == name.as_str()) {
         return Err(format!(
             "unknown node {name:?}: not admitted by this coordinator"
         ));
@@ -546,9 +572,9 @@ fn spawn_driver(shared: &Arc<Shared>, row: JobRow) -> Result<(), NetError> {
             .nodes
             .iter()
             .enumerate()
-            .map(|(i, n)| (n.clone(), i as u32))
+            .map(|(i, n)| (n.to_string(), i as u32))
             .collect(),
-        nodes: deployment.nodes.clone(),
+        nodes: deployment.nodes.iter().map(|n| n.to_string()).collect(),
         deployment,
         encoder_json: row.encoder.clone(),
         job,
@@ -558,8 +584,7 @@ fn spawn_driver(shared: &Arc<Shared>, row: JobRow) -> Result<(), NetError> {
         joined: HashSet::new(),
         round_started: Instant::now(),
         fit_cache: None,
-        secagg: None,
-        privacy: None,
+        secagg_keys: None,
     };
     tokio::spawn(driver.run());
     Ok(())
@@ -570,7 +595,7 @@ struct Driver {
     /// The job file as submitted (sent to nodes in `JoinJob`).
     job_toml: String,
     job: Job,
-    deployment: privet_sim::Deployment,
+    deployment: privet_job::Deployment,
     nodes: Vec<String>,
     index: HashMap<String, u32>,
     encoder_json: Option<String>,
@@ -581,24 +606,9 @@ struct Driver {
     joined: HashSet<String>,
     round_started: Instant,
     fit_cache: Option<(u32, Arc<Encoded>)>,
-    /// Secure aggregation's key directory and per-round report, if the job uses it.
-    secagg: Option<SecAggState>,
-    /// DP-FedAvg's per-round plans and accounting, if the job uses it.
-    privacy: Option<PrivacyState>,
-}
-
-/// The coordinator's view of a DP-FedAvg job.
-struct PrivacyState {
-    /// The round's client plan (its clipping bound goes out with `Fit`).
-    plans: Arc<Mutex<Option<privet_sim::privacy::ClientPlan>>>,
-    monitor: privet_sim::privacy::PrivacyMonitor,
-}
-
-/// The coordinator's side of a secure-aggregation job.
-struct SecAggState {
-    /// Participants' identity keys, from the certificates their TLS handshakes verified.
-    keys: PeerKeys,
-    monitor: privet_secagg::SecAggMonitor,
+    /// Secure aggregation: participants' identity keys, from the certificates their TLS
+    /// handshakes verified (`None` when the job does not use it).
+    secagg_keys: Option<PeerKeys>,
 }
 
 enum Step {
@@ -674,33 +684,11 @@ impl Driver {
             encoder.output_dim(),
             encoder.num_classes(),
         )?;
-        let config = EngineConfig {
-            rounds: self.job.federation.rounds,
-            sampler: ClientSampler {
-                size: self.job.federation.sample,
-                min_clients: 1,
-                seed: self.job.federation.seed,
-            },
-            min_clients: self.job.federation.min_clients,
-            max_retries: self.deployment.max_retries,
-        };
-        let strategy = self.job.strategy.build()?;
-        // The SecAgg+ configuration as DP adjusts it (unit weights, room for distributed noise);
-        // nodes derive the same from the job file.
-        let secagg = privet_sim::privacy::secagg_config(&self.job, self.nodes.len())?;
-        let protocol: Box<dyn AggregationProtocol> = match &secagg {
-            Some(cfg) => {
-                let keys = PeerKeys::default();
-                let protocol =
-                    privet_secagg::SecAggProtocol::new(cfg.clone(), Arc::new(keys.clone()))?;
-                self.secagg = Some(SecAggState {
-                    keys,
-                    monitor: protocol.monitor(),
-                });
-                Box::new(protocol)
-            }
-            None => Box::new(PlainAggregation::new()),
-        };
+        let stack = JobStack::new(&self.job, self.nodes.len())?;
+        let keys = PeerKeys::default();
+        if matches!(stack.protocol(), Protocol::SecAggPlus(_)) {
+            self.secagg_keys = Some(keys.clone());
+        }
         let (checkpoint, last_started) = {
             let store = lock(&self.shared.store);
             (
@@ -717,6 +705,7 @@ impl Driver {
                 consecutive_failures: 0,
                 global: initial_params(&self.job, &network),
                 strategy_state: Vec::new(),
+                transform_state: None,
             },
         };
         if checkpoint.global.len() != network.num_params() {
@@ -729,20 +718,11 @@ impl Driver {
         // A round in progress at a crash left no row; skip its number so that nothing sent for
         // it can be taken for the retry.
         checkpoint.round = checkpoint.round.max(last_started);
-        let mut engine = Coordinator::resume(config, strategy, protocol, checkpoint)?;
-        // DP-FedAvg: attached after the resume, which restores its accounting (the spent budget
-        // and the adaptive bound) from the checkpoint.
-        if let Some(dp) = privet_sim::privacy::privacy_transform(
-            &self.job,
-            self.nodes.len(),
-            network.num_params(),
-        )? {
-            self.privacy = Some(PrivacyState {
-                plans: dp.publisher(),
-                monitor: dp.monitor(),
-            });
-            engine = engine.with_aggregate_transform(Box::new(dp))?;
-        }
+        let mut engine = stack.server_engine(
+            Start::Resume(checkpoint),
+            Arc::new(keys),
+            self.deployment.max_retries,
+        )?;
         for node in self.connected_nodes() {
             self.join(&node);
         }
@@ -837,8 +817,8 @@ impl Driver {
     /// Collects every expected node's data summary and fits the shared feature encoding.
     async fn fit_encoder(&mut self) -> Result<Option<Encoder>, NetError> {
         let label = match &self.job.data {
-            privet_sim::DataSource::Csv { label, .. } => label.clone(),
-            privet_sim::DataSource::Synthetic { .. } => {
+            privet_job::DataSource::Csv { label, .. } => label.clone(),
+            privet_job::DataSource::Synthetic { .. } => {
                 return Err(NetError::Config(
                     "networked jobs need CSV data held by the nodes, not synthetic data".into(),
                 ));
@@ -995,7 +975,7 @@ impl Driver {
     /// certificates, and relays those certificates to the participants (ahead of the round's
     /// `Fit`), which check them against their own CA before trusting them.
     fn send_identities(&mut self, round: u32, actions: &[Action]) -> Result<(), NetError> {
-        let Some(secagg) = &self.secagg else {
+        let Some(keys) = &self.secagg_keys else {
             return Ok(());
         };
         let selected: Vec<ClientId> = actions
@@ -1016,7 +996,7 @@ impl Driver {
             };
             match certified_key(&cert) {
                 Ok(key) => {
-                    secagg.keys.insert(client, key);
+                    keys.insert(client, key);
                     peers.push(proto::PeerCertificate {
                         client: client.0,
                         certificate: bytes::Bytes::copy_from_slice(&cert),
@@ -1061,20 +1041,19 @@ impl Driver {
                 round,
                 params,
                 config,
+                extensions,
             } => match &self.fit_cache {
                 Some((r, enc)) if r == round => Arc::clone(enc),
                 _ => {
-                    let clip_bound = self.privacy.as_ref().and_then(|p| {
-                        let plan = *lock(&p.plans);
-                        plan.filter(|plan| plan.round == *round)
-                            .map(|plan| plan.clip)
-                    });
                     let enc = self.shared.encode(Out::Fit(proto::Fit {
                         job_id: self.id.clone(),
                         round: *round,
                         params: f32_to_bytes(params),
                         proximal_mu: config.proximal_mu,
-                        clip_bound,
+                        extensions: extensions
+                            .iter()
+                            .map(|(k, v)| (k.to_string(), bytes::Bytes::copy_from_slice(v)))
+                            .collect(),
                     }))?;
                     self.fit_cache = Some((*round, Arc::clone(&enc)));
                     enc
@@ -1090,6 +1069,11 @@ impl Driver {
                 stage: u32::from(*stage),
                 payload: payload.clone().into(),
             }))?,
+            other => {
+                return Err(NetError::Protocol(format!(
+                    "this coordinator cannot send {other:?}"
+                )));
+            }
         };
         Ok(self.shared.send(&node, encoded))
     }
@@ -1163,31 +1147,7 @@ impl Driver {
             num_examples: report.num_examples,
             seconds,
             failure,
-            details: RoundDetails {
-                secure_aggregation: self
-                    .secagg
-                    .as_ref()
-                    .and_then(|s| s.monitor.last_round_info())
-                    .filter(|info| info.round == report.round)
-                    .and_then(|info| info.params)
-                    .map(|p| SecAggRound {
-                        n: p.n as u32,
-                        k: p.k as u32,
-                        t: p.t as u32,
-                    }),
-                privacy: self
-                    .privacy
-                    .as_ref()
-                    .and_then(|p| p.monitor.round(report.round))
-                    .map(|p| crate::store::RoundPrivacy {
-                        mode: p.mode.to_string(),
-                        epsilon: p.epsilon,
-                        cumulative_epsilon: p.cumulative_epsilon,
-                        delta: p.delta,
-                        noise_multiplier: p.noise_multiplier,
-                        clip: p.clip,
-                    }),
-            },
+            details: report.details.clone(),
         };
         let shared = Arc::clone(&self.shared);
         let id = self.id.clone();
@@ -1314,23 +1274,11 @@ fn job_info(store: &Store, row: &JobRow) -> Result<proto::JobInfo, NetError> {
             train_loss: r.train_loss,
             seconds: r.seconds,
             failure: r.failure,
-            privacy: r.details.privacy.map(|p| proto::Privacy {
-                mode: p.mode,
-                epsilon: p.epsilon,
-                cumulative_epsilon: p.cumulative_epsilon,
-                delta: p.delta,
-                noise_multiplier: p.noise_multiplier,
-                clip: p.clip,
-            }),
-            secure_aggregation: r
+            details: r
                 .details
-                .secure_aggregation
-                .map(|s| proto::SecureAggregation {
-                    protocol: "secagg+".into(),
-                    n: s.n,
-                    k: s.k,
-                    t: s.t,
-                }),
+                .iter()
+                .map(|(name, value)| (name.to_string(), value.to_string()))
+                .collect(),
         })
         .collect();
     Ok(proto::JobInfo {
@@ -1370,7 +1318,7 @@ impl Admin for Service {
                  their certificates), so it cannot run with --insecure-dev",
             ));
         }
-        if let privet_sim::DataSource::Synthetic { .. } = job.data {
+        if let privet_job::DataSource::Synthetic { .. } = job.data {
             return Err(Status::invalid_argument(
                 "job file: networked jobs train on the nodes' CSV data, not synthetic data",
             ));
@@ -1379,7 +1327,7 @@ impl Admin for Service {
         if let Some(stranger) = deployment
             .nodes
             .iter()
-            .find(|n| !allowed.is_empty() && !allowed.contains(n))
+            .find(|n| !allowed.is_empty() && !allowed.iter().any(|a| a == n.as_str()))
         {
             return Err(Status::invalid_argument(format!(
                 "job file: node {stranger:?} is not admitted by this coordinator"
@@ -1389,7 +1337,16 @@ impl Admin for Service {
         {
             let store = lock(&self.shared.store);
             store
-                .insert_job(&id, &text, &deployment.nodes, job.federation.rounds)
+                .insert_job(
+                    &id,
+                    &text,
+                    &deployment
+                        .nodes
+                        .iter()
+                        .map(|n| n.to_string())
+                        .collect::<Vec<_>>(),
+                    job.federation.rounds,
+                )
                 .map_err(internal)?;
         }
         let row = lock(&self.shared.store)
@@ -1487,10 +1444,10 @@ fn model_meta(row: &JobRow) -> Result<String, NetError> {
     )
     .map_err(|e| NetError::Store(format!("stored encoder: {e}")))?;
     let (label, categorical) = match &job.data {
-        privet_sim::DataSource::Csv {
+        privet_job::DataSource::Csv {
             label, categorical, ..
         } => (label.clone(), categorical.clone()),
-        privet_sim::DataSource::Synthetic { .. } => (String::new(), Vec::new()),
+        privet_job::DataSource::Synthetic { .. } => (String::new(), Vec::new()),
     };
     let network = Network::new(
         job.model.clone(),

@@ -39,7 +39,7 @@ pub enum NetError {
     Store(String),
     /// The job is invalid or failed.
     #[error(transparent)]
-    Job(#[from] privet_sim::SimError),
+    Job(#[from] privet_job::JobError),
     /// The federated engine refused something.
     #[error(transparent)]
     Fl(#[from] privet_fl::FlError),
@@ -49,6 +49,15 @@ pub enum NetError {
     /// The node's data is unusable.
     #[error(transparent)]
     Data(#[from] privet_data::DataError),
+    /// A file could not be read or written, or a config file does not parse.
+    #[error(transparent)]
+    Files(#[from] privet_files::FileError),
+    /// Certificates, keys or names are unusable.
+    #[error(transparent)]
+    Identity(#[from] privet_identity::IdentityError),
+    /// The transport failed: TLS set-up, connection, frames.
+    #[error(transparent)]
+    Transport(#[from] privet_transport::TransportError),
     /// Secure aggregation could not be set up.
     #[error("secure aggregation: {0}")]
     SecAgg(#[from] privet_secagg::SecAggError),

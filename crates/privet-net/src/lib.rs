@@ -8,11 +8,7 @@
 //!   metrics ([`metrics`]).
 //! - [`node`]: the node daemon: dials out (nodes behind NAT work), reconnects with backoff,
 //!   describes its data, trains and answers with deltas.
-//! - [`frame`]: logical messages cut into frames with size limits and optional zstd, so models
-//!   of any size stream without gRPC's message cap.
-//! - [`tls`]: the federation CA and certificates (rcgen), TLS 1.3 configurations.
-//! - [`identity`]: nodes' Ed25519 signing identities for secure aggregation, certified by the
-//!   federation CA through their certificates.
+//! - [`identity`]: the key directory of secure aggregation, filled from verified certificates.
 //! - [`client`]: the operator's admin client.
 //!
 //! The wire format is `proto/privet/v1/federation.proto` (package `privet.v1`); a session starts
@@ -22,13 +18,10 @@ pub mod client;
 pub mod config;
 pub mod coordinator;
 pub mod error;
-pub mod frame;
 pub mod identity;
 pub mod metrics;
 pub mod node;
 pub mod store;
-pub mod tls;
-pub mod transport;
 
 /// Generated protobuf and gRPC code for `privet.v1`.
 #[allow(missing_docs, missing_debug_implementations, clippy::all)]
@@ -38,6 +31,7 @@ pub mod proto {
 
 pub use config::{CoordinatorConfig, NodeConfig, NodeData, Security};
 pub use error::NetError;
+pub use privet_transport::{Limits, WireCounter};
 
 /// The wire protocol version this build speaks (`Hello.protocol_version`).
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;

@@ -132,7 +132,7 @@ impl Metrics {
     /// The metrics in Prometheus text format.
     pub fn render(&self) -> String {
         let failures =
-            crate::transport::HANDSHAKE_FAILURES.load(std::sync::atomic::Ordering::Relaxed);
+            privet_transport::HANDSHAKE_FAILURES.load(std::sync::atomic::Ordering::Relaxed);
         let seen = self.handshakes_refused.get();
         if failures > seen {
             self.handshakes_refused.inc_by(failures - seen);

@@ -8,11 +8,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use privet_data::{CsvOptions, DataSummary, Dataset, Encoder, load_csv};
-use privet_fl::engine::{ClientProtocol, FromClient, LocalTrainer, PlainClient, ToClient};
-use privet_fl::{ClientId, ClientTrainConfig, FlError, TrainMetrics, UpdateTransform};
+use privet_fl::engine::{ClientProtocol, FromClient, LocalTrainer, ToClient};
+use privet_fl::{
+    ClientId, ClientParams, ClientTrainConfig, FlError, TrainMetrics, UpdateTransform,
+};
+use privet_job::{Job, JobStack, LocalRows, Protocol, train_locally};
 use privet_ml::Network;
-use privet_sim::privacy::{ClientPlan, ClipPolicy, PlanSource, PrivacyPlan};
-use privet_sim::{Job, LocalRows, client_transforms_with_plan, train_locally};
 use rand::Rng;
 use tokio::sync::{mpsc, watch};
 
@@ -20,13 +21,14 @@ use crate::PROTOCOL_VERSION;
 use crate::config::{NodeConfig, NodeData, Security};
 use crate::coordinator::summary_to_proto;
 use crate::error::NetError;
-use crate::frame::{Encoded, Reassembler, bytes_to_f32, f32_to_bytes};
-use crate::identity::{PeerKeys, PeerVerifier, load_signing_key};
+use crate::identity::PeerKeys;
 use crate::proto::coordinator_message::Body as In;
 use crate::proto::federation_client::FederationClient;
 use crate::proto::node_message::Body as Out;
-use crate::proto::{self, CoordinatorMessage, Frame, NodeMessage};
-use crate::transport::{WireCounter, connect};
+use crate::proto::{self, CoordinatorMessage, NodeMessage};
+use privet_identity::{PeerVerifier, Role, load_signing_key};
+use privet_transport::Frame;
+use privet_transport::{Encoded, Reassembler, WireCounter, bytes_to_f32, connect, f32_to_bytes};
 
 /// Local training for one job.
 pub trait JobTrainer: LocalTrainer + Send {}
@@ -187,30 +189,6 @@ struct JobCtx {
     transforms: Vec<Box<dyn UpdateTransform>>,
     /// Secure aggregation: the other participants' verified identities.
     peers: Option<Peers>,
-    /// DP-FedAvg with adaptive clipping: where the round's bound from `Fit` goes.
-    adaptive: Option<AdaptivePlan>,
-}
-
-/// The client's side of adaptive clipping: the job's plan and the cell its update transform
-/// reads the round's plan from.
-struct AdaptivePlan {
-    plan: PrivacyPlan,
-    current: Arc<Mutex<Option<ClientPlan>>>,
-}
-
-impl AdaptivePlan {
-    /// Takes the round's bound sent by the coordinator, after checking it.
-    fn publish(&self, round: u32, clip: Option<f64>) -> Result<(), String> {
-        let clip = clip.ok_or("the training request has no clipping bound")?;
-        if !(clip.is_finite() && clip > 0.0 && clip <= self.plan.clip_cap) {
-            return Err(format!(
-                "clipping bound {clip} is not in (0, {}]",
-                self.plan.clip_cap
-            ));
-        }
-        *lock(&self.current) = Some(self.plan.client_plan(round, clip));
-        Ok(())
-    }
 }
 
 /// The identities a secure-aggregation node trusts: keys from certificates that chain to its
@@ -219,7 +197,7 @@ struct Peers {
     keys: PeerKeys,
     verifier: PeerVerifier,
     /// The job's nodes; node `i` is client `i`.
-    nodes: Vec<String>,
+    nodes: Vec<privet_identity::Name>,
 }
 
 /// The jobs a node takes part in, by id.
@@ -240,10 +218,29 @@ pub async fn run_node(
     mut shutdown: watch::Receiver<bool>,
     counter: Option<Arc<WireCounter>>,
 ) -> Result<(), NetError> {
-    if config.security == crate::config::Security::InsecureDev {
-        tracing::warn!(
+    match &config.security {
+        Security::InsecureDev => tracing::warn!(
             "--insecure-dev: plain text and an unauthenticated name; never use this with real data"
-        );
+        ),
+        Security::Tls(files) => {
+            // Fail at start-up on unusable certificates, not at every reconnection.
+            let own = privet_identity::own_identity(files)?;
+            if own.role != Role::Node {
+                return Err(NetError::Config(format!(
+                    "{} is a {}'s certificate; a node needs one issued with --role node",
+                    files.cert.display(),
+                    own.role
+                )));
+            }
+            if own.name != config.name.as_str() {
+                return Err(NetError::Config(format!(
+                    "{} names {:?}, but this node is configured as {:?}",
+                    files.cert.display(),
+                    own.name.as_str(),
+                    config.name.as_str()
+                )));
+            }
+        }
     }
     let jobs: Jobs = Arc::default();
     let max_backoff = Duration::from_secs_f64(config.max_backoff_secs);
@@ -280,7 +277,7 @@ pub async fn run_node(
 struct Sender {
     tx: mpsc::Sender<Frame>,
     next_id: u64,
-    limits: crate::frame::Limits,
+    limits: privet_transport::Limits,
 }
 
 impl Sender {
@@ -317,7 +314,7 @@ async fn session(
     };
     out.send(Out::Hello(proto::Hello {
         protocol_version: PROTOCOL_VERSION,
-        node: config.name.clone(),
+        node: config.name.to_string(),
         software: format!("privet {}", env!("CARGO_PKG_VERSION")),
     }))
     .await?;
@@ -341,7 +338,7 @@ async fn session(
             Err(status) => {
                 return Err(NetError::Connect {
                     url: config.coordinator.clone(),
-                    reason: crate::transport::error_chain(&status),
+                    reason: privet_transport::error_chain(&status),
                 });
             }
         };
@@ -425,27 +422,11 @@ fn join(
             config.name
         )));
     }
-    // DP-FedAvg: a fixed bound comes from the job file; an adaptive one with each Fit.
-    let mut adaptive = None;
-    let source = match privet_sim::privacy::privacy_plan(&job, nodes.len())? {
-        None => PlanSource::Published(Arc::default()),
-        Some(plan) => match plan.config.clip {
-            ClipPolicy::Fixed(clip) => PlanSource::Fixed(plan.client_plan(0, clip)),
-            ClipPolicy::Adaptive { .. } => {
-                let current: Arc<Mutex<Option<ClientPlan>>> = Arc::default();
-                adaptive = Some(AdaptivePlan {
-                    plan,
-                    current: Arc::clone(&current),
-                });
-                PlanSource::Published(current)
-            }
-        },
-    };
-    // The SecAgg+ configuration as DP adjusts it, as the coordinator derives it.
-    let secagg = privet_sim::privacy::secagg_config(&job, nodes.len())?;
-    let (protocol, peers): (Box<dyn ClientProtocol>, _) = match &secagg {
-        None => (Box::new(PlainClient { id: client }), None),
-        Some(cfg) => {
+    let stack = JobStack::new(&job, nodes.len())?;
+    let keys = PeerKeys::default();
+    let (signer, peers) = match stack.protocol() {
+        Protocol::Plain => (None, None),
+        Protocol::SecAggPlus(_) => {
             let Security::Tls(files) = &config.security else {
                 return Err(NetError::Config(
                     "secure aggregation needs this node's certificate (its signing identity); \
@@ -453,29 +434,22 @@ fn join(
                         .into(),
                 ));
             };
-            let keys = PeerKeys::default();
-            let protocol = privet_secagg::SecAggClient::new(
-                client,
-                load_signing_key(files)?,
-                Arc::new(keys.clone()),
-                cfg.clone(),
-            )?;
             let peers = Peers {
-                keys,
+                keys: keys.clone(),
                 verifier: PeerVerifier::new(&files.ca)?,
                 nodes,
             };
-            (Box::new(protocol), Some(peers))
+            (Some(load_signing_key(files)?), Some(peers))
         }
     };
+    let client_side = stack.client(client, signer, Arc::new(keys))?;
     let trainer = backend.join(&job, &encoder, j.client)?;
     Ok(JobCtx {
         client,
         trainer,
-        protocol,
-        transforms: client_transforms_with_plan(&job, source),
+        protocol: client_side.protocol,
+        transforms: client_side.transforms,
         peers,
-        adaptive,
     })
 }
 
@@ -498,7 +472,10 @@ fn enrol(jobs: &Jobs, msg: &proto::PeerCertificates) {
             tracing::warn!(job = %msg.job_id, client = peer.client, "certificate for a client the job does not have");
             continue;
         };
-        match peers.verifier.verify(&peer.certificate, expected) {
+        match peers
+            .verifier
+            .verify_node(&peer.certificate, expected.as_str())
+        {
             Ok(key) => {
                 if !peers.keys.has(client, &key) {
                     tracing::debug!(job = %msg.job_id, node = %expected, "identity enrolled");
@@ -526,20 +503,21 @@ async fn respond_fit(jobs: &Jobs, fit: proto::Fit) -> Out {
         Ok(p) => p,
         Err(e) => return fail(fit.job_id, fit.round, e.to_string()),
     };
-    let ctx = lock(jobs).get(&fit.job_id).cloned();
-    if let Some(ctx) = ctx
-        && let Some(adaptive) = &lock(&ctx).adaptive
-        && let Err(e) = adaptive.publish(fit.round, fit.clip_bound)
-    {
-        tracing::error!(job = %fit.job_id, round = fit.round, "refusing to train: {e}");
-        return fail(fit.job_id, fit.round, e);
-    }
+    let extensions = match ClientParams::from_entries(
+        fit.extensions
+            .into_iter()
+            .map(|(name, value)| (name, value.to_vec())),
+    ) {
+        Ok(p) => p,
+        Err(e) => return fail(fit.job_id, fit.round, e.to_string()),
+    };
     let msg = ToClient::Fit {
         round: fit.round,
         params: params.into(),
         config: ClientTrainConfig {
             proximal_mu: fit.proximal_mu,
         },
+        extensions: Arc::new(extensions),
     };
     respond(jobs, fit.job_id, msg).await
 }
@@ -593,64 +571,15 @@ async fn respond(jobs: &Jobs, job_id: String, msg: ToClient) -> Out {
             stage: u32::from(stage),
             payload: payload.into(),
         }),
+        Ok(Ok((other, _))) => fail(
+            job_id,
+            round,
+            format!("the client protocol produced an unsendable {other:?}"),
+        ),
         Ok(Err(e)) => {
             tracing::error!(job = %job_id, round, "training or protocol step failed: {e}");
             fail(job_id, round, e.to_string())
         }
         Err(e) => fail(job_id, round, format!("training task failed: {e}")),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-
-    use super::*;
-
-    fn adaptive(extra: &str) -> AdaptivePlan {
-        let job = Job::from_toml(&format!(
-            "[data]\npath = \"x.csv\"\nlabel = \"y\"\n[model]\nkind = \"logreg\"\n\
-             [federation]\nrounds = 3\nclients_per_round = 4\nmin_clients = 4\nseed = 1\n{extra}\
-             [privacy]\nmode = \"{}\"\nnoise_multiplier = 1.0\ndelta = 1e-5\n\
-             adaptive_clip = {{ initial = 0.1, target_quantile = 0.5, learning_rate = 0.2, \
-             count_noise = 2.0 }}\n",
-            if extra.is_empty() {
-                "central"
-            } else {
-                "distributed"
-            }
-        ))
-        .unwrap();
-        AdaptivePlan {
-            plan: privet_sim::privacy::privacy_plan(&job, 4).unwrap().unwrap(),
-            current: Arc::default(),
-        }
-    }
-
-    /// The coordinator's clipping bound is taken only if it is a usable bound for the job.
-    #[test]
-    fn a_bad_clipping_bound_from_the_coordinator_is_refused() {
-        let a = adaptive("");
-        assert!(
-            a.publish(1, None)
-                .unwrap_err()
-                .contains("no clipping bound")
-        );
-        for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
-            assert!(a.publish(1, Some(bad)).is_err(), "{bad}");
-        }
-        assert!(
-            lock(&a.current).is_none(),
-            "nothing published after refusals"
-        );
-        a.publish(2, Some(0.25)).unwrap();
-        let plan = lock(&a.current).unwrap();
-        assert_eq!((plan.round, plan.clip), (2, 0.25));
-        // Distributed noise caps the bound at the quantizer's clipping range.
-        let d = adaptive("secure_aggregation = \"secagg+\"\n");
-        let cap = d.plan.clip_cap;
-        assert!(cap.is_finite());
-        assert!(d.publish(1, Some(cap * 2.0)).is_err());
-        d.publish(1, Some(cap)).unwrap();
     }
 }

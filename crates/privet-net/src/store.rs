@@ -9,13 +9,16 @@
 
 use std::path::Path;
 
+use privet_fl::RoundDetails;
 use privet_fl::engine::Checkpoint;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::error::NetError;
 
-/// Schema version of the database; a newer file is refused, not guessed at.
-pub const SCHEMA_VERSION: i64 = 2;
+/// Schema version of the database; a newer file is refused, not guessed at, and an older one is
+/// migrated in place (1: no round details; 2: the aggregate transform's state inside the
+/// strategy state).
+pub const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -50,7 +53,8 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     completed_rounds INTEGER NOT NULL,
     consecutive_failures INTEGER NOT NULL,
     params BLOB NOT NULL,
-    strategy_state TEXT NOT NULL
+    strategy_state TEXT NOT NULL,
+    transform_state TEXT
 );
 ";
 
@@ -134,7 +138,7 @@ pub struct RoundRow {
     pub participants: Vec<String>,
     /// Selected nodes that dropped, straggled or were refused.
     pub dropped: Vec<String>,
-    /// Example-weighted training loss (NaN for failed rounds).
+    /// Example-weighted training loss (NaN for failed rounds, and when not revealed).
     pub train_loss: f64,
     /// Training examples aggregated.
     pub num_examples: u64,
@@ -142,48 +146,8 @@ pub struct RoundRow {
     pub seconds: f64,
     /// Why it failed.
     pub failure: String,
-    /// What else the round report says (secure aggregation).
+    /// What the job's plug-ins report about the round, by name (one JSON column).
     pub details: RoundDetails,
-}
-
-/// Per-round facts beyond the basics, stored as JSON so that later additions need no new
-/// columns.
-#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct RoundDetails {
-    /// Secure aggregation's parameters, if the job used it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub secure_aggregation: Option<SecAggRound>,
-    /// What the round spent under differential privacy, if the job uses it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub privacy: Option<RoundPrivacy>,
-}
-
-/// One round's privacy accounting (see `privet_sim::privacy::RoundPrivacy`).
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct RoundPrivacy {
-    /// "central" or "distributed".
-    pub mode: String,
-    /// Epsilon of this round alone.
-    pub epsilon: f64,
-    /// Epsilon of all rounds so far.
-    pub cumulative_epsilon: f64,
-    /// The reporting delta.
-    pub delta: f64,
-    /// Noise standard deviation over the sensitivity.
-    pub noise_multiplier: f64,
-    /// The round's clipping bound.
-    pub clip: f64,
-}
-
-/// One round of secure aggregation: its participants and graph.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct SecAggRound {
-    /// Clients that advertised keys.
-    pub n: u32,
-    /// Neighbours per client in the masking graph (`n - 1`: complete).
-    pub k: u32,
-    /// Shares needed to reconstruct a secret.
-    pub t: u32,
 }
 
 /// The coordinator's database.
@@ -233,20 +197,31 @@ impl Store {
                     params![SCHEMA_VERSION.to_string()],
                 )?;
             }
-            Some(v) if v == SCHEMA_VERSION.to_string() => {}
-            // Version 1 had no per-round details (secure aggregation parameters).
-            Some(v) if v == "1" => {
+            Some(v) => {
+                let found: i64 = v.parse().map_err(|_| {
+                    NetError::Store(format!("database schema version {v:?} is not a number"))
+                })?;
+                if !(1..=SCHEMA_VERSION).contains(&found) {
+                    return Err(NetError::Store(format!(
+                        "database schema version {v}, this privet reads version {SCHEMA_VERSION}"
+                    )));
+                }
+                // Each step and its version bump commit together.
                 let tx = conn.unchecked_transaction()?;
-                tx.execute_batch(
-                    "ALTER TABLE rounds ADD COLUMN details TEXT NOT NULL DEFAULT '{}';
-                     UPDATE meta SET value = '2' WHERE key = 'schema_version';",
+                if found < 2 {
+                    // Version 1 had no per-round details.
+                    tx.execute_batch(
+                        "ALTER TABLE rounds ADD COLUMN details TEXT NOT NULL DEFAULT '{}';",
+                    )?;
+                }
+                if found < 3 {
+                    migrate_transform_state(&tx)?;
+                }
+                tx.execute(
+                    "UPDATE meta SET value = ?1 WHERE key = 'schema_version'",
+                    params![SCHEMA_VERSION.to_string()],
                 )?;
                 tx.commit()?;
-            }
-            Some(v) => {
-                return Err(NetError::Store(format!(
-                    "database schema version {v}, this privet reads version {SCHEMA_VERSION}"
-                )));
             }
         }
         Ok(Store { conn })
@@ -386,15 +361,16 @@ impl Store {
                 round.num_examples as i64,
                 round.seconds,
                 round.failure,
-                json(&round.details)?,
+                round.details.to_json().to_string(),
             ],
         )?;
         tx.execute(
             "INSERT INTO checkpoints (job_id, round, completed_rounds, consecutive_failures,
-                                      params, strategy_state)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                                      params, strategy_state, transform_state)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
              ON CONFLICT(job_id) DO UPDATE SET round = ?2, completed_rounds = ?3,
-                 consecutive_failures = ?4, params = ?5, strategy_state = ?6",
+                 consecutive_failures = ?4, params = ?5, strategy_state = ?6,
+                 transform_state = ?7",
             params![
                 id,
                 checkpoint.round,
@@ -402,6 +378,7 @@ impl Store {
                 checkpoint.consecutive_failures,
                 params_blob,
                 json(&checkpoint.strategy_state)?,
+                checkpoint.transform_state,
             ],
         )?;
         tx.execute(
@@ -417,7 +394,8 @@ impl Store {
         let row = self
             .conn
             .query_row(
-                "SELECT round, completed_rounds, consecutive_failures, params, strategy_state
+                "SELECT round, completed_rounds, consecutive_failures, params, strategy_state,
+                        transform_state
                  FROM checkpoints WHERE job_id = ?1",
                 params![id],
                 |r| {
@@ -427,14 +405,17 @@ impl Store {
                         r.get::<_, u32>(2)?,
                         r.get::<_, Vec<u8>>(3)?,
                         r.get::<_, String>(4)?,
+                        r.get::<_, Option<String>>(5)?,
                     ))
                 },
             )
             .optional()?;
-        let Some((round, completed_rounds, consecutive_failures, blob, state)) = row else {
+        let Some((round, completed_rounds, consecutive_failures, blob, state, transform_state)) =
+            row
+        else {
             return Ok(None);
         };
-        let global = crate::frame::bytes_to_f32(&blob)
+        let global = privet_transport::bytes_to_f32(&blob)
             .map_err(|e| NetError::Store(format!("corrupt checkpoint: {e}")))?;
         Ok(Some(Checkpoint {
             round,
@@ -442,6 +423,7 @@ impl Store {
             consecutive_failures,
             global,
             strategy_state: from_json(&state)?,
+            transform_state,
         }))
     }
 
@@ -487,11 +469,58 @@ impl Store {
                 num_examples: examples.max(0) as u64,
                 seconds,
                 failure,
-                details: from_json(&details)?,
+                details: RoundDetails::from_json(from_json(&details)?)
+                    .map_err(|e| NetError::Store(format!("corrupt row: {e}")))?,
             });
         }
         Ok(out)
     }
+}
+
+/// Schema 2 kept the aggregate transform's state (DP-FedAvg's ledger) inside the strategy
+/// state, as an entry of this name holding its UTF-8 text one byte per number; schema 3 gives
+/// it a column of its own.
+const LEGACY_TRANSFORM_ENTRY: &str = "privet/aggregate-transform/v1";
+
+fn migrate_transform_state(tx: &rusqlite::Transaction<'_>) -> Result<(), NetError> {
+    tx.execute_batch("ALTER TABLE checkpoints ADD COLUMN transform_state TEXT;")?;
+    let rows: Vec<(String, String)> = {
+        let mut stmt = tx.prepare("SELECT job_id, strategy_state FROM checkpoints")?;
+        let mapped = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        mapped.collect::<Result<_, _>>()?
+    };
+    for (job, state) in rows {
+        let mut entries: Vec<(String, Vec<f64>)> = from_json(&state)?;
+        let Some(at) = entries
+            .iter()
+            .position(|(name, _)| name == LEGACY_TRANSFORM_ENTRY)
+        else {
+            continue;
+        };
+        let (_, values) = entries.remove(at);
+        let bytes = values
+            .iter()
+            .map(|&v| {
+                if v.fract() == 0.0 && (0.0..=255.0).contains(&v) {
+                    Ok(v as u8)
+                } else {
+                    Err(NetError::Store(format!(
+                        "job {job}: the legacy transform state holds {v}, not a byte"
+                    )))
+                }
+            })
+            .collect::<Result<Vec<u8>, _>>()?;
+        let text = String::from_utf8(bytes).map_err(|_| {
+            NetError::Store(format!(
+                "job {job}: the legacy transform state is not UTF-8"
+            ))
+        })?;
+        tx.execute(
+            "UPDATE checkpoints SET strategy_state = ?2, transform_state = ?3 WHERE job_id = ?1",
+            params![job, json(&entries)?, text],
+        )?;
+    }
+    Ok(())
 }
 
 struct JobRowRaw {
@@ -535,17 +564,18 @@ mod tests {
             num_examples: 10,
             seconds: 0.1,
             failure: String::new(),
-            details: RoundDetails {
-                secure_aggregation: Some(SecAggRound { n: 4, k: 3, t: 3 }),
-                privacy: Some(RoundPrivacy {
-                    mode: "central".into(),
-                    epsilon: 0.5,
-                    cumulative_epsilon: 0.5 * f64::from(n),
-                    delta: 1e-5,
-                    noise_multiplier: 1.1,
-                    clip: 0.1,
-                }),
-            },
+            details: RoundDetails::from_json(serde_json::json!({
+                "secure_aggregation": {"n": 4, "k": 3, "t": 3},
+                "privacy": {
+                    "mode": "central",
+                    "epsilon": 0.5,
+                    "cumulative_epsilon": 0.5 * f64::from(n),
+                    "delta": 1e-5,
+                    "noise_multiplier": 1.1,
+                    "clip": 0.1,
+                },
+            }))
+            .unwrap(),
         }
     }
 
@@ -556,6 +586,7 @@ mod tests {
             consecutive_failures: 0,
             global: vec![n as f32; 3],
             strategy_state: vec![("m".into(), vec![1.0, 2.0])],
+            transform_state: Some(format!("{{\"ledger\":{n}}}")),
         }
     }
 
@@ -598,7 +629,9 @@ mod tests {
         let path = dir.path().join("state.db");
         {
             let conn = Connection::open(&path).unwrap();
-            let v1 = SCHEMA.replace("    details TEXT NOT NULL DEFAULT '{}',\n", "");
+            let v1 = SCHEMA
+                .replace("    details TEXT NOT NULL DEFAULT '{}',\n", "")
+                .replace(",\n    transform_state TEXT\n", "\n");
             assert_ne!(v1, SCHEMA);
             conn.execute_batch(&v1).unwrap();
             conn.execute_batch(
@@ -619,5 +652,57 @@ mod tests {
         drop(store);
         let store = Store::open(&path).unwrap();
         assert_eq!(store.rounds("j1").unwrap()[1], round(2));
+    }
+
+    /// A version 2 database (what privet wrote before the engine's extension channels) keeps
+    /// its jobs, rounds and privacy ledger: the ledger moves out of the strategy state into its
+    /// own column, in place.
+    #[test]
+    fn a_version_2_database_is_migrated_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let ledger = r#"{"version":1,"clip":0.5,"rounds":2,"events":[]}"#;
+        let encoded: Vec<f64> = ledger.bytes().map(f64::from).collect();
+        let strategy_state = serde_json::to_string(&vec![
+            ("m".to_string(), vec![1.0, 2.0]),
+            (LEGACY_TRANSFORM_ENTRY.to_string(), encoded),
+        ])
+        .unwrap();
+        {
+            let conn = Connection::open(&path).unwrap();
+            let v2 = SCHEMA.replace(",\n    transform_state TEXT\n", "\n");
+            assert_ne!(v2, SCHEMA);
+            conn.execute_batch(&v2).unwrap();
+            conn.execute_batch(
+                "INSERT INTO meta (key, value) VALUES ('schema_version', '2');
+                 INSERT INTO jobs (id, job_toml, nodes, state, total_rounds, created_at)
+                     VALUES ('j1', 'toml', '[\"a\"]', 'running', 5, 0);
+                 INSERT INTO rounds (job_id, round, completed, participants, dropped,
+                                     train_loss, num_examples, seconds, details)
+                     VALUES ('j1', 1, 1, '[\"a\"]', '[]', 0.5, 10, 0.1,
+                             '{\"secure_aggregation\":{\"n\":4,\"k\":3,\"t\":3}}');",
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO checkpoints (job_id, round, completed_rounds, consecutive_failures,
+                                          params, strategy_state)
+                 VALUES ('j1', 1, 1, 0, ?1, ?2)",
+                params![vec![0u8; 12], strategy_state],
+            )
+            .unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        let cp = store.checkpoint("j1").unwrap().unwrap();
+        assert_eq!(cp.strategy_state, vec![("m".to_string(), vec![1.0, 2.0])]);
+        assert_eq!(cp.transform_state.as_deref(), Some(ledger));
+        let old = &store.rounds("j1").unwrap()[0];
+        assert_eq!(
+            old.details.get("secure_aggregation"),
+            Some(&serde_json::json!({"n": 4, "k": 3, "t": 3}))
+        );
+        drop(store);
+        // Opening again is a no-op: the migration ran once.
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.checkpoint("j1").unwrap().unwrap(), cp);
     }
 }

@@ -7,18 +7,39 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use privet_dpfedavg::RoundPrivacy;
+use privet_identity::{Name, Role, TlsFiles};
+use privet_job::Job;
 use privet_net::PROTOCOL_VERSION;
 use privet_net::client::AdminClient;
 use privet_net::config::{CoordinatorConfig, NodeConfig, NodeData, Security};
-use privet_net::frame::{Encoded, Limits, Reassembler};
 use privet_net::node::{NodeBackend, ShiftBackend, run_node};
 use privet_net::proto::coordinator_message::Body as Reply;
 use privet_net::proto::federation_client::FederationClient;
 use privet_net::proto::node_message::Body;
-use privet_net::proto::{self, CoordinatorMessage, Frame, NodeMessage};
-use privet_net::tls::{self, Role, TlsFiles};
-use privet_sim::Job;
+use privet_net::proto::{self, CoordinatorMessage, NodeMessage};
+use privet_secagg::SecAggDetails;
+use privet_transport::Frame;
+use privet_transport::{Encoded, Limits, Reassembler};
 use tokio::sync::{mpsc, watch};
+
+fn name(s: &str) -> Name {
+    s.parse().unwrap()
+}
+
+/// A round's secure-aggregation report, from its named details.
+fn secagg(r: &proto::RoundInfo) -> Option<SecAggDetails> {
+    r.details
+        .get(SecAggDetails::NAME)
+        .map(|text| serde_json::from_str(text).unwrap())
+}
+
+/// A round's privacy report, from its named details.
+fn privacy(r: &proto::RoundInfo) -> Option<RoundPrivacy> {
+    r.details
+        .get(RoundPrivacy::NAME)
+        .map(|text| serde_json::from_str(text).unwrap())
+}
 
 struct Setup {
     dir: tempfile::TempDir,
@@ -28,18 +49,29 @@ impl Setup {
     fn new(nodes: &[&str]) -> Setup {
         let dir = tempfile::tempdir().unwrap();
         let certs = dir.path().join("certs");
-        tls::init_ca(&certs, "test", 10, false).unwrap();
+        privet_identity::init_ca(&certs, "test", 10, false).unwrap();
         let hosts = vec!["localhost".to_string()];
-        tls::issue(&certs, "coordinator", Role::Coordinator, &hosts, 10, false).unwrap();
-        tls::issue(&certs, "admin", Role::Client, &[], 10, false).unwrap();
+        privet_identity::issue(
+            &certs,
+            &name("coordinator"),
+            Role::Coordinator,
+            &hosts,
+            10,
+            false,
+        )
+        .unwrap();
+        privet_identity::issue(&certs, &name("admin"), Role::Operator, &[], 10, false).unwrap();
         for n in nodes {
-            tls::issue(&certs, n, Role::Client, &[], 10, false).unwrap();
+            privet_identity::issue(&certs, &name(n), Role::Node, &[], 10, false).unwrap();
         }
         Setup { dir }
     }
 
     fn files(&self, name: &str) -> Security {
-        Security::Tls(TlsFiles::in_dir(&self.dir.path().join("certs"), name))
+        Security::Tls(TlsFiles::in_dir(
+            &self.dir.path().join("certs"),
+            &self::name(name),
+        ))
     }
 
     fn coordinator_config(&self, limits: Limits) -> CoordinatorConfig {
@@ -48,7 +80,7 @@ impl Setup {
             metrics_listen: None,
             state: self.dir.path().join("state.db"),
             security: self.files("coordinator"),
-            admins: vec!["admin".into()],
+            admins: vec![name("admin")],
             nodes: Vec::new(),
             limits,
         }
@@ -71,7 +103,7 @@ impl Raw {
     }
 
     async fn open_frames(url: &str, security: &Security, first: Vec<Frame>, next_id: u64) -> Raw {
-        let channel = privet_net::transport::connect(url, security, None)
+        let channel = privet_transport::connect(url, security, None)
             .await
             .unwrap();
         let mut client = FederationClient::new(channel);
@@ -240,7 +272,7 @@ async fn a_200_mb_model_streams_both_ways() {
     let url = format!("https://localhost:{}", handle.addr.port());
     let (stop_tx, stop_rx) = watch::channel(false);
     let node = NodeConfig {
-        name: "big".into(),
+        name: name("big"),
         coordinator: url.clone(),
         security: setup.files("big"),
         data: NodeData {
@@ -286,7 +318,7 @@ async fn a_200_mb_model_streams_both_ways() {
     let model = privet_ml::TrainedModel::load(&out).unwrap();
     let job = Job::from_toml(job).unwrap();
     let network = privet_ml::Network::new(job.model.clone(), 30, 2).unwrap();
-    let initial = privet_sim::initial_params(&job, &network);
+    let initial = privet_job::initial_params(&job, &network);
     assert_eq!(model.params.len(), initial.len());
     // FedAvg of one client's delta: every parameter moved by 0.001.
     let worst = model
@@ -324,7 +356,7 @@ fn shift_summary(job_id: String) -> Body {
 
 fn shift_node(setup: &Setup, url: &str, name: &str) -> NodeConfig {
     NodeConfig {
-        name: name.into(),
+        name: self::name(name),
         coordinator: url.into(),
         security: setup.files(name),
         data: NodeData {
@@ -431,10 +463,7 @@ async fn secure_aggregation_between_real_nodes_gives_the_mean_update() {
     for r in &info.rounds {
         assert!(r.completed, "{r:?}");
         assert_eq!(r.participants.len(), 4);
-        let s = r
-            .secure_aggregation
-            .as_ref()
-            .expect("secure aggregation reported");
+        let s = secagg(r).expect("secure aggregation reported");
         assert_eq!((s.protocol.as_str(), s.n, s.k), ("secagg+", 4, 3));
         assert!(s.t >= 2 && s.t <= 4, "{s:?}");
     }
@@ -443,7 +472,7 @@ async fn secure_aggregation_between_real_nodes_gives_the_mean_update() {
     let model = privet_ml::TrainedModel::load(&out).unwrap();
     let job = Job::from_toml(job).unwrap();
     let network = privet_ml::Network::new(job.model.clone(), 5, 2).unwrap();
-    let initial = privet_sim::initial_params(&job, &network);
+    let initial = privet_job::initial_params(&job, &network);
     // Equal example counts: FedAvg is the plain mean, three rounds of it.
     let mean: f32 = steps.iter().sum::<f32>() / 4.0;
     let worst = model
@@ -527,7 +556,7 @@ async fn a_plain_update_in_a_secure_aggregation_job_is_refused() {
     let model = privet_ml::TrainedModel::load(&out).unwrap();
     let job = Job::from_toml(job).unwrap();
     let network = privet_ml::Network::new(job.model.clone(), 5, 2).unwrap();
-    let initial = privet_sim::initial_params(&job, &network);
+    let initial = privet_job::initial_params(&job, &network);
     for (a, b) in model.params.iter().zip(&initial) {
         assert!(((a - b) - 0.002).abs() < 1e-5, "{a} {b}");
     }
@@ -561,7 +590,8 @@ impl privet_fl::engine::LocalTrainer for AddHalf {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_lost_after_sharing_its_keys_is_unmasked_away() {
     use privet_fl::engine::{ClientProtocol, FromClient, ToClient};
-    use privet_net::identity::{PeerKeys, PeerVerifier, load_signing_key};
+    use privet_identity::{PeerVerifier, load_signing_key};
+    use privet_net::identity::PeerKeys;
 
     let setup = Setup::new(&["h0", "h1", "h2", "quitter"]);
     let handle = privet_net::coordinator::start(setup.coordinator_config(Limits::default()))
@@ -616,17 +646,20 @@ async fn a_node_lost_after_sharing_its_keys_is_unmasked_away() {
             Some(Reply::PeerCertificates(p)) => {
                 for peer in p.peers {
                     let name = &nodes_of_job[peer.client as usize];
-                    let key = verifier.verify(&peer.certificate, name).unwrap();
+                    let key = verifier
+                        .verify_node(&peer.certificate, name.as_str())
+                        .unwrap();
                     keys.insert(privet_fl::ClientId(peer.client), key);
                 }
                 continue;
             }
             Some(Reply::Fit(fit)) => {
-                let params = privet_net::frame::bytes_to_f32(&fit.params).unwrap();
+                let params = privet_transport::bytes_to_f32(&fit.params).unwrap();
                 let msg = ToClient::Fit {
                     round: fit.round,
                     params: params.into(),
                     config: privet_fl::ClientTrainConfig::default(),
+                    extensions: Default::default(),
                 };
                 client
                     .as_mut()
@@ -676,12 +709,12 @@ async fn a_node_lost_after_sharing_its_keys_is_unmasked_away() {
     assert_eq!(round.participants, vec!["h0", "h1", "h2"]);
     assert!(round.dropped.contains(&"quitter".to_string()), "{round:?}");
     // Four advertised keys: the masking graph had the quitter in it.
-    assert_eq!(round.secure_aggregation.as_ref().unwrap().n, 4);
+    assert_eq!(secagg(round).unwrap().n, 4);
     let out = setup.dir.path().join("q.safetensors");
     admin.fetch_model(&id, &out).await.unwrap();
     let model = privet_ml::TrainedModel::load(&out).unwrap();
     let network = privet_ml::Network::new(parsed.model.clone(), 5, 2).unwrap();
-    let initial = privet_sim::initial_params(&parsed, &network);
+    let initial = privet_job::initial_params(&parsed, &network);
     for (a, b) in model.params.iter().zip(&initial) {
         assert!(((a - b) - 0.002).abs() < 1e-5, "{a} {b}");
     }
@@ -753,12 +786,7 @@ fn cumulative_epsilons(info: &proto::JobInfo) -> Vec<f64> {
     info.rounds
         .iter()
         .filter(|r| r.completed)
-        .map(|r| {
-            r.privacy
-                .as_ref()
-                .expect("privacy reported")
-                .cumulative_epsilon
-        })
+        .map(|r| privacy(r).expect("privacy reported").cumulative_epsilon)
         .collect()
 }
 
@@ -791,7 +819,7 @@ async fn a_privacy_budget_stops_the_job_and_survives_a_coordinator_restart() {
     assert_eq!(straight.len(), 5);
     assert!(straight.windows(2).all(|w| w[1] > w[0]), "{straight:?}");
     for r in &info.rounds {
-        let p = r.privacy.as_ref().unwrap();
+        let p = privacy(r).unwrap();
         assert_eq!(p.mode, "central");
         assert_eq!(p.delta, 1e-5);
         assert!(p.clip > 0.0);
@@ -800,7 +828,7 @@ async fn a_privacy_budget_stops_the_job_and_survives_a_coordinator_restart() {
     let clips: Vec<f64> = info
         .rounds
         .iter()
-        .map(|r| r.privacy.as_ref().unwrap().clip)
+        .map(|r| privacy(r).unwrap().clip)
         .collect();
     assert_eq!(clips[0], 0.01);
     assert!(clips.windows(2).all(|w| w[0] != w[1]), "{clips:?}");
@@ -882,8 +910,8 @@ async fn distributed_noise_under_secure_aggregation_between_real_nodes() {
     assert_eq!(info.rounds.len(), 2);
     for r in &info.rounds {
         assert!(r.completed, "{r:?}");
-        assert_eq!(r.secure_aggregation.as_ref().unwrap().n, 4);
-        let p = r.privacy.as_ref().expect("privacy reported");
+        assert_eq!(secagg(r).unwrap().n, 4);
+        let p = privacy(r).expect("privacy reported");
         assert_eq!(p.mode, "distributed");
         assert!(
             p.epsilon > 0.0 && p.cumulative_epsilon >= p.epsilon,
@@ -897,7 +925,7 @@ async fn distributed_noise_under_secure_aggregation_between_real_nodes() {
     let model = privet_ml::TrainedModel::load(&out).unwrap();
     let parsed = Job::from_toml(job).unwrap();
     let network = privet_ml::Network::new(parsed.model.clone(), 5, 2).unwrap();
-    let initial = privet_sim::initial_params(&parsed, &network);
+    let initial = privet_job::initial_params(&parsed, &network);
     let worst = model
         .params
         .iter()

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use ed25519_dalek::SigningKey;
 use privet_fl::engine::{ClientProtocol, FromClient, LocalTrainer, ToClient, compute_update};
-use privet_fl::{ClientId, FlError, UpdateTransform};
+use privet_fl::{ClientId, ClientParams, FlError, UpdateTransform};
 use x25519_dalek::{PublicKey, StaticSecret};
 use zeroize::Zeroizing;
 
@@ -202,6 +202,7 @@ impl SecAggClient {
         round: u32,
         params: &[f32],
         train: &privet_fl::ClientTrainConfig,
+        published: &ClientParams,
         trainer: &mut dyn LocalTrainer,
         transforms: &[Box<dyn UpdateTransform>],
     ) -> Result<FromClient, FlError> {
@@ -217,8 +218,10 @@ impl SecAggClient {
         self.state = State::Closed { round };
         self.last_round = Some(round);
         let (local, metrics) = trainer.fit(round, params, train)?;
-        let update = compute_update(self.id, round, params, &local, metrics, transforms)?;
-        let noise_std = self.distributed_noise(round, transforms)?;
+        let (update, local_params) = compute_update(
+            self.id, round, params, &local, metrics, transforms, published,
+        )?;
+        let noise_std = self.distributed_noise(&local_params)?;
         let mut rng = fresh_rng()?;
         let stochastic = self.config.rounding == Rounding::Stochastic;
         // Under distributed DP the training loss is not revealed: it would leave the client
@@ -277,25 +280,12 @@ impl SecAggClient {
         })
     }
 
-    /// The distributed-DP noise the client's transforms ask for in `round`, checked against the
-    /// headroom the configuration reserved ([`SecAggConfig::distributed_dp_noise`]).
-    fn distributed_noise(
-        &self,
-        round: u32,
-        transforms: &[Box<dyn UpdateTransform>],
-    ) -> Result<Option<f64>, FlError> {
-        let mut asked = None;
-        for t in transforms {
-            if let Some(std) = t.distributed_noise_std(round)? {
-                if asked.is_some() {
-                    return Err(FlError::InvalidConfig(
-                        "two update transforms ask for distributed DP noise".into(),
-                    ));
-                }
-                asked = Some(std);
-            }
-        }
-        let Some(std) = asked else {
+    /// The distributed-DP noise this client's own update transforms ask for
+    /// ([`NOISE_PARAM`](crate::NOISE_PARAM) among their local parameters, which the coordinator
+    /// cannot set), checked against the headroom the configuration reserved
+    /// ([`SecAggConfig::distributed_dp_noise`]).
+    fn distributed_noise(&self, local: &ClientParams) -> Result<Option<f64>, FlError> {
+        let Some(std) = local.f64(crate::NOISE_PARAM)? else {
             return Ok(None);
         };
         let reserved = self.config.distributed_dp_noise;
@@ -551,12 +541,16 @@ impl ClientProtocol for SecAggClient {
                 round,
                 params,
                 config,
-            } => self.advertise(*round, params, config, trainer, transforms),
+                extensions,
+            } => self.advertise(*round, params, config, extensions, trainer, transforms),
             ToClient::Protocol {
                 round,
                 stage,
                 payload,
             } => self.answer(*round, *stage, payload).map_err(FlError::from),
+            other => Err(FlError::Unsupported(format!(
+                "secure aggregation does not answer {other:?}"
+            ))),
         }
     }
 }

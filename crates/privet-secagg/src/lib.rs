@@ -9,9 +9,10 @@
 //!   [`AggregationProtocol`](privet_fl::engine::AggregationProtocol) of four stages; give it to
 //!   [`Coordinator::new`](privet_fl::engine::Coordinator::new) like any other protocol. It
 //!   reveals only a [`WeightedSum`](privet_fl::WeightedSum), so only sum-based strategies
-//!   (FedAvg, FedProx, FedAvgM, FedOpt) can run behind it. A [`SecAggMonitor`] taken from it
-//!   before it is boxed gives `n`, `k`, `t` and the survivors of each stage of every round
-//!   ([`SecAggMonitor::last_round_info`]) for the run report.
+//!   (FedAvg, FedProx, FedAvgM, FedOpt) can run behind it. Each round's report carries its
+//!   graph (`n`, `k`, `t`) as the [`SecAggDetails`] round detail; a [`SecAggMonitor`] taken
+//!   before the protocol is boxed shows tests and benchmarks more (survivors per stage, the
+//!   unmasked sum words).
 //! - [`SecAggClient`], the client side, is a
 //!   [`ClientProtocol`](privet_fl::engine::ClientProtocol): one per client, built from the
 //!   client's long-term Ed25519 [`SigningKey`], a [`KeyDirectory`] of the other clients'
@@ -211,9 +212,15 @@ pub mod wire;
 
 pub use client::SecAggClient;
 pub use config::{MIN_LEVELS, Rounding, SecAggConfig, Threshold};
-pub use coordinator::{RoundInfo, RoundStatus, SecAggMonitor, SecAggProtocol};
+pub use coordinator::{RoundInfo, RoundStatus, SecAggDetails, SecAggMonitor, SecAggProtocol};
 pub use crypto::{KeyDirectory, KeyMap};
 pub use ed25519_dalek::{SigningKey, VerifyingKey};
 pub use error::SecAggError;
 pub use params::RoundParams;
 pub use quantize::{DecodedSum, Quantizer};
+
+/// The local parameter (see [`privet_fl::UpdateContext`]) through which a client's own update
+/// transforms ask its SecAgg+ client to add distributed-DP noise: the standard deviation, in
+/// delta units, of the discrete Gaussian noise added to the quantized update before masking.
+/// It must fit the room [`SecAggConfig::distributed_dp_noise`] reserves.
+pub const NOISE_PARAM: &str = "secagg.noise_std";

@@ -58,9 +58,11 @@ impl RunFiles {
 
 /// Writes `bytes` to `path` through a temporary file and a rename.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), SimError> {
-    privet_ml::write_atomic(path, bytes).map_err(|e| SimError::Output {
-        path: path.into(),
-        reason: e.to_string(),
+    privet_files::write_atomic(path, bytes, privet_files::Mode::Public).map_err(|e| {
+        SimError::Output {
+            path: path.into(),
+            reason: e.to_string(),
+        }
     })
 }
 
@@ -119,7 +121,7 @@ pub fn metrics_csv(rounds: &[RoundRecord]) -> String {
 /// the reporting delta, rounds that released a noised sum, and `"status"`: `"budget_exhausted"`
 /// (with `"reason"`) if the job stopped for its budget, else `"within_budget"`.
 pub fn privacy_summary(rounds: &[RoundRecord]) -> Option<Value> {
-    let noised: Vec<&crate::privacy::RoundPrivacy> =
+    let noised: Vec<&privet_dpfedavg::RoundPrivacy> =
         rounds.iter().filter_map(|r| r.privacy.as_ref()).collect();
     let last = noised.last()?;
     let stop = last.budget_stop.clone();

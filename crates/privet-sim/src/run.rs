@@ -8,16 +8,14 @@ use privet_data::{Encoder, FeatureEncoding};
 use privet_ml::{DpReport, DpTarget, Network, TrainedModel};
 use serde_json::json;
 
-use crate::config::{DataSource, Job};
 use crate::error::SimError;
 use crate::prepare::ClientData;
 use crate::prepare::{Prepared, prepare};
 use crate::report::{
     RunFiles, draw_chart, metrics_csv, metrics_json, partitions_json, peak_rss_mb, write_atomic,
 };
-use crate::simulate::{
-    Observer, RoundRecord, SimOutcome, initial_params, simulate, train_centralized,
-};
+use crate::simulate::{Observer, RoundRecord, SimOutcome, simulate, train_centralized};
+use privet_job::{DataSource, Job, initial_params};
 
 /// Federated simulation or the centralized baseline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,8 +10,9 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
+use privet_job::Job;
 use privet_ml::{Network, TrainConfig};
-use privet_sim::{ClientData, Job, Mode, RunOptions, prepare, run_prepared};
+use privet_sim::{ClientData, Mode, RunOptions, prepare, run_prepared};
 
 static DATA: &str = include_str!("../../../data/breast_cancer.csv");
 

@@ -6,7 +6,8 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
-use privet_sim::{Job, Mode, RunOptions, RunSummary, run_job};
+use privet_job::Job;
+use privet_sim::{Mode, RunOptions, RunSummary, run_job};
 
 mod demo;
 mod dp_cmd;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
-use privet_net::tls::{self, Role, TlsFiles};
+use privet_identity::{Name, Role, TlsFiles};
 use privet_net::{CoordinatorConfig, NodeConfig, Security};
 
 /// How an operator command reaches the coordinator.
@@ -23,7 +23,7 @@ pub struct Remote {
     pub certs: PathBuf,
     /// The operator's certificate name.
     #[arg(long, default_value = "admin")]
-    pub name: String,
+    pub name: Name,
     /// Plain text without certificates (development only; logs a warning).
     #[arg(long)]
     pub insecure_dev: bool,
@@ -61,11 +61,15 @@ pub enum CertsCommand {
     /// Issue a certificate for a node, an operator or the coordinator (NAME.pem, NAME.key).
     Issue {
         /// The peer's name: its identity in the federation.
-        name: String,
+        name: Name,
         /// The CA's directory; the new files are written there too.
         #[arg(long, default_value = "certs")]
         dir: PathBuf,
-        /// Issue a coordinator (server) certificate valid for these hosts.
+        /// What the certificate allows: coordinator, node or operator [default: coordinator
+        /// with --host, node without].
+        #[arg(long)]
+        role: Option<Role>,
+        /// The coordinator's DNS names and IP addresses (a coordinator certificate only).
         #[arg(long = "host", value_name = "HOST")]
         hosts: Vec<String>,
         /// Validity in days.
@@ -160,7 +164,7 @@ pub fn node(config: &Path, insecure_dev: bool) -> Result<()> {
 pub fn submit(job: &Path, remote: &Remote) -> Result<()> {
     let text = std::fs::read_to_string(job).with_context(|| format!("{}", job.display()))?;
     // Check it here first, for a message with the file name.
-    privet_sim::Job::from_file(job)?;
+    privet_job::Job::from_file(job)?;
     let security = remote.security();
     runtime()?.block_on(async move {
         let mut client =
@@ -229,12 +233,10 @@ pub fn status(job: Option<&str>, json: bool, remote: &Remote) -> Result<()> {
                         r.train_loss,
                         r.seconds,
                         r.participants.join(","),
-                        r.secure_aggregation
-                            .as_ref()
-                            .map(|s| format!("  {} n={} k={} t={}", s.protocol, s.n, s.k, s.t))
+                        secagg_of(r)
+                            .map(|s| format!("  secagg+ n={} k={} t={}", s.n, s.k, s.t))
                             .unwrap_or_default()
-                            + &r.privacy
-                                .as_ref()
+                            + &privacy_of(r)
                                 .map(|p| format!(
                                     "  DP {}: epsilon {:.3} (total {:.3}) at delta {:e}, clip {:.4}",
                                     p.mode, p.epsilon, p.cumulative_epsilon, p.delta, p.clip
@@ -269,10 +271,10 @@ fn job_json(j: &privet_net::proto::JobInfo) -> serde_json::Value {
             "train_loss": if r.train_loss.is_finite() { Some(r.train_loss) } else { None },
             "seconds": r.seconds,
             "failure": r.failure,
-            "secure_aggregation": r.secure_aggregation.as_ref().map(|s| serde_json::json!({
-                "protocol": s.protocol, "n": s.n, "k": s.k, "t": s.t,
+            "secure_aggregation": secagg_of(r).map(|s| serde_json::json!({
+                "protocol": "secagg+", "n": s.n, "k": s.k, "t": s.t,
             })),
-            "privacy": r.privacy.as_ref().map(|p| serde_json::json!({
+            "privacy": privacy_of(r).map(|p| serde_json::json!({
                 "mode": p.mode,
                 "epsilon": p.epsilon,
                 "cumulative_epsilon": p.cumulative_epsilon,
@@ -280,8 +282,45 @@ fn job_json(j: &privet_net::proto::JobInfo) -> serde_json::Value {
                 "noise_multiplier": p.noise_multiplier,
                 "clip": p.clip,
             })),
+            "details": r.details.iter().map(|(name, text)| {
+                let value = serde_json::from_str::<serde_json::Value>(text)
+                    .unwrap_or_else(|_| serde_json::Value::String(text.clone()));
+                (name.clone(), value)
+            }).collect::<serde_json::Map<_, _>>(),
         })).collect::<Vec<_>>(),
     })
+}
+
+/// A round's secure-aggregation detail, if it has a readable one.
+fn secagg_of(r: &privet_net::proto::RoundInfo) -> Option<privet_secagg::SecAggDetails> {
+    detail(r, privet_secagg::SecAggDetails::NAME)
+}
+
+/// What a round reports of its privacy spending (rounds stored before December 2026 carry
+/// only these fields).
+#[derive(serde::Deserialize)]
+struct PrivacyView {
+    mode: String,
+    epsilon: f64,
+    cumulative_epsilon: f64,
+    delta: f64,
+    noise_multiplier: f64,
+    clip: f64,
+}
+
+fn privacy_of(r: &privet_net::proto::RoundInfo) -> Option<PrivacyView> {
+    detail(r, privet_dpfedavg::RoundPrivacy::NAME)
+}
+
+/// The round detail `name`, decoded; `None` when absent or unreadable (a newer coordinator may
+/// report more than this build understands).
+fn detail<T: serde::de::DeserializeOwned>(
+    r: &privet_net::proto::RoundInfo,
+    name: &str,
+) -> Option<T> {
+    r.details
+        .get(name)
+        .and_then(|text| serde_json::from_str(text).ok())
 }
 
 /// `privet fetch-model`
@@ -312,7 +351,7 @@ pub fn certs(cmd: CertsCommand) -> Result<()> {
             days,
             force,
         } => {
-            let path = tls::init_ca(&dir, &federation, days, force)?;
+            let path = privet_identity::init_ca(&dir, &federation, days, force)?;
             println!(
                 "created the federation CA: {} (keep {} secret)",
                 path.display(),
@@ -322,18 +361,19 @@ pub fn certs(cmd: CertsCommand) -> Result<()> {
         CertsCommand::Issue {
             name,
             dir,
+            role,
             hosts,
             days,
             force,
         } => {
-            let role = if hosts.is_empty() {
-                Role::Client
+            let role = role.unwrap_or(if hosts.is_empty() {
+                Role::Node
             } else {
                 Role::Coordinator
-            };
-            let files = tls::issue(&dir, &name, role, &hosts, days, force)?;
+            });
+            let files = privet_identity::issue(&dir, &name, role, &hosts, days, force)?;
             println!(
-                "issued {} and {} for {name}{}",
+                "issued {} and {} for {name} as a {role}{}",
                 files.cert.display(),
                 files.key.display(),
                 if hosts.is_empty() {

@@ -12,10 +12,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
 use clap::{Args, ValueEnum};
+use privet_job::Job;
 use privet_ml::{
     AccountantKind, DEFAULT_CLIP_NORM, DEFAULT_LOT_SIZE, DpReport, DpTarget, NoiseSampler,
 };
-use privet_sim::{Job, Mode, RunOptions, run_job};
+use privet_sim::{Mode, RunOptions, run_job};
 
 /// DP-SGD options of `privet train`.
 #[derive(Debug, Clone, Args)]

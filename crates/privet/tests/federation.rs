@@ -79,7 +79,10 @@ impl Federation {
                 "127.0.0.1",
             ],
         ));
-        ok(privet(d, &["certs", "issue", "admin"]));
+        ok(privet(
+            d,
+            &["certs", "issue", "admin", "--role", "operator"],
+        ));
         for n in nodes {
             ok(privet(d, &["certs", "issue", n]));
         }
@@ -586,4 +589,64 @@ fn bad_configs_and_certificate_files_get_one_clear_line() {
     expect(&["coordinator", "--config", "c.toml"], 5, "coordinator.pem");
     // The CA is never overwritten by accident.
     expect(&["certs", "init"], 2, "--force");
+}
+
+/// Roles are part of every certificate: a node certificate cannot run the coordinator, the
+/// coordinator's certificate cannot run a node, an operator's cannot either, and `--days 0`
+/// (an already expired certificate) is refused.
+#[test]
+fn certificates_of_the_wrong_role_do_not_start() {
+    let fed = Federation::new(&names(1));
+    let d = fed.path();
+    let expect = |args: &[&str], code: i32, needle: &str| {
+        let out = privet(d, args);
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+    };
+    std::fs::write(
+        d.join("wrong.toml"),
+        "listen = \"127.0.0.1:0\"\nstate = \"w.db\"\n[tls]\nca = \"certs/ca.pem\"\ncert = \
+         \"certs/hospital-0.pem\"\nkey = \"certs/hospital-0.key\"\n",
+    )
+    .unwrap();
+    expect(
+        &["coordinator", "--config", "wrong.toml"],
+        2,
+        "a node's certificate",
+    );
+    assert!(
+        !d.join("w.db").exists(),
+        "nothing is created before the check"
+    );
+    for (name, role) in [("coordinator", "coordinator"), ("admin", "operator")] {
+        std::fs::write(
+            d.join(format!("{name}-as-node.toml")),
+            format!(
+                "name = \"{name}\"\ncoordinator = \"{}\"\n[tls]\nca = \"certs/ca.pem\"\ncert = \
+                 \"certs/{name}.pem\"\nkey = \"certs/{name}.key\"\n[data]\npath = \"x.csv\"\n\
+                 label = \"y\"\n",
+                fed.url()
+            ),
+        )
+        .unwrap();
+        let config = format!("{name}-as-node.toml");
+        expect(
+            &["node", "--config", &config],
+            2,
+            &format!("a {role}'s certificate"),
+        );
+    }
+    expect(
+        &["certs", "issue", "late", "--days", "0"],
+        2,
+        "already expired",
+    );
+    assert!(!d.join("certs/late.pem").exists());
+    expect(
+        &["certs", "issue", "n", "--role", "node", "--host", "h"],
+        2,
+        "--host",
+    );
 }

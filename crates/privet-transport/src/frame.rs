@@ -9,8 +9,25 @@
 use bytes::Bytes;
 use prost::Message;
 
-use crate::error::NetError;
-use crate::proto::Frame;
+/// One piece of a logical message on a stream (`privet.v1.Frame` in the `.proto` files, which
+/// refer to this type).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Frame {
+    /// Number of the logical message on this stream, from 0, consecutive.
+    #[prost(uint64, tag = "1")]
+    pub message_id: u64,
+    /// Whether this is the message's last frame.
+    #[prost(bool, tag = "2")]
+    pub last: bool,
+    /// Whether the message is zstd-compressed (the same for all its frames).
+    #[prost(bool, tag = "3")]
+    pub zstd: bool,
+    /// The piece.
+    #[prost(bytes = "bytes", tag = "4")]
+    pub data: Bytes,
+}
+
+use crate::TransportError;
 
 /// Size limits and compression of one side of a stream.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,11 +69,11 @@ pub struct Encoded {
 
 impl Encoded {
     /// Encodes `msg` under `limits`.
-    pub fn new(msg: &impl Message, limits: &Limits) -> Result<Encoded, NetError> {
+    pub fn new(msg: &impl Message, limits: &Limits) -> Result<Encoded, TransportError> {
         let raw = msg.encode_to_vec();
         let raw_len = raw.len();
         if raw_len > limits.max_message_bytes {
-            return Err(NetError::Protocol(format!(
+            return Err(TransportError::Frame(format!(
                 "message of {raw_len} bytes exceeds the {}-byte limit",
                 limits.max_message_bytes
             )));
@@ -64,7 +81,7 @@ impl Encoded {
         let (bytes, zstd) = match limits.zstd_level {
             Some(level) => {
                 let packed = zstd::bulk::compress(&raw, level)
-                    .map_err(|e| NetError::Protocol(format!("zstd: {e}")))?;
+                    .map_err(|e| TransportError::Frame(format!("zstd: {e}")))?;
                 if packed.len() < raw.len() {
                     (Bytes::from(packed), true)
                 } else {
@@ -129,20 +146,20 @@ impl Reassembler {
     }
 
     /// Takes the next frame; returns the message's bytes when `frame` was its last.
-    pub fn push(&mut self, frame: Frame) -> Result<Option<Vec<u8>>, NetError> {
+    pub fn push(&mut self, frame: Frame) -> Result<Option<Vec<u8>>, TransportError> {
         if frame.message_id != self.next_id {
-            return Err(NetError::Protocol(format!(
+            return Err(TransportError::Frame(format!(
                 "frame of message {} while message {} is expected",
                 frame.message_id, self.next_id
             )));
         }
         if *self.zstd.get_or_insert(frame.zstd) != frame.zstd {
-            return Err(NetError::Protocol(
+            return Err(TransportError::Frame(
                 "frames of one message disagree on compression".into(),
             ));
         }
         if self.buf.len() + frame.data.len() > self.limits.max_message_bytes {
-            return Err(NetError::Protocol(format!(
+            return Err(TransportError::Frame(format!(
                 "message exceeds the {}-byte limit",
                 self.limits.max_message_bytes
             )));
@@ -157,7 +174,7 @@ impl Reassembler {
         if compressed {
             let raw =
                 zstd::bulk::decompress(&bytes, self.limits.max_message_bytes).map_err(|e| {
-                    NetError::Protocol(format!(
+                    TransportError::Frame(format!(
                         "zstd message does not decompress within the {}-byte limit: {e}",
                         self.limits.max_message_bytes
                     ))
@@ -172,12 +189,12 @@ impl Reassembler {
     pub fn push_decode<M: Message + Default>(
         &mut self,
         frame: Frame,
-    ) -> Result<Option<M>, NetError> {
+    ) -> Result<Option<M>, TransportError> {
         match self.push(frame)? {
             None => Ok(None),
             Some(bytes) => M::decode(bytes.as_slice())
                 .map(Some)
-                .map_err(|e| NetError::Protocol(format!("undecodable message: {e}"))),
+                .map_err(|e| TransportError::Frame(format!("undecodable message: {e}"))),
         }
     }
 }
@@ -192,9 +209,9 @@ pub fn f32_to_bytes(values: &[f32]) -> Bytes {
 }
 
 /// Little-endian bytes as `f32`s; the length must be a multiple of 4.
-pub fn bytes_to_f32(bytes: &[u8]) -> Result<Vec<f32>, NetError> {
+pub fn bytes_to_f32(bytes: &[u8]) -> Result<Vec<f32>, TransportError> {
     if !bytes.len().is_multiple_of(4) {
-        return Err(NetError::Protocol(format!(
+        return Err(TransportError::Frame(format!(
             "an f32 array of {} bytes (not a multiple of 4)",
             bytes.len()
         )));
@@ -210,27 +227,30 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use crate::proto::{Fit, NodeMessage, Update, node_message};
 
-    fn update(len: usize) -> NodeMessage {
-        NodeMessage {
-            body: Some(node_message::Body::Update(Update {
-                job_id: "j".into(),
-                round: 3,
-                delta: f32_to_bytes(&vec![0.25; len]),
-                num_examples: 7,
-                loss: 0.5,
-            })),
+    /// A stand-in for a service's message: a name and a vector.
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct Update {
+        #[prost(string, tag = "1")]
+        job_id: String,
+        #[prost(bytes = "bytes", tag = "2")]
+        delta: Bytes,
+    }
+
+    fn update(len: usize) -> Update {
+        Update {
+            job_id: "j".into(),
+            delta: f32_to_bytes(&vec![0.25; len]),
         }
     }
 
-    fn roundtrip(msg: &NodeMessage, limits: Limits) -> Result<NodeMessage, NetError> {
+    fn roundtrip(msg: &Update, limits: Limits) -> Result<Update, TransportError> {
         let encoded = Encoded::new(msg, &limits)?;
         let mut r = Reassembler::new(limits);
         let mut out = None;
         for frame in encoded.frames(0) {
             assert!(frame.data.len() <= limits.max_frame_bytes);
-            out = r.push_decode::<NodeMessage>(frame)?;
+            out = r.push_decode::<Update>(frame)?;
         }
         Ok(out.unwrap())
     }
@@ -312,7 +332,7 @@ mod tests {
             zstd: false,
             data: Bytes::from_static(&[0xff, 0xff, 0xff]),
         };
-        assert!(r.push_decode::<NodeMessage>(garbage).is_err());
+        assert!(r.push_decode::<Update>(garbage).is_err());
         let mut r = Reassembler::new(Limits::default());
         let bad_zstd = Frame {
             message_id: 0,
@@ -322,6 +342,5 @@ mod tests {
         };
         assert!(r.push(bad_zstd).is_err());
         assert!(bytes_to_f32(&[1, 2, 3]).is_err());
-        let _ = Fit::default();
     }
 }

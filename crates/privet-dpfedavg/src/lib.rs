@@ -1,16 +1,25 @@
-//! Client-level differential privacy for federations: DP-FedAvg (McMahan, Ramage, Talwar and
+//! # privet-dpfedavg: client-level differential privacy for federations
+//!
+//! DP-FedAvg (McMahan, Ramage, Talwar and
 //! Zhang 2018) with fixed or adaptive clipping (Andrew, Thakkar, McMahan and Ramaswamy 2021),
 //! central or distributed noise (Kairouz, Liu and Steinke 2021), accounting and budgets.
 //!
-//! A job turns it on with a `[privacy]` section (see [`crate::Job`]'s documentation for the
-//! keys). What happens in a round `r`:
+//! A job turns it on with a `[privacy]` section (parsed by `privet-job` into a
+//! [`PrivacyConfig`]); `privet-job` assembles the two plug-ins for every runtime: the
+//! coordinator's [`DpAggregator`] (an [`AggregateTransform`]) and each client's [`DpClient`] (an
+//! [`UpdateTransform`]). They talk only through the round engine's extension channels: the
+//! round's clipping bound goes out as the client parameter [`CLIP_PARAM`], the distributed
+//! noise a client asks its SecAgg+ client for is the local parameter
+//! [`privet_secagg::NOISE_PARAM`], and each round's accounting comes back as the round detail
+//! [`RoundPrivacy::NAME`]. What happens in a round `r`:
 //!
 //! 1. **Admission.** Once the engine has sampled `k` of the `N` available clients, the
 //!    coordinator's [`DpAggregator`] computes what the round would cost and, with a budget,
 //!    refuses the round if the total would exceed it: the job then stops *before* the round, with
 //!    [`JobStatus::Stopped`](privet_fl::engine::JobStatus::Stopped) and the reason. It publishes
-//!    the round's [`ClientPlan`]: the clipping bound `C_r`, adaptive clipping's indicator scale and
-//!    (distributed mode) each client's noise.
+//!    the round's clipping bound `C_r` ([`CLIP_PARAM`]). Each client derives the rest of its
+//!    [`ClientPlan`] (adaptive clipping's indicator scale, its distributed noise) from `C_r` and
+//!    its own copy of the job, after checking `C_r` against it.
 //! 2. **Clients** ([`DpClient`]) clip their delta to L2 norm `C_r` and count with weight 1
 //!    (every client contributes at most `C_r`, whatever its data set size: the bounded
 //!    contribution that DP-FedAvg needs; example-count weights would make the sensitivity
@@ -77,17 +86,50 @@
 //! continues with the same spent budget and bound (and refuses to resume without it). The noise
 //! key is never persisted; a restarted coordinator draws a fresh one.
 
-use std::sync::{Arc, Mutex};
-
 use privet_dp::noise::{GriddedGaussian, NoiseRng};
 use privet_dp::rdp::{Conversion, RdpAccountant};
 use privet_dp::{Delta, SampledGaussian, Sampling};
-use privet_fl::{Admission, AggregateTransform, ClientId, ClipL2, FlError, UpdateTransform};
+use privet_fl::{
+    Admission, AggregateTransform, ClientParams, ClipL2, FlError, RoundDetails, SampleSize,
+    UpdateContext, UpdateTransform,
+};
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
-use crate::config::Job;
-use crate::error::SimError;
+/// The client parameter that carries a round's clipping bound `C_r` (an `f64`).
+pub const CLIP_PARAM: &str = "dp.clip";
+
+/// What can be wrong with a job's privacy settings.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DpFedAvgError {
+    /// The `[privacy]` section does not fit the federation.
+    #[error("[privacy] {0}")]
+    Config(String),
+    /// The `[secure_aggregation]` settings that DP adjusts are invalid.
+    #[error("[secure_aggregation] {0}")]
+    SecureAggregation(String),
+    /// The operating system gave no randomness for the noise key.
+    #[error("cannot draw the noise key: {0}")]
+    Randomness(String),
+}
+
+fn invalid(msg: impl Into<String>) -> DpFedAvgError {
+    DpFedAvgError::Config(msg.into())
+}
+
+/// The shape of the federation a [`PrivacyConfig`] is resolved against.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Federation {
+    /// Clients sampled per round.
+    pub sample: SampleSize,
+    /// Fewest contributions for a round to count (`[federation] min_clients`).
+    pub min_clients: usize,
+    /// Rounds the job plans.
+    pub rounds: u32,
+    /// Clients in the federation.
+    pub num_clients: usize,
+}
 
 /// Where the noise is added.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -216,10 +258,6 @@ impl PrivacyPlan {
     }
 }
 
-fn invalid(msg: impl Into<String>) -> SimError {
-    SimError::Config(format!("[privacy] {}", msg.into()))
-}
-
 /// Epsilon of fixed-size-subsampled Gaussian `events` at `delta` (RDP, improved conversion), as
 /// privet-dp's [`BudgetTracker`](privet_dp::BudgetTracker) computes it for such events.
 pub fn epsilon_of(events: &[SampledGaussian], delta: f64) -> Result<f64, FlError> {
@@ -238,132 +276,137 @@ fn dp_err(e: privet_dp::DpError) -> FlError {
     FlError::InvalidConfig(format!("privacy accounting: {e}"))
 }
 
-/// Resolves a job's `[privacy]` section for a federation of `num_clients` clients; `None` if the
-/// job has none. Calibrates `z` for `target_epsilon` (RDP, fixed-size sampling, `q = k/N`, the
-/// job's rounds; the accountant's multiplier is `z/2`, see the [module documentation](self)).
-pub fn privacy_plan(job: &Job, num_clients: usize) -> Result<Option<PrivacyPlan>, SimError> {
-    let Some(config) = job.privacy.clone() else {
-        return Ok(None);
-    };
-    if num_clients == 0 {
-        return Err(invalid("the federation has no clients"));
-    }
-    let sampler = privet_fl::ClientSampler {
-        size: job.federation.sample,
-        min_clients: job.federation.min_clients,
-        seed: 0,
-    };
-    let k = sampler.target_size(num_clients);
-    let q = k as f64 / num_clients as f64;
-    let clip_cap = match (&config.mode, &job.secure_aggregation) {
-        (PrivacyMode::Distributed, Some(sa)) => sa.clipping_range,
-        (PrivacyMode::Distributed, None) => {
-            return Err(invalid(
-                "distributed mode needs secure_aggregation = \"secagg+\"",
-            ));
+impl PrivacyPlan {
+    /// Resolves a job's `[privacy]` section for `federation`, whose secure aggregation (if any)
+    /// is `secagg`. Calibrates `z` for `target_epsilon` (RDP, fixed-size sampling, `q = k/N`,
+    /// the job's rounds; the accountant's multiplier is `z/2`, see the
+    /// [crate documentation](crate)).
+    pub fn resolve(
+        config: &PrivacyConfig,
+        federation: &Federation,
+        secagg: Option<&privet_secagg::SecAggConfig>,
+    ) -> Result<PrivacyPlan, DpFedAvgError> {
+        let config = config.clone();
+        let num_clients = federation.num_clients;
+        if num_clients == 0 {
+            return Err(invalid("the federation has no clients"));
         }
-        (PrivacyMode::Central, _) => f64::INFINITY,
-    };
-    let count_noise = match config.clip {
-        ClipPolicy::Fixed(_) => None,
-        ClipPolicy::Adaptive { count_noise, .. } => Some(count_noise.unwrap_or(k as f64 / 20.0)),
-    };
-    let noise_multiplier = match config.noise {
-        NoiseLevel::Multiplier(z) => z,
-        NoiseLevel::TargetEpsilon(eps) => {
-            use privet_dp::calibrate::{
-                AccountantKind, CalibrationOptions, CalibrationTarget, calibrate_noise_multiplier,
-            };
-            let target = CalibrationTarget {
-                epsilon: privet_dp::Epsilon::positive(eps).map_err(|e| invalid(e.to_string()))?,
-                delta: Delta::new(config.delta).map_err(|e| invalid(e.to_string()))?,
-                q: privet_dp::SamplingProbability::new(q).map_err(|e| invalid(e.to_string()))?,
-                steps: u64::from(job.federation.rounds),
-                sampling: Sampling::FixedSize,
-            };
-            let sigma = calibrate_noise_multiplier(
-                &target,
-                AccountantKind::Rdp,
-                &CalibrationOptions::default(),
-            )
-            .map_err(|e| invalid(format!("cannot calibrate the noise: {e}")))?;
-            // The accountant's multiplier is z/2 (replace-one); a hair more noise absorbs the
-            // grid inflation of the central noise.
-            2.0 * sigma * (1.0 + 1e-6)
-        }
-    };
-    if let Some(sigma_b) = count_noise
-        && noise_multiplier >= 2.0 * sigma_b
-    {
-        return Err(invalid(format!(
-            "adaptive clipping needs noise_multiplier < 2 * count_noise, but z = \
-             {noise_multiplier:.4} and count_noise = {sigma_b} (raise count_noise or the \
-             clients per round)"
-        )));
-    }
-    let plan = PrivacyPlan {
-        min_contributors: job.federation.min_clients.max(1),
-        clients_per_round: k,
-        num_clients,
-        noise_multiplier,
-        count_noise,
-        clip_cap,
-        rounds: job.federation.rounds,
-        config,
-    };
-    if plan.config.mode == PrivacyMode::Distributed {
-        let cap = match plan.config.clip {
-            ClipPolicy::Fixed(c) => c,
-            ClipPolicy::Adaptive { .. } => clip_cap,
+        let sampler = privet_fl::ClientSampler {
+            size: federation.sample,
+            min_clients: federation.min_clients,
+            seed: 0,
         };
-        if cap > clip_cap {
-            return Err(invalid(format!(
-                "distributed mode needs clip <= [secure_aggregation] clipping_range ({clip_cap}), \
-                 got {cap}"
-            )));
-        }
-        if let (_, Some(b)) = plan.sensitivity(cap)
-            && b > clip_cap
+        let k = sampler.target_size(num_clients);
+        let q = k as f64 / num_clients as f64;
+        let clip_cap = match (&config.mode, secagg) {
+            (PrivacyMode::Distributed, Some(sa)) => sa.clipping_range,
+            (PrivacyMode::Distributed, None) => {
+                return Err(invalid(
+                    "distributed mode needs secure_aggregation = \"secagg+\"",
+                ));
+            }
+            (PrivacyMode::Central, _) => f64::INFINITY,
+        };
+        let count_noise = match config.clip {
+            ClipPolicy::Fixed(_) => None,
+            ClipPolicy::Adaptive { count_noise, .. } => {
+                Some(count_noise.unwrap_or(k as f64 / 20.0))
+            }
+        };
+        let noise_multiplier = match config.noise {
+            NoiseLevel::Multiplier(z) => z,
+            NoiseLevel::TargetEpsilon(eps) => {
+                use privet_dp::calibrate::{
+                    AccountantKind, CalibrationOptions, CalibrationTarget,
+                    calibrate_noise_multiplier,
+                };
+                let target = CalibrationTarget {
+                    epsilon: privet_dp::Epsilon::positive(eps)
+                        .map_err(|e| invalid(e.to_string()))?,
+                    delta: Delta::new(config.delta).map_err(|e| invalid(e.to_string()))?,
+                    q: privet_dp::SamplingProbability::new(q)
+                        .map_err(|e| invalid(e.to_string()))?,
+                    steps: u64::from(federation.rounds),
+                    sampling: Sampling::FixedSize,
+                };
+                let sigma = calibrate_noise_multiplier(
+                    &target,
+                    AccountantKind::Rdp,
+                    &CalibrationOptions::default(),
+                )
+                .map_err(|e| invalid(format!("cannot calibrate the noise: {e}")))?;
+                // The accountant's multiplier is z/2 (replace-one); a hair more noise absorbs the
+                // grid inflation of the central noise.
+                2.0 * sigma * (1.0 + 1e-6)
+            }
+        };
+        if let Some(sigma_b) = count_noise
+            && noise_multiplier >= 2.0 * sigma_b
         {
             return Err(invalid(format!(
-                "the adaptive clipping indicator ({b:.4}) exceeds [secure_aggregation] \
-                 clipping_range ({clip_cap}): raise clipping_range or count_noise"
+                "adaptive clipping needs noise_multiplier < 2 * count_noise, but z = \
+             {noise_multiplier:.4} and count_noise = {sigma_b} (raise count_noise or the \
+             clients per round)"
             )));
         }
-        if plan.min_contributors > k {
-            return Err(invalid(format!(
-                "distributed noise is planned for [federation] min_clients = {} contributors, \
-                 more than the {k} clients per round",
-                plan.min_contributors
-            )));
-        }
-    }
-    Ok(Some(plan))
-}
-
-/// The SecAgg+ configuration a job runs with: the `[secure_aggregation]` table, adjusted for
-/// `[privacy]` (unit weights, so `max_weight = 1`; distributed mode reserves room for the noise).
-/// Coordinator and clients must use the same. `None` without secure aggregation.
-pub fn secagg_config(
-    job: &Job,
-    num_clients: usize,
-) -> Result<Option<privet_secagg::SecAggConfig>, SimError> {
-    let Some(mut cfg) = job.secure_aggregation.clone() else {
-        return Ok(None);
-    };
-    if let Some(plan) = privacy_plan(job, num_clients)? {
-        cfg.max_weight = 1;
+        let plan = PrivacyPlan {
+            min_contributors: federation.min_clients.max(1),
+            clients_per_round: k,
+            num_clients,
+            noise_multiplier,
+            count_noise,
+            clip_cap,
+            rounds: federation.rounds,
+            config,
+        };
         if plan.config.mode == PrivacyMode::Distributed {
             let cap = match plan.config.clip {
                 ClipPolicy::Fixed(c) => c,
-                ClipPolicy::Adaptive { .. } => plan.clip_cap,
+                ClipPolicy::Adaptive { .. } => clip_cap,
             };
-            cfg.distributed_dp_noise = plan.client_plan(0, cap).client_noise_std;
+            if cap > clip_cap {
+                return Err(invalid(format!(
+                    "distributed mode needs clip <= [secure_aggregation] clipping_range ({clip_cap}), \
+                 got {cap}"
+                )));
+            }
+            if let (_, Some(b)) = plan.sensitivity(cap)
+                && b > clip_cap
+            {
+                return Err(invalid(format!(
+                    "the adaptive clipping indicator ({b:.4}) exceeds [secure_aggregation] \
+                 clipping_range ({clip_cap}): raise clipping_range or count_noise"
+                )));
+            }
+            if plan.min_contributors > k {
+                return Err(invalid(format!(
+                    "distributed noise is planned for [federation] min_clients = {} contributors, \
+                 more than the {k} clients per round",
+                    plan.min_contributors
+                )));
+            }
         }
-        cfg.validate()
-            .map_err(|e| SimError::Config(format!("[secure_aggregation] {e}")))?;
+        Ok(plan)
     }
-    Ok(Some(cfg))
+}
+
+/// The SecAgg+ configuration a DP job runs with: `cfg` (the job's `[secure_aggregation]`)
+/// adjusted for `plan`: unit weights (`max_weight = 1`), and in distributed mode room for the
+/// noise. Coordinator and clients must use the same.
+pub fn adjust_secagg(
+    plan: &PrivacyPlan,
+    cfg: &mut privet_secagg::SecAggConfig,
+) -> Result<(), DpFedAvgError> {
+    cfg.max_weight = 1;
+    if plan.config.mode == PrivacyMode::Distributed {
+        let cap = match plan.config.clip {
+            ClipPolicy::Fixed(c) => c,
+            ClipPolicy::Adaptive { .. } => plan.clip_cap,
+        };
+        cfg.distributed_dp_noise = plan.client_plan(0, cap).client_noise_std;
+    }
+    cfg.validate()
+        .map_err(|e| DpFedAvgError::SecureAggregation(e.to_string()))
 }
 
 /// One accounting event as persisted.
@@ -412,11 +455,12 @@ impl DpState {
     }
 }
 
-/// What one round spent, for the run report.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// What one round spent: the round detail [`RoundPrivacy::NAME`] of every round that released
+/// a noised sum.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RoundPrivacy {
     /// Central or distributed.
-    pub mode: &'static str,
+    pub mode: String,
     /// Epsilon of this round alone, at `delta`.
     pub epsilon: f64,
     /// Epsilon of all rounds so far, at `delta`.
@@ -439,123 +483,87 @@ pub struct RoundPrivacy {
     pub below_clip_fraction: Option<f64>,
     /// Adaptive clipping: the bound of the next round.
     pub next_clip: Option<f64>,
-    /// Set on the last round when the job then stopped for its budget: why.
+    /// Set on the last round when the job then stopped for its budget: why (the runtime sets
+    /// it from the job's stopped status).
+    #[serde(default)]
     pub budget_stop: Option<String>,
 }
 
-/// Shared view of a [`DpAggregator`]'s accounting, for the runtime (it stays valid after the
-/// aggregator moved into the engine).
-#[derive(Debug, Clone, Default)]
-pub struct PrivacyMonitor {
-    inner: Arc<Mutex<MonitorState>>,
-}
-
-#[derive(Debug, Default)]
-struct MonitorState {
-    rounds: Vec<(u32, RoundPrivacy)>,
-    stop: Option<String>,
-}
-
-impl PrivacyMonitor {
-    fn with<T>(&self, f: impl FnOnce(&mut MonitorState) -> T) -> T {
-        match self.inner.lock() {
-            Ok(mut g) => f(&mut g),
-            Err(poisoned) => f(&mut poisoned.into_inner()),
-        }
-    }
-
-    /// The accounting of `round`, if it released a noised sum.
-    pub fn round(&self, round: u32) -> Option<RoundPrivacy> {
-        self.with(|m| {
-            m.rounds
-                .iter()
-                .rev()
-                .find(|(r, _)| *r == round)
-                .map(|(_, p)| p.clone())
-        })
-    }
-
-    /// Why the job stopped for its budget, if it did.
-    pub fn stop_reason(&self) -> Option<String> {
-        self.with(|m| m.stop.clone())
-    }
-}
-
-/// Where a [`DpClient`] learns the round's plan.
-#[derive(Debug, Clone)]
-pub enum PlanSource {
-    /// The same plan every round (fixed clipping: a function of the job only).
-    Fixed(ClientPlan),
-    /// Published by the coordinator each round (adaptive clipping). In the simulation the
-    /// [`DpAggregator`] writes it ([`DpAggregator::publisher`]); a networked node would set it
-    /// from the clipping bound carried by the training request ([`PrivacyPlan::client_plan`]).
-    Published(Arc<Mutex<Option<ClientPlan>>>),
+impl RoundPrivacy {
+    /// The round detail's name.
+    pub const NAME: &'static str = "privacy";
 }
 
 /// The client side of DP-FedAvg: clip to the round's bound, append the adaptive-clipping
-/// indicator, count with weight 1, and (distributed mode) ask the SecAgg+ client for noise.
+/// indicator, count with weight 1, and (distributed mode) ask the client's SecAgg+ client for
+/// noise.
+///
+/// The round's bound comes from the coordinator ([`CLIP_PARAM`]) and is checked against the
+/// client's own copy of the job before use: with a fixed bound it must be that bound; with
+/// adaptive clipping it must be finite, positive and at most the plan's cap. Everything else
+/// (the indicator's scale, the noise) the client derives itself, so a coordinator cannot make a
+/// client clip loosely or skip its noise.
 #[derive(Debug, Clone)]
 pub struct DpClient {
-    source: PlanSource,
+    plan: PrivacyPlan,
 }
 
 impl DpClient {
-    /// A client transform reading its plan from `source`.
-    pub fn new(source: PlanSource) -> Self {
-        DpClient { source }
+    /// The client transform of `plan` (the client's own resolution of the job).
+    pub fn new(plan: PrivacyPlan) -> Self {
+        DpClient { plan }
     }
 
-    fn plan(&self, round: u32) -> Result<ClientPlan, FlError> {
-        let plan = match &self.source {
-            PlanSource::Fixed(p) => Some(ClientPlan { round, ..*p }),
-            PlanSource::Published(cell) => match cell.lock() {
-                Ok(g) => *g,
-                Err(poisoned) => *poisoned.into_inner(),
-            },
+    /// The round's plan from the coordinator's published bound, after checking it.
+    pub fn round_plan(&self, round: u32, published: &ClientParams) -> Result<ClientPlan, FlError> {
+        let clip = published.f64(CLIP_PARAM)?.ok_or_else(|| {
+            FlError::Protocol(format!(
+                "the training request for round {round} has no clipping bound"
+            ))
+        })?;
+        let acceptable = match self.plan.config.clip {
+            ClipPolicy::Fixed(c) => clip == c,
+            ClipPolicy::Adaptive { .. } => {
+                clip.is_finite() && clip > 0.0 && clip <= self.plan.clip_cap
+            }
         };
-        match plan {
-            Some(p) if p.round == round => Ok(p),
-            _ => Err(FlError::InvalidState(format!(
-                "no privacy plan (clipping bound) was published for round {round}"
-            ))),
+        if !acceptable {
+            return Err(FlError::Protocol(match self.plan.config.clip {
+                ClipPolicy::Fixed(c) => {
+                    format!("clipping bound {clip} is not the job's fixed bound {c}")
+                }
+                ClipPolicy::Adaptive { .. } => {
+                    format!(
+                        "clipping bound {clip} is not in (0, {}]",
+                        self.plan.clip_cap
+                    )
+                }
+            }));
         }
+        Ok(self.plan.client_plan(round, clip))
     }
 }
 
 impl UpdateTransform for DpClient {
-    fn apply(&self, round: u32, client: ClientId, delta: &mut [f32]) -> Result<(), FlError> {
-        let plan = self.plan(round)?;
-        if plan.indicator.is_some() {
-            return Err(FlError::Unsupported(
-                "adaptive clipping appends a coordinate: use apply_vec".into(),
-            ));
-        }
-        ClipL2 {
-            max_norm: plan.clip as f32,
-        }
-        .apply(round, client, delta)
-    }
-
-    fn apply_vec(&self, round: u32, client: ClientId, delta: &mut Vec<f32>) -> Result<(), FlError> {
-        let plan = self.plan(round)?;
+    fn apply(&self, ctx: &mut UpdateContext<'_>, delta: &mut Vec<f32>) -> Result<(), FlError> {
+        let plan = self.round_plan(ctx.round, ctx.published)?;
         let norm = privet_fl::l2_norm(delta);
         ClipL2 {
             max_norm: plan.clip as f32,
         }
-        .apply(round, client, delta)?;
+        .clip(ctx.client, delta)?;
         if let Some(b) = plan.indicator {
             let within = norm <= plan.clip;
             delta.push(if within { b as f32 } else { -b as f32 });
+        }
+        if let Some(std) = plan.client_noise_std {
+            ctx.local.set_f64(privet_secagg::NOISE_PARAM, std)?;
         }
         Ok(())
     }
 
     fn unit_weight(&self) -> bool {
         true
-    }
-
-    fn distributed_noise_std(&self, round: u32) -> Result<Option<f64>, FlError> {
-        Ok(self.plan(round)?.client_noise_std)
     }
 }
 
@@ -585,8 +593,8 @@ pub struct DpAggregator {
     state: DpState,
     noise_key: [u8; 32],
     current: Option<RoundPlan>,
-    publisher: Arc<Mutex<Option<ClientPlan>>>,
-    monitor: PrivacyMonitor,
+    /// The accounting of the last round that released a noised sum.
+    last: Option<(u32, RoundPrivacy)>,
 }
 
 impl std::fmt::Debug for DpAggregator {
@@ -602,16 +610,16 @@ impl std::fmt::Debug for DpAggregator {
 
 impl DpAggregator {
     /// The aggregator of `plan` for a model of `model_len` parameters; `secagg` is the SecAgg+
-    /// configuration the clients quantize with ([`secagg_config`]; required in distributed mode).
-    /// The central noise key is drawn from the operating system.
+    /// configuration the clients quantize with ([`adjust_secagg`]; required in distributed
+    /// mode). The central noise key is drawn from the operating system.
     pub fn new(
         plan: PrivacyPlan,
         model_len: usize,
         secagg: Option<&privet_secagg::SecAggConfig>,
-    ) -> Result<Self, SimError> {
+    ) -> Result<Self, DpFedAvgError> {
         let mut key = [0u8; 32];
         rand::TryRngCore::try_fill_bytes(&mut rand::rngs::OsRng, &mut key)
-            .map_err(|e| SimError::Config(format!("cannot draw the noise key: {e}")))?;
+            .map_err(|e| DpFedAvgError::Randomness(e.to_string()))?;
         Self::with_noise_key(plan, model_len, secagg, key)
     }
 
@@ -622,7 +630,7 @@ impl DpAggregator {
         model_len: usize,
         secagg: Option<&privet_secagg::SecAggConfig>,
         noise_key: [u8; 32],
-    ) -> Result<Self, SimError> {
+    ) -> Result<Self, DpFedAvgError> {
         let grid = match plan.config.mode {
             PrivacyMode::Central => None,
             PrivacyMode::Distributed => {
@@ -632,11 +640,11 @@ impl DpAggregator {
                 if cfg.max_weight != 1 || cfg.distributed_dp_noise.is_none() {
                     return Err(invalid(
                         "the secure aggregation configuration was not prepared for distributed \
-                         DP (use privacy::secagg_config)",
+                         DP (use adjust_secagg)",
                     ));
                 }
                 let quantizer = privet_secagg::Quantizer::new(cfg)
-                    .map_err(|e| SimError::Config(format!("[secure_aggregation] {e}")))?;
+                    .map_err(|e| DpFedAvgError::SecureAggregation(e.to_string()))?;
                 let rounding = match cfg.rounding {
                     privet_secagg::Rounding::Nearest => 0.5,
                     privet_secagg::Rounding::Stochastic => 1.0,
@@ -660,19 +668,17 @@ impl DpAggregator {
             state,
             noise_key,
             current: None,
-            publisher: Arc::new(Mutex::new(None)),
-            monitor: PrivacyMonitor::default(),
+            last: None,
         })
     }
 
-    /// The accounting, shared with the runtime.
-    pub fn monitor(&self) -> PrivacyMonitor {
-        self.monitor.clone()
-    }
-
-    /// Where the round's [`ClientPlan`] is published (for [`PlanSource::Published`]).
-    pub fn publisher(&self) -> Arc<Mutex<Option<ClientPlan>>> {
-        Arc::clone(&self.publisher)
+    /// The accounting of `round`, if it released a noised sum (the round detail
+    /// [`RoundPrivacy::NAME`] reports the same).
+    pub fn round_record(&self, round: u32) -> Option<&RoundPrivacy> {
+        self.last
+            .as_ref()
+            .filter(|(r, _)| *r == round)
+            .map(|(_, p)| p)
     }
 
     /// The resolved plan.
@@ -738,10 +744,6 @@ impl DpAggregator {
         rng.set_stream(u64::from(round));
         rng
     }
-
-    fn record_stop(&self, reason: &str) {
-        self.monitor.with(|m| m.stop = Some(reason.to_string()));
-    }
 }
 
 impl AggregateTransform for DpAggregator {
@@ -758,6 +760,7 @@ impl AggregateTransform for DpAggregator {
         round: u32,
         selected: usize,
         available: usize,
+        params: &mut ClientParams,
     ) -> Result<Admission, FlError> {
         if selected == 0 || available < selected {
             return Err(FlError::InvalidState(format!(
@@ -787,7 +790,6 @@ impl AggregateTransform for DpAggregator {
                      ({} noised round(s) run)",
                     self.state.rounds
                 );
-                self.record_stop(&reason);
                 return Ok(Admission::Stop(reason));
             }
         }
@@ -798,10 +800,7 @@ impl AggregateTransform for DpAggregator {
             client,
             sensitivity: s,
         });
-        match self.publisher.lock() {
-            Ok(mut g) => *g = Some(client),
-            Err(poisoned) => *poisoned.into_inner() = Some(client),
-        }
+        params.set_f64(CLIP_PARAM, client.clip)?;
         Ok(Admission::Admit)
     }
 
@@ -868,7 +867,8 @@ impl AggregateTransform for DpAggregator {
             mode: match self.plan.config.mode {
                 PrivacyMode::Central => "central",
                 PrivacyMode::Distributed => "distributed",
-            },
+            }
+            .to_string(),
             epsilon: epsilon_of(
                 &[SampledGaussian::fixed_size(plan.q, accountant_sigma, 1).map_err(dp_err)?],
                 delta,
@@ -885,8 +885,17 @@ impl AggregateTransform for DpAggregator {
             next_clip,
             budget_stop: None,
         };
-        self.monitor.with(|m| m.rounds.push((round, record)));
+        self.last = Some((round, record));
         Ok(())
+    }
+
+    fn round_details(&mut self, round: u32, details: &mut RoundDetails) -> Result<(), FlError> {
+        let Some(record) = self.round_record(round) else {
+            return Ok(());
+        };
+        let value = serde_json::to_value(record)
+            .map_err(|e| FlError::InvalidState(format!("privacy details: {e}")))?;
+        details.insert(RoundPrivacy::NAME, value)
     }
 
     fn state(&self) -> Option<String> {
@@ -928,19 +937,94 @@ impl AggregateTransform for DpAggregator {
     }
 }
 
-/// The coordinator's DP transform for `job` over `num_clients` clients and a model of
-/// `model_len` parameters (`None` without `[privacy]`); attach it with
-/// [`Coordinator::with_aggregate_transform`](privet_fl::engine::Coordinator::with_aggregate_transform).
-/// A networked coordinator calls this too, with the SecAgg+ configuration from
-/// [`secagg_config`].
-pub fn privacy_transform(
-    job: &Job,
-    num_clients: usize,
-    model_len: usize,
-) -> Result<Option<DpAggregator>, SimError> {
-    let Some(plan) = privacy_plan(job, num_clients)? else {
-        return Ok(None);
-    };
-    let secagg = secagg_config(job, num_clients)?;
-    DpAggregator::new(plan, model_len, secagg.as_ref()).map(Some)
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn adaptive_plan(distributed: bool) -> PrivacyPlan {
+        let config = PrivacyConfig {
+            mode: if distributed {
+                PrivacyMode::Distributed
+            } else {
+                PrivacyMode::Central
+            },
+            clip: ClipPolicy::Adaptive {
+                initial: 0.1,
+                target_quantile: 0.5,
+                learning_rate: 0.2,
+                count_noise: Some(2.0),
+            },
+            noise: NoiseLevel::Multiplier(1.0),
+            delta: 1e-5,
+            budget: None,
+        };
+        let federation = Federation {
+            sample: SampleSize::Count(4),
+            min_clients: 4,
+            rounds: 3,
+            num_clients: 4,
+        };
+        let secagg = distributed.then(privet_secagg::SecAggConfig::default);
+        PrivacyPlan::resolve(&config, &federation, secagg.as_ref()).unwrap()
+    }
+
+    fn published(clip: Option<f64>) -> ClientParams {
+        let mut p = ClientParams::new();
+        if let Some(c) = clip {
+            p.set_f64(CLIP_PARAM, c).unwrap();
+        }
+        p
+    }
+
+    /// The coordinator's clipping bound is taken only if it is a usable bound for the job.
+    #[test]
+    fn a_bad_clipping_bound_from_the_coordinator_is_refused() {
+        let client = DpClient::new(adaptive_plan(false));
+        let err = client.round_plan(1, &published(None)).unwrap_err();
+        assert!(err.to_string().contains("no clipping bound"), "{err}");
+        for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+            assert!(
+                client.round_plan(1, &published(Some(bad))).is_err(),
+                "{bad}"
+            );
+        }
+        let plan = client.round_plan(2, &published(Some(0.25))).unwrap();
+        assert_eq!((plan.round, plan.clip), (2, 0.25));
+        // Distributed noise caps the bound at the quantizer's clipping range.
+        let d = DpClient::new(adaptive_plan(true));
+        let cap = d.plan.clip_cap;
+        assert!(cap.is_finite());
+        assert!(d.round_plan(1, &published(Some(cap * 2.0))).is_err());
+        d.round_plan(1, &published(Some(cap))).unwrap();
+    }
+
+    #[test]
+    fn a_fixed_bound_cannot_be_changed_by_the_coordinator() {
+        let mut plan = adaptive_plan(false);
+        plan.config.clip = ClipPolicy::Fixed(1.0);
+        plan.count_noise = None;
+        let client = DpClient::new(plan);
+        assert!(client.round_plan(1, &published(Some(1.0))).is_ok());
+        let err = client.round_plan(1, &published(Some(100.0))).unwrap_err();
+        assert!(err.to_string().contains("fixed bound"), "{err}");
+    }
+
+    #[test]
+    fn the_client_asks_its_secagg_client_for_its_own_noise() {
+        let client = DpClient::new(adaptive_plan(true));
+        let cap = client.plan.clip_cap;
+        let mut p = published(Some(cap));
+        // A coordinator cannot set the noise: local parameters are the client's own.
+        p.set_f64(privet_secagg::NOISE_PARAM, 0.0).unwrap();
+        let mut ctx = UpdateContext::new(1, privet_fl::ClientId(0), &p);
+        let mut delta = vec![0.5f32, -0.5];
+        client.apply(&mut ctx, &mut delta).unwrap();
+        assert_eq!(delta.len(), 3, "the adaptive indicator is appended");
+        let std = ctx.local.f64(privet_secagg::NOISE_PARAM).unwrap().unwrap();
+        let expected = client.plan.client_plan(1, cap).client_noise_std.unwrap();
+        assert_eq!(std, expected);
+        assert!(std > 0.0);
+    }
 }

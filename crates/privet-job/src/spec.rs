@@ -26,18 +26,19 @@
 //! contribution), and the sum is divided by the number of clients sampled, not by the number
 //! that answered. Sampling is privet-fl's fixed-size sampling without replacement, accounted
 //! with the matching RDP analysis (replace-one, `q = clients_per_round / clients`); see
-//! [`crate::privacy`] for the accounting, the distributed noise and what they assume. With
+//! `privet-dpfedavg` for the accounting, the distributed noise and what they assume. With
 //! `[privacy]` and SecAgg+, `[secure_aggregation] max_weight` is set to 1.
 
 use std::path::{Path, PathBuf};
 
 use privet_data::PartitionScheme;
+use privet_dpfedavg::{ClipPolicy, NoiseLevel, PrivacyConfig, PrivacyMode};
 use privet_fl::{SampleSize, StrategyConfig};
+use privet_identity::Name;
 use privet_ml::{Activation, ModelSpec, OptimizerConfig};
 use serde::Deserialize;
 
-use crate::error::SimError;
-use crate::privacy::{ClipPolicy, NoiseLevel, PrivacyConfig, PrivacyMode};
+use crate::error::JobError;
 
 /// Largest job file read.
 const MAX_JOB_BYTES: u64 = 1 << 20;
@@ -71,7 +72,7 @@ pub struct Job {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Deployment {
     /// Expected node names (their certificates' names); node `i` is client `i`.
-    pub nodes: Vec<String>,
+    pub nodes: Vec<Name>,
     /// Seconds a node has to answer each stage of a round.
     pub round_timeout_secs: f64,
     /// Seconds to wait for every expected node before starting with those connected (at least
@@ -269,12 +270,12 @@ struct RawFederation {
     secure_aggregation: Option<String>,
 }
 
-fn invalid(msg: impl Into<String>) -> SimError {
-    SimError::Config(msg.into())
+fn invalid(msg: impl Into<String>) -> JobError {
+    JobError::Config(msg.into())
 }
 
 /// Fails if a key that the chosen variant does not use was given.
-fn reject_unused(section: &str, context: &str, keys: &[(&str, bool)]) -> Result<(), SimError> {
+fn reject_unused(section: &str, context: &str, keys: &[(&str, bool)]) -> Result<(), JobError> {
     match keys.iter().find(|(_, present)| *present) {
         Some((key, _)) => Err(invalid(format!(
             "[{section}] `{key}` does not apply to {context}"
@@ -285,23 +286,21 @@ fn reject_unused(section: &str, context: &str, keys: &[(&str, bool)]) -> Result<
 
 impl Job {
     /// Reads and validates a job file.
-    pub fn from_file(path: &Path) -> Result<Job, SimError> {
-        let meta = std::fs::metadata(path).map_err(|source| SimError::Io {
-            path: path.into(),
-            source,
-        })?;
-        if meta.len() > MAX_JOB_BYTES {
-            return Err(SimError::JobFile {
+    pub fn from_file(path: &Path) -> Result<Job, JobError> {
+        let text = privet_files::read_text(path, MAX_JOB_BYTES).map_err(|e| match e {
+            privet_files::FileError::Io { path, source } => JobError::Io { path, source },
+            other => JobError::JobFile {
                 path: path.into(),
-                message: format!("larger than {MAX_JOB_BYTES} bytes"),
-            });
-        }
-        let text = std::fs::read_to_string(path).map_err(|source| SimError::Io {
-            path: path.into(),
-            source,
+                message: match other {
+                    privet_files::FileError::TooLarge { limit, .. } => {
+                        format!("larger than {limit} bytes")
+                    }
+                    other => other.to_string(),
+                },
+            },
         })?;
         Job::from_toml(&text).map_err(|e| match e {
-            SimError::Config(message) => SimError::JobFile {
+            JobError::Config(message) => JobError::JobFile {
                 path: path.into(),
                 message,
             },
@@ -310,32 +309,56 @@ impl Job {
     }
 
     /// Parses and validates a job from TOML text.
-    pub fn from_toml(text: &str) -> Result<Job, SimError> {
-        let raw: RawJob = toml::from_str(text).map_err(|e| invalid(one_line(&e, text)))?;
+    pub fn from_toml(text: &str) -> Result<Job, JobError> {
+        let raw: RawJob = privet_files::parse_toml(text).map_err(|e| match e {
+            privet_files::FileError::Toml { message, .. } => invalid(message),
+            other => invalid(other.to_string()),
+        })?;
         raw.validate()
     }
 }
 
-/// toml's messages span several lines (a source excerpt); keep one line: the position, the
-/// message and the offending line of the file, which names the key.
-fn one_line(e: &toml::de::Error, text: &str) -> String {
-    let msg = e.message().trim().replace('\n', " ");
-    let Some(span) = e.span() else { return msg };
-    let start = span.start.min(text.len());
-    let line_no = text[..start].matches('\n').count() + 1;
-    let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
-    let column = text[line_start..start].chars().count() + 1;
-    let line = text[line_start..].lines().next().unwrap_or("").trim();
-    if line.is_empty() {
-        format!("line {line_no}, column {column}: {msg}")
-    } else {
-        format!("line {line_no}, column {column}: {msg} (in `{line}`)")
+impl RawJob {
+    fn validate(self) -> Result<Job, JobError> {
+        let data = self.data.validate()?;
+        let (partition, clients) = self.partition.validate(&data)?;
+        let model = self.model.validate()?;
+        let train = self.train.validate()?;
+        let strategy = parse_strategy(self.strategy)?;
+        // Building the strategy validates its parameters now rather than mid-run.
+        strategy
+            .build()
+            .map_err(|e| invalid(format!("[strategy] {e}")))?;
+        let (federation, secagg_choice) = self.federation.validate()?;
+        let mut secure_aggregation =
+            secure_aggregation(secagg_choice.as_deref(), self.secure_aggregation, &strategy)?;
+        let deployment = self
+            .deployment
+            .map(|d| d.validate(federation.min_clients))
+            .transpose()?;
+        let privacy = self.privacy.map(|p| p.validate()).transpose()?;
+        if let Some(p) = &privacy {
+            check_privacy(p, &federation, &strategy, secure_aggregation.as_mut())?;
+        }
+        Ok(Job {
+            data,
+            partition,
+            clients,
+            model,
+            train,
+            strategy,
+            federation,
+            deployment,
+            secure_aggregation,
+            privacy,
+        })
     }
 }
 
-impl RawJob {
-    fn validate(self) -> Result<Job, SimError> {
-        let d = self.data;
+impl RawData {
+    /// `[data]`.
+    fn validate(self) -> Result<DataSource, JobError> {
+        let d = self;
         let data = match d.source.as_str() {
             "csv" => {
                 reject_unused(
@@ -402,8 +425,14 @@ impl RawJob {
                 )));
             }
         };
+        Ok(data)
+    }
+}
 
-        let p = self.partition;
+impl RawPartition {
+    /// `[partition]`: the scheme and the number of clients.
+    fn validate(self, data: &DataSource) -> Result<(PartitionScheme, usize), JobError> {
+        let p = self;
         let natural = matches!(p.scheme.as_deref(), Some("natural"));
         // Natural partitions default to one client per distinct key (0 means "as many as keys").
         let clients = p.clients.unwrap_or(if natural { 0 } else { 10 });
@@ -420,7 +449,7 @@ impl RawJob {
             .scheme
             .as_deref()
             .unwrap_or(if is_synthetic { "natural" } else { "iid" });
-        let check_alpha = |a: Option<f64>| -> Result<f64, SimError> {
+        let check_alpha = |a: Option<f64>| -> Result<f64, JobError> {
             let a = a.ok_or_else(|| {
                 invalid(format!(
                     "[partition] `alpha` is required for the {scheme} scheme"
@@ -502,8 +531,14 @@ impl RawJob {
                 }
             }
         };
+        Ok((partition, clients))
+    }
+}
 
-        let m = self.model;
+impl RawModel {
+    /// `[model]`.
+    fn validate(self) -> Result<ModelSpec, JobError> {
+        let m = self;
         let model = match m.kind.as_str() {
             "logreg" => {
                 reject_unused(
@@ -545,8 +580,14 @@ impl RawJob {
                 )));
             }
         };
+        Ok(model)
+    }
+}
 
-        let t = self.train;
+impl RawTrain {
+    /// `[train]`.
+    fn validate(self) -> Result<LocalTraining, JobError> {
+        let t = self;
         let lr = t.lr.unwrap_or(0.1);
         let optimizer = match t.optimizer.as_deref().unwrap_or("sgd") {
             "sgd" => {
@@ -592,14 +633,14 @@ impl RawJob {
         if !(lr.is_finite() && lr > 0.0) {
             return Err(invalid(format!("[train] `lr` must be > 0, got {lr}")));
         }
+        Ok(train)
+    }
+}
 
-        let strategy = parse_strategy(self.strategy)?;
-        // Building the strategy validates its parameters now rather than mid-run.
-        strategy
-            .build()
-            .map_err(|e| invalid(format!("[strategy] {e}")))?;
-
-        let f = self.federation;
+impl RawFederation {
+    /// `[federation]`, and its `secure_aggregation` choice (checked with its table).
+    fn validate(self) -> Result<(Federation, Option<String>), JobError> {
+        let f = self;
         let secagg_choice = f.secure_aggregation.clone();
         let sample = match (f.clients_per_round, f.fraction) {
             (Some(_), Some(_)) => {
@@ -645,97 +686,97 @@ impl RawJob {
             seed: f.seed,
             clip_norm: f.clip_norm,
         };
-        let secure_aggregation = match secagg_choice.as_deref() {
-            None | Some("none") => {
-                if self.secure_aggregation.is_some() {
-                    return Err(invalid(
-                        "[secure_aggregation] is set but [federation] `secure_aggregation` is not \
-                         \"secagg+\"",
-                    ));
-                }
-                None
-            }
-            Some("secagg+") => {
-                let cfg = self.secure_aggregation.unwrap_or_default();
-                cfg.validate()
-                    .map_err(|e| invalid(format!("[secure_aggregation] {e}")))?;
-                if strategy_needs_individual(&strategy) {
-                    return Err(invalid(
-                        "[strategy] robust strategies need individual updates, which secure \
-                         aggregation hides",
-                    ));
-                }
-                Some(cfg)
-            }
-            Some(other) => {
-                return Err(invalid(format!(
-                    "[federation] `secure_aggregation` must be \"none\" or \"secagg+\", got \
-                     \"{other}\""
-                )));
-            }
-        };
-        let deployment = self
-            .deployment
-            .map(|d| d.validate(federation.min_clients))
-            .transpose()?;
-        let privacy = self.privacy.map(|p| p.validate()).transpose()?;
-        let mut secure_aggregation = secure_aggregation;
-        if let Some(p) = &privacy {
-            if federation.clip_norm.is_some() {
-                return Err(invalid(
-                    "[federation] `clip_norm` cannot be combined with [privacy]: its `clip` or \
-                     `adaptive_clip` bounds the updates",
-                ));
-            }
-            if strategy_needs_individual(&strategy) {
-                return Err(invalid(
-                    "[privacy] robust strategies need individual updates; DP-FedAvg noises only \
-                     their sum (use fedavg, fedprox, fedavgm or fedadam/fedyogi/fedadagrad)",
-                ));
-            }
-            match (p.mode, secure_aggregation.as_mut()) {
-                (PrivacyMode::Distributed, None) => {
-                    return Err(invalid(
-                        "[privacy] mode = \"distributed\" needs [federation] secure_aggregation \
-                         = \"secagg+\" (each client's noise is only private under masking)",
-                    ));
-                }
-                (PrivacyMode::Distributed, Some(_)) if federation.min_clients < 2 => {
-                    return Err(invalid(
-                        "[privacy] distributed noise is planned for [federation] min_clients \
-                         contributors: set min_clients to at least 2",
-                    ));
-                }
-                (_, Some(sa)) => sa.max_weight = 1,
-                (PrivacyMode::Central, None) => {}
-            }
-        }
-        Ok(Job {
-            data,
-            partition,
-            clients,
-            model,
-            train,
-            strategy,
-            federation,
-            deployment,
-            secure_aggregation,
-            privacy,
-        })
+        Ok((federation, secagg_choice))
     }
 }
 
+/// `[federation] secure_aggregation` and the `[secure_aggregation]` table.
+fn secure_aggregation(
+    choice: Option<&str>,
+    table: Option<privet_secagg::SecAggConfig>,
+    strategy: &StrategyConfig,
+) -> Result<Option<privet_secagg::SecAggConfig>, JobError> {
+    let secure_aggregation = match choice {
+        None | Some("none") => {
+            if table.is_some() {
+                return Err(invalid(
+                    "[secure_aggregation] is set but [federation] `secure_aggregation` is not \
+                     \"secagg+\"",
+                ));
+            }
+            None
+        }
+        Some("secagg+") => {
+            let cfg = table.unwrap_or_default();
+            cfg.validate()
+                .map_err(|e| invalid(format!("[secure_aggregation] {e}")))?;
+            if strategy_needs_individual(strategy) {
+                return Err(invalid(
+                    "[strategy] robust strategies need individual updates, which secure \
+                     aggregation hides",
+                ));
+            }
+            Some(cfg)
+        }
+        Some(other) => {
+            return Err(invalid(format!(
+                "[federation] `secure_aggregation` must be \"none\" or \"secagg+\", got \
+                 \"{other}\""
+            )));
+        }
+    };
+    Ok(secure_aggregation)
+}
+
+/// `[privacy]` against the other sections; with SecAgg+, sets its `max_weight` to 1.
+fn check_privacy(
+    p: &PrivacyConfig,
+    federation: &Federation,
+    strategy: &StrategyConfig,
+    secure_aggregation: Option<&mut privet_secagg::SecAggConfig>,
+) -> Result<(), JobError> {
+    if federation.clip_norm.is_some() {
+        return Err(invalid(
+            "[federation] `clip_norm` cannot be combined with [privacy]: its `clip` or \
+             `adaptive_clip` bounds the updates",
+        ));
+    }
+    if strategy_needs_individual(strategy) {
+        return Err(invalid(
+            "[privacy] robust strategies need individual updates; DP-FedAvg noises only \
+             their sum (use fedavg, fedprox, fedavgm or fedadam/fedyogi/fedadagrad)",
+        ));
+    }
+    match (p.mode, secure_aggregation) {
+        (PrivacyMode::Distributed, None) => {
+            return Err(invalid(
+                "[privacy] mode = \"distributed\" needs [federation] secure_aggregation \
+                 = \"secagg+\" (each client's noise is only private under masking)",
+            ));
+        }
+        (PrivacyMode::Distributed, Some(_)) if federation.min_clients < 2 => {
+            return Err(invalid(
+                "[privacy] distributed noise is planned for [federation] min_clients \
+                 contributors: set min_clients to at least 2",
+            ));
+        }
+        (_, Some(sa)) => sa.max_weight = 1,
+        (PrivacyMode::Central, None) => {}
+    }
+    Ok(())
+}
+
 impl RawPrivacy {
-    fn validate(self) -> Result<PrivacyConfig, SimError> {
+    fn validate(self) -> Result<PrivacyConfig, JobError> {
         let bad = |m: String| invalid(format!("[privacy] {m}"));
-        let positive = |key: &str, v: f64| -> Result<f64, SimError> {
+        let positive = |key: &str, v: f64| -> Result<f64, JobError> {
             if v.is_finite() && v > 0.0 {
                 Ok(v)
             } else {
                 Err(bad(format!("`{key}` must be finite and > 0, got {v}")))
             }
         };
-        let unit = |key: &str, v: f64| -> Result<f64, SimError> {
+        let unit = |key: &str, v: f64| -> Result<f64, JobError> {
             if v > 0.0 && v < 1.0 {
                 Ok(v)
             } else {
@@ -775,7 +816,7 @@ impl RawPrivacy {
         };
         let budget = self
             .budget
-            .map(|b| -> Result<(f64, f64), SimError> {
+            .map(|b| -> Result<(f64, f64), JobError> {
                 Ok((
                     positive("budget.epsilon", b.epsilon)?,
                     unit("budget.delta", b.delta)?,
@@ -805,26 +846,23 @@ fn strategy_needs_individual(strategy: &StrategyConfig) -> bool {
 }
 
 impl RawDeployment {
-    fn validate(self, min_clients: usize) -> Result<Deployment, SimError> {
+    fn validate(self, min_clients: usize) -> Result<Deployment, JobError> {
         if self.nodes.is_empty() || self.nodes.len() > 10_000 {
             return Err(invalid(
                 "[deployment] `nodes` must list 1 to 10,000 node names",
             ));
         }
         let mut seen = std::collections::HashSet::new();
+        let mut nodes = Vec::with_capacity(self.nodes.len());
         for name in &self.nodes {
-            let ok = !name.is_empty()
-                && name.len() <= 64
-                && !name.starts_with('.')
-                && name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-            if !ok {
-                return Err(invalid(format!(
-                    "[deployment] invalid node name {name:?} (1-64 ASCII letters, digits, '-', \
-                     '_' or '.')"
-                )));
-            }
+            let parsed: Name = name.parse().map_err(|_| {
+                invalid(format!(
+                    "[deployment] invalid node name {:?} (1-64 ASCII letters, digits, '-', '_' \
+                     or '.')",
+                    name.chars().take(80).collect::<String>()
+                ))
+            })?;
+            nodes.push(parsed);
             if !seen.insert(name) {
                 return Err(invalid(format!(
                     "[deployment] node {name:?} is listed twice"
@@ -837,7 +875,7 @@ impl RawDeployment {
                 self.nodes.len()
             )));
         }
-        let secs = |key: &str, v: Option<f64>, default: f64| -> Result<f64, SimError> {
+        let secs = |key: &str, v: Option<f64>, default: f64| -> Result<f64, JobError> {
             let v = v.unwrap_or(default);
             if v.is_finite() && v > 0.0 && v <= 86_400.0 {
                 Ok(v)
@@ -851,12 +889,12 @@ impl RawDeployment {
             round_timeout_secs: secs("round_timeout_secs", self.round_timeout_secs, 60.0)?,
             start_timeout_secs: secs("start_timeout_secs", self.start_timeout_secs, 30.0)?,
             max_retries: self.max_retries.unwrap_or(3),
-            nodes: self.nodes,
+            nodes,
         })
     }
 }
 
-fn parse_strategy(s: RawStrategy) -> Result<StrategyConfig, SimError> {
+fn parse_strategy(s: RawStrategy) -> Result<StrategyConfig, JobError> {
     let kind = s.kind.clone().unwrap_or_else(|| "fedavg".into());
     let given = [
         ("mu", s.mu.is_some()),
@@ -870,7 +908,7 @@ fn parse_strategy(s: RawStrategy) -> Result<StrategyConfig, SimError> {
         ("byzantine", s.byzantine.is_some()),
         ("select", s.select.is_some()),
     ];
-    let allow = |allowed: &[&str]| -> Result<(), SimError> {
+    let allow = |allowed: &[&str]| -> Result<(), JobError> {
         let unused: Vec<(&str, bool)> = given
             .iter()
             .map(|&(k, present)| (k, present && !allowed.contains(&k)))

@@ -10,9 +10,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 use tonic::transport::{Channel, Endpoint, Uri};
 
-use crate::config::Security;
-use crate::error::NetError;
-use crate::tls;
+use crate::TransportError;
+use crate::tls::{self, Security};
 
 /// Bytes moved through connections made by [`connect`] (TLS records included), for benchmarks.
 #[derive(Debug, Default)]
@@ -28,8 +27,8 @@ pub async fn connect(
     url: &str,
     security: &Security,
     counter: Option<Arc<WireCounter>>,
-) -> Result<Channel, NetError> {
-    let fail = |reason: String| NetError::Connect {
+) -> Result<Channel, TransportError> {
+    let fail = |reason: String| TransportError::Connect {
         url: url.to_string(),
         reason,
     };
