@@ -82,12 +82,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let c2 = ev.mul(&a, &b)?;
     let t_rescale = time(reps, || ev.rescale(&c2));
     let t_rotate = time(reps, || ev.rotate(&a, 1));
+    let bytes_public = a.to_bytes(&ctx)?.len();
+    let bytes_symmetric = sk.encrypt(&pt, &mut rng)?.to_bytes(&ctx)?.len();
     let line = format!(
         "{{\"impl\":\"privet\",\"log_n\":{log_n},\"bits\":{bits:?},\"threads\":{threads},\"us\":{{\
 \"keygen_secret\":{t_sk:.1},\"keygen_public\":{t_pk:.1},\"keygen_relin\":{t_rk:.1},\"keygen_galois_one\":{t_gk:.1},\
 \"encode\":{t_encode:.1},\"encrypt_public\":{t_enc_pk:.1},\"encrypt_symmetric\":{t_enc_sk:.1},\"decrypt_decode\":{t_dec:.1},\
 \"add\":{t_add:.1},\"mul_plain\":{t_mul_plain:.1},\"mul\":{t_mul:.1},\"relinearize\":{t_relin:.1},\"mul_relin\":{t_mul_relin:.1},\
-\"rescale\":{t_rescale:.1},\"rotate\":{t_rotate:.1}}}}}"
+\"rescale\":{t_rescale:.1},\"rotate\":{t_rotate:.1}}},\"ciphertext_bytes\":{{\"public\":{bytes_public},\"symmetric_seeded\":{bytes_symmetric}}}}}"
     );
     println!("{line}");
     Ok(())

@@ -136,8 +136,14 @@ fn activation_is_recorded_in_the_spec_and_defaults_to_relu() {
             activation: Activation::Relu
         }
     );
-    assert_eq!(serde_json::to_string(&old).unwrap(), r#"{"kind":"mlp","hidden":[4]}"#);
-    assert!(serde_json::from_str::<ModelSpec>(r#"{"kind":"mlp","hidden":[4],"activation":"tanh"}"#).is_err());
+    assert_eq!(
+        serde_json::to_string(&old).unwrap(),
+        r#"{"kind":"mlp","hidden":[4]}"#
+    );
+    assert!(
+        serde_json::from_str::<ModelSpec>(r#"{"kind":"mlp","hidden":[4],"activation":"tanh"}"#)
+            .is_err()
+    );
     assert_eq!(square.describe(), "MLP [4] (square)");
 }
 

@@ -12,6 +12,7 @@ use privet_sim::{Mode, RunOptions, RunSummary, run_job};
 mod demo;
 mod dp_cmd;
 mod exit;
+mod he_cmd;
 mod net_cmd;
 mod stats_cmd;
 mod train_cmd;
@@ -123,6 +124,9 @@ enum Command {
     Dp(dp_cmd::DpCommand),
     /// Differentially private count, sum, mean, histogram and quantiles of one CSV column.
     Stats(stats_cmd::StatsArgs),
+    /// Encrypted inference (CKKS): keygen, infer (in-process or against a server), serve.
+    #[command(subcommand)]
+    He(he_cmd::HeCommand),
 }
 
 fn main() -> ExitCode {
@@ -185,6 +189,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Certs(cmd) => net_cmd::certs(cmd),
         Command::Dp(cmd) => dp_cmd::run(cmd),
         Command::Stats(args) => stats_cmd::run(&args),
+        Command::He(cmd) => he_cmd::run(cmd),
     }
 }
 
