@@ -140,15 +140,39 @@ fn existing_regular(path: &Path) -> Result<Option<std::fs::Permissions>, FileErr
     }
 }
 
-/// The temporary name beside `path`: `NAME.tmp` (files that share a stem never share one).
+/// The temporary name beside `path`: `STEM.tmp.EXT` (the extension kept, for writers that pick
+/// a format from it), or `NAME.tmp` without an extension. Files that share a stem never share a
+/// temporary.
 fn temporary(path: &Path) -> PathBuf {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    PathBuf::from(tmp)
+    match (path.file_stem(), path.extension()) {
+        (Some(stem), Some(ext)) => {
+            let mut name = stem.to_owned();
+            name.push(".tmp.");
+            name.push(ext);
+            path.with_file_name(name)
+        }
+        _ => {
+            let mut tmp = path.as_os_str().to_owned();
+            tmp.push(".tmp");
+            PathBuf::from(tmp)
+        }
+    }
 }
 
 /// Writes `bytes` to `path` atomically and durably (see the [crate documentation](crate)).
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: Mode) -> Result<(), FileError> {
+    write_atomic_with(path, mode, |file, _| file.write_all(bytes))
+}
+
+/// [`write_atomic`] for content that a writer produces: `fill` writes into the temporary file,
+/// given both open and by its path (for a library that writes to a path itself, such as a chart
+/// renderer; it must write that same file, not replace it). The file is then synced and renamed
+/// over `path` under the same rules.
+pub fn write_atomic_with(
+    path: &Path,
+    mode: Mode,
+    fill: impl FnOnce(&mut File, &Path) -> std::io::Result<()>,
+) -> Result<(), FileError> {
     let previous = existing_regular(path)?;
     let tmp = temporary(path);
     // A temporary left by a crash is ours to replace, but never through a link.
@@ -179,7 +203,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: Mode) -> Result<(), FileErr
             (Mode::Public, Some(perms)) => file.set_permissions(perms).map_err(io(&tmp))?,
             (Mode::Public, None) => {}
         }
-        file.write_all(bytes).map_err(io(path))?;
+        fill(&mut file, &tmp).map_err(io(path))?;
         file.sync_all().map_err(io(path))?;
         std::fs::rename(&tmp, path).map_err(io(path))?;
         sync_dir(path);

@@ -26,12 +26,14 @@
 
 mod error;
 mod local;
+pub mod policy;
 pub mod seeds;
 pub mod spec;
 pub mod stack;
 
 pub use error::JobError;
 pub use local::{LocalRows, local_train_config, train_locally};
+pub use policy::{AnswerPolicy, EgressPolicy, FeaturePrivacy, SummaryPolicy, release_dp_summary};
 pub use seeds::{Purpose, client_shuffle_seed, derive_seed, initial_params};
 pub use spec::{DataSource, Deployment, Federation, Job, LocalTraining};
 pub use stack::{

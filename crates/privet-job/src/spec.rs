@@ -39,6 +39,7 @@ use privet_ml::{Activation, ModelSpec, OptimizerConfig};
 use serde::Deserialize;
 
 use crate::error::JobError;
+use crate::policy::FeaturePrivacy;
 
 /// Largest job file read.
 const MAX_JOB_BYTES: u64 = 1 << 20;
@@ -66,6 +67,9 @@ pub struct Job {
     pub secure_aggregation: Option<privet_secagg::SecAggConfig>,
     /// Client-level differential privacy (`[privacy]`), see the [module documentation](self).
     pub privacy: Option<PrivacyConfig>,
+    /// How nodes release feature statistics under `[privacy]` (`[privacy.features]`; required
+    /// for networked jobs with `[privacy]`, see [`crate::policy`]).
+    pub feature_privacy: Option<FeaturePrivacy>,
 }
 
 /// The `[deployment]` section: who takes part in a networked run, and its timeouts.
@@ -161,6 +165,18 @@ struct RawPrivacy {
     target_epsilon: Option<f64>,
     delta: Option<f64>,
     budget: Option<RawBudget>,
+    features: Option<RawFeatures>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFeatures {
+    epsilon: f64,
+    #[serde(default)]
+    bounds: std::collections::BTreeMap<String, [f64; 2]>,
+    #[serde(default)]
+    categories: std::collections::BTreeMap<String, Vec<String>>,
+    labels: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -336,9 +352,32 @@ impl RawJob {
             .deployment
             .map(|d| d.validate(federation.min_clients))
             .transpose()?;
-        let privacy = self.privacy.map(|p| p.validate()).transpose()?;
+        let (privacy, feature_privacy) = match self.privacy {
+            Some(p) => {
+                let (config, features) = p.validate()?;
+                (Some(config), features)
+            }
+            None => (None, None),
+        };
+        if let (Some(_), Some(d)) = (&secure_aggregation, &deployment)
+            && d.nodes.len() < privet_secagg::MIN_CLIENTS
+        {
+            return Err(invalid(format!(
+                "[deployment] secure aggregation needs at least {} nodes per round, and the job \
+                 lists {}",
+                privet_secagg::MIN_CLIENTS,
+                d.nodes.len()
+            )));
+        }
         if let Some(p) = &privacy {
             check_privacy(p, &federation, &strategy, secure_aggregation.as_mut())?;
+            if deployment.is_some() && feature_privacy.is_none() {
+                return Err(invalid(
+                    "[privacy] a networked job needs [privacy.features] (epsilon, public `bounds` \
+                     of numeric columns, `categories` of categorical ones, `labels`): nodes \
+                     release their feature statistics with differential privacy, never exactly",
+                ));
+            }
         }
         Ok(Job {
             data,
@@ -351,6 +390,7 @@ impl RawJob {
             deployment,
             secure_aggregation,
             privacy,
+            feature_privacy,
         })
     }
 }
@@ -766,8 +806,46 @@ fn check_privacy(
     Ok(())
 }
 
+impl RawFeatures {
+    /// `[privacy.features]`.
+    fn validate(self) -> Result<FeaturePrivacy, JobError> {
+        let bad = |m: String| invalid(format!("[privacy.features] {m}"));
+        if !(self.epsilon.is_finite() && self.epsilon > 0.0) {
+            return Err(bad(format!(
+                "`epsilon` must be finite and > 0, got {}",
+                self.epsilon
+            )));
+        }
+        let mut bounds = std::collections::BTreeMap::new();
+        let mut default_bounds = None;
+        for (column, [lo, hi]) in self.bounds {
+            if !(lo.is_finite() && hi.is_finite() && lo < hi) {
+                return Err(bad(format!(
+                    "`bounds.{column}` must be [lower, upper] with lower < upper, got [{lo}, {hi}]"
+                )));
+            }
+            if column == "*" {
+                default_bounds = Some((lo, hi));
+            } else {
+                bounds.insert(column, (lo, hi));
+            }
+        }
+        if self.labels.is_empty() {
+            return Err(bad("`labels` must list the label's classes".into()));
+        }
+        Ok(FeaturePrivacy {
+            epsilon: self.epsilon,
+            bounds,
+            default_bounds,
+            categories: self.categories,
+            labels: self.labels,
+        })
+    }
+}
+
 impl RawPrivacy {
-    fn validate(self) -> Result<PrivacyConfig, JobError> {
+    fn validate(self) -> Result<(PrivacyConfig, Option<FeaturePrivacy>), JobError> {
+        let features = self.features.map(RawFeatures::validate).transpose()?;
         let bad = |m: String| invalid(format!("[privacy] {m}"));
         let positive = |key: &str, v: f64| -> Result<f64, JobError> {
             if v.is_finite() && v > 0.0 {
@@ -828,13 +906,14 @@ impl RawPrivacy {
             (None, Some((_, d))) => d,
             (None, None) => return Err(bad("`delta` is required (or a `budget`)".into())),
         };
-        Ok(PrivacyConfig {
+        let config = PrivacyConfig {
             mode,
             clip,
             noise,
             delta,
             budget,
-        })
+        };
+        Ok((config, features))
     }
 }
 

@@ -350,6 +350,58 @@ fn round_record(
     })
 }
 
+/// The records of a centralized run: each epoch evaluated on the test set, timed, reported to
+/// the observer.
+pub(crate) struct EpochLog<'a> {
+    network: &'a Network,
+    data: &'a Prepared,
+    observer: &'a mut dyn Observer,
+    total: u32,
+    epoch_start: Instant,
+    /// One record per epoch so far.
+    pub(crate) rounds: Vec<RoundRecord>,
+}
+
+impl<'a> EpochLog<'a> {
+    pub(crate) fn new(
+        network: &'a Network,
+        data: &'a Prepared,
+        observer: &'a mut dyn Observer,
+        total: u32,
+    ) -> Self {
+        EpochLog {
+            network,
+            data,
+            observer,
+            total,
+            epoch_start: Instant::now(),
+            rounds: Vec::new(),
+        }
+    }
+
+    /// Records the epoch that just ended with `params`.
+    pub(crate) fn record(
+        &mut self,
+        epoch: usize,
+        params: &[f32],
+        stats: &privet_ml::TrainStats,
+    ) -> Result<(), privet_ml::MlError> {
+        let eval = self
+            .network
+            .evaluate(params, &self.data.test.x, &self.data.test.y)?;
+        let record = RoundRecord::centralized_epoch(
+            epoch,
+            stats.loss,
+            &eval,
+            self.epoch_start.elapsed().as_secs_f64(),
+        );
+        self.observer.round_done(&record, self.total);
+        self.rounds.push(record);
+        self.epoch_start = Instant::now();
+        Ok(())
+    }
+}
+
 /// Trains one model on all training rows: the centralized baseline that federation is measured
 /// against, and what pooling the data (which privet exists to avoid) would give. One record per
 /// epoch.
@@ -375,25 +427,13 @@ pub fn train_centralized(
         seed: derive_seed(seed, Purpose::Shuffle, 0, u32::MAX),
     };
     let started = Instant::now();
-    let mut epoch_start = Instant::now();
-    let mut rounds = Vec::new();
-    let total = job.train.epochs as u32;
+    let mut log = EpochLog::new(&network, data, observer, job.train.epochs as u32);
     let (params, _) =
         network.train_with(&initial, x, y, &rows, &cfg, &mut |epoch, params, stats| {
-            let eval = network.evaluate(params, &data.test.x, &data.test.y)?;
-            let record = RoundRecord::centralized_epoch(
-                epoch,
-                stats.loss,
-                &eval,
-                epoch_start.elapsed().as_secs_f64(),
-            );
-            observer.round_done(&record, total);
-            rounds.push(record);
-            epoch_start = Instant::now();
-            Ok(())
+            log.record(epoch, params, stats)
         })?;
     Ok(SimOutcome {
-        rounds,
+        rounds: log.rounds,
         params,
         network,
         train_seconds: started.elapsed().as_secs_f64(),

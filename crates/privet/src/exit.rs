@@ -8,13 +8,16 @@
 //! | 4 | bad or unreadable model file |
 //! | 5 | unusable certificates or keys |
 //! | 6 | the coordinator is unreachable, refused the request, or broke the protocol |
+//!
+//! Internal failures (a panicked task, a database that fails mid-run) are 1, never 2.
 
+use privet_coordinator::CoordinatorError;
 use privet_data::DataError;
 use privet_files::FileError;
 use privet_identity::IdentityError;
 use privet_job::JobError;
 use privet_ml::MlError;
-use privet_net::NetError;
+use privet_node::NodeError;
 use privet_sim::SimError;
 use privet_transport::TransportError;
 
@@ -41,16 +44,31 @@ pub fn code(err: &anyhow::Error) -> u8 {
     if err.downcast_ref::<privet_dp::DpError>().is_some() {
         return 2;
     }
-    if let Some(e) = err.downcast_ref::<NetError>() {
+    if let Some(e) = err.downcast_ref::<CoordinatorError>() {
         return match e {
-            NetError::Config(_) | NetError::Io { .. } => 2,
-            NetError::Job(j) => job_code(j),
-            NetError::Data(_) => 3,
-            NetError::Tls(_) => 5,
-            NetError::Connect { .. } | NetError::Remote(_) | NetError::Protocol(_) => 6,
-            NetError::Files(f) => files_code(f),
-            NetError::Identity(i) => identity_code(i),
-            NetError::Transport(t) => transport_code(t),
+            CoordinatorError::Config(_) | CoordinatorError::Listen { .. } => 2,
+            CoordinatorError::Job(j) => job_code(j),
+            CoordinatorError::Data(_) => 3,
+            CoordinatorError::Ml(m) => ml_code(m),
+            CoordinatorError::Files(f) => files_code(f),
+            CoordinatorError::Identity(i) => identity_code(i),
+            CoordinatorError::Transport(t) => transport_code(t),
+            CoordinatorError::Remote(_) | CoordinatorError::Protocol(_) => 6,
+            CoordinatorError::Wire(_) => 6,
+            CoordinatorError::Io { .. } => 1,
+            _ => 1,
+        };
+    }
+    if let Some(e) = err.downcast_ref::<NodeError>() {
+        return match e {
+            NodeError::Config(_) => 2,
+            NodeError::Job(j) => job_code(j),
+            NodeError::Data(_) => 3,
+            NodeError::Ml(m) => ml_code(m),
+            NodeError::Files(f) => files_code(f),
+            NodeError::Identity(i) => identity_code(i),
+            NodeError::Transport(t) => transport_code(t),
+            NodeError::Refused(_) | NodeError::Session(_) | NodeError::Wire(_) => 6,
             _ => 1,
         };
     }

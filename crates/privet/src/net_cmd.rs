@@ -3,10 +3,13 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::out::outln;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
+use privet_coordinator::{AdminClient, CoordinatorConfig};
 use privet_identity::{Name, Role, TlsFiles};
-use privet_net::{CoordinatorConfig, NodeConfig, Security};
+use privet_node::NodeConfig;
+use privet_transport::Security;
 
 /// How an operator command reaches the coordinator.
 #[derive(Debug, Args)]
@@ -127,10 +130,10 @@ pub fn coordinator(config: &Path, insecure_dev: bool) -> Result<()> {
     init_tracing();
     let config = CoordinatorConfig::from_file(config, insecure_dev)?;
     runtime()?.block_on(async move {
-        let handle = privet_net::coordinator::start(config).await?;
-        println!("coordinator listening on {}", handle.addr);
+        let handle = privet_coordinator::start(config).await?;
+        outln!("coordinator listening on {}", handle.addr);
         if let Some(m) = handle.metrics_addr {
-            println!("metrics on http://{m}/metrics");
+            outln!("metrics on http://{m}/metrics");
         }
         termination().await;
         tracing::info!("shutting down");
@@ -143,10 +146,10 @@ pub fn coordinator(config: &Path, insecure_dev: bool) -> Result<()> {
 pub fn node(config: &Path, insecure_dev: bool) -> Result<()> {
     init_tracing();
     let config = NodeConfig::from_file(config, insecure_dev)?;
-    let backend = Arc::new(privet_net::node::CsvBackend::new(config.data.clone()));
+    let backend = Arc::new(privet_node::CsvBackend::new(config.data.clone()));
     runtime()?.block_on(async move {
         let (tx, rx) = tokio::sync::watch::channel(false);
-        let node = tokio::spawn(privet_net::node::run_node(config, backend, rx, None));
+        let node = tokio::spawn(privet_node::run_node(config, backend, rx, None));
         tokio::select! {
             result = node => {
                 result.context("node task failed")??;
@@ -167,10 +170,9 @@ pub fn submit(job: &Path, remote: &Remote) -> Result<()> {
     privet_job::Job::from_file(job)?;
     let security = remote.security();
     runtime()?.block_on(async move {
-        let mut client =
-            privet_net::client::AdminClient::connect(&remote.coordinator, &security).await?;
+        let mut client = AdminClient::connect(&remote.coordinator, &security).await?;
         let id = client.submit(&text).await?;
-        println!("{id}");
+        outln!("{id}");
         Ok(())
     })
 }
@@ -180,7 +182,7 @@ pub fn status(job: Option<&str>, json: bool, remote: &Remote) -> Result<()> {
     let security = remote.security();
     runtime()?.block_on(async move {
         let mut client =
-            privet_net::client::AdminClient::connect(&remote.coordinator, &security).await?;
+            AdminClient::connect(&remote.coordinator, &security).await?;
         let (jobs, nodes) = match job {
             Some(id) => (vec![client.job(id).await?], None),
             None => {
@@ -193,11 +195,11 @@ pub fn status(job: Option<&str>, json: bool, remote: &Remote) -> Result<()> {
                 "connected_nodes": nodes,
                 "jobs": jobs.iter().map(job_json).collect::<Vec<_>>(),
             });
-            println!("{}", serde_json::to_string_pretty(&value)?);
+            outln!("{}", serde_json::to_string_pretty(&value)?);
             return Ok(());
         }
         if let Some(nodes) = nodes {
-            println!(
+            outln!(
                 "connected nodes: {}",
                 if nodes.is_empty() {
                     "none".into()
@@ -207,7 +209,7 @@ pub fn status(job: Option<&str>, json: bool, remote: &Remote) -> Result<()> {
             );
         }
         for j in &jobs {
-            println!(
+            outln!(
                 "{}  {}  {}/{} rounds  nodes: {}{}",
                 j.job_id,
                 j.state,
@@ -221,8 +223,21 @@ pub fn status(job: Option<&str>, json: bool, remote: &Remote) -> Result<()> {
                 }
             );
             if job.is_some() {
+                let numbers: std::collections::BTreeSet<u32> =
+                    j.rounds.iter().map(|r| r.round).collect();
+                let last = numbers.last().copied().unwrap_or(0);
+                let skipped: Vec<String> = (1..=last)
+                    .filter(|n| !numbers.contains(n))
+                    .map(|n| n.to_string())
+                    .collect();
+                if !skipped.is_empty() {
+                    outln!(
+                        "  round numbers skipped (in progress when the coordinator stopped): {}",
+                        skipped.join(", ")
+                    );
+                }
                 for r in &j.rounds {
-                    println!(
+                    outln!(
                         "  round {:>3}  {}  loss {:.4}  {:.2} s  participants: {}{}{}",
                         r.round,
                         if r.completed {
@@ -232,7 +247,12 @@ pub fn status(job: Option<&str>, json: bool, remote: &Remote) -> Result<()> {
                         },
                         r.train_loss,
                         r.seconds,
-                        r.participants.join(","),
+                        r.participants.join(",")
+                            + &if r.dropped.is_empty() {
+                                String::new()
+                            } else {
+                                format!("  dropped: {}", r.dropped.join(","))
+                            },
                         secagg_of(r)
                             .map(|s| format!("  secagg+ n={} k={} t={}", s.n, s.k, s.t))
                             .unwrap_or_default()
@@ -255,7 +275,7 @@ pub fn status(job: Option<&str>, json: bool, remote: &Remote) -> Result<()> {
     })
 }
 
-fn job_json(j: &privet_net::proto::JobInfo) -> serde_json::Value {
+fn job_json(j: &privet_wire::proto::JobInfo) -> serde_json::Value {
     serde_json::json!({
         "job_id": j.job_id,
         "state": j.state,
@@ -292,7 +312,7 @@ fn job_json(j: &privet_net::proto::JobInfo) -> serde_json::Value {
 }
 
 /// A round's secure-aggregation detail, if it has a readable one.
-fn secagg_of(r: &privet_net::proto::RoundInfo) -> Option<privet_secagg::SecAggDetails> {
+fn secagg_of(r: &privet_wire::proto::RoundInfo) -> Option<privet_secagg::SecAggDetails> {
     detail(r, privet_secagg::SecAggDetails::NAME)
 }
 
@@ -308,19 +328,30 @@ struct PrivacyView {
     clip: f64,
 }
 
-fn privacy_of(r: &privet_net::proto::RoundInfo) -> Option<PrivacyView> {
+fn privacy_of(r: &privet_wire::proto::RoundInfo) -> Option<PrivacyView> {
     detail(r, privet_dpfedavg::RoundPrivacy::NAME)
 }
 
 /// The round detail `name`, decoded; `None` when absent or unreadable (a newer coordinator may
 /// report more than this build understands).
 fn detail<T: serde::de::DeserializeOwned>(
-    r: &privet_net::proto::RoundInfo,
+    r: &privet_wire::proto::RoundInfo,
     name: &str,
 ) -> Option<T> {
     r.details
         .get(name)
         .and_then(|text| serde_json::from_str(text).ok())
+}
+
+/// `privet cancel`
+pub fn cancel(job: &str, reason: &str, remote: &Remote) -> Result<()> {
+    let security = remote.security();
+    runtime()?.block_on(async move {
+        let mut client = AdminClient::connect(&remote.coordinator, &security).await?;
+        let info = client.cancel(job, reason).await?;
+        outln!("{}  {}  {}", info.job_id, info.state, info.error);
+        Ok(())
+    })
 }
 
 /// `privet fetch-model`
@@ -330,10 +361,9 @@ pub fn fetch_model(job: &str, out: &Path, remote: &Remote) -> Result<()> {
         std::fs::create_dir_all(parent).with_context(|| format!("{}", parent.display()))?;
     }
     runtime()?.block_on(async move {
-        let mut client =
-            privet_net::client::AdminClient::connect(&remote.coordinator, &security).await?;
+        let mut client = AdminClient::connect(&remote.coordinator, &security).await?;
         let round = client.fetch_model(job, out).await?;
-        println!(
+        outln!(
             "saved the model after round {round} to {} (+ {})",
             out.display(),
             privet_ml::meta_path(out).display()
@@ -352,7 +382,7 @@ pub fn certs(cmd: CertsCommand) -> Result<()> {
             force,
         } => {
             let path = privet_identity::init_ca(&dir, &federation, days, force)?;
-            println!(
+            outln!(
                 "created the federation CA: {} (keep {} secret)",
                 path.display(),
                 dir.join("ca.key").display()
@@ -372,7 +402,7 @@ pub fn certs(cmd: CertsCommand) -> Result<()> {
                 Role::Coordinator
             });
             let files = privet_identity::issue(&dir, &name, role, &hosts, days, force)?;
-            println!(
+            outln!(
                 "issued {} and {} for {name} as a {role}{}",
                 files.cert.display(),
                 files.key.display(),

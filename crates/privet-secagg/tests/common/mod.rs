@@ -38,6 +38,8 @@ pub struct Trainer {
     pub loss: f32,
     /// Move every parameter by this instead.
     pub constant: Option<f32>,
+    /// Times `fit` was called.
+    pub fits: u32,
 }
 
 impl Trainer {
@@ -47,6 +49,7 @@ impl Trainer {
             examples: u64::from(client.0) * 7 % 50 + 1,
             loss: 0.25 * client.0 as f32,
             constant: None,
+            fits: 0,
         }
     }
 
@@ -77,6 +80,7 @@ impl LocalTrainer for Trainer {
         params: &[f32],
         _config: &ClientTrainConfig,
     ) -> Result<(Vec<f32>, TrainMetrics), FlError> {
+        self.fits += 1;
         Ok((self.local(round, params), self.metrics()))
     }
 }

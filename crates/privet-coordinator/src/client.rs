@@ -6,11 +6,10 @@ use std::path::Path;
 use privet_ml::{ModelMeta, Network, TrainedModel};
 use tonic::transport::Channel;
 
-use crate::config::Security;
-use crate::error::NetError;
-use crate::proto::{self, admin_client};
-use privet_transport::Limits;
-use privet_transport::connect;
+use privet_transport::{Limits, Security, connect};
+use privet_wire::proto::{self, admin_client};
+
+use crate::error::CoordinatorError;
 
 /// A connection to a coordinator's admin service.
 #[derive(Debug, Clone)]
@@ -21,7 +20,7 @@ pub struct AdminClient {
 
 impl AdminClient {
     /// Connects to `url` with `security` (an admin certificate, normally).
-    pub async fn connect(url: &str, security: &Security) -> Result<Self, NetError> {
+    pub async fn connect(url: &str, security: &Security) -> Result<Self, CoordinatorError> {
         let channel = connect(url, security, None).await?;
         let limits = Limits::default();
         let inner = admin_client::AdminClient::new(channel)
@@ -30,8 +29,24 @@ impl AdminClient {
         Ok(AdminClient { inner, limits })
     }
 
+    /// Cancels a job; returns its state after the cancellation.
+    pub async fn cancel(
+        &mut self,
+        job_id: &str,
+        reason: &str,
+    ) -> Result<proto::JobInfo, CoordinatorError> {
+        Ok(self
+            .inner
+            .cancel_job(proto::CancelJobRequest {
+                job_id: job_id.to_string(),
+                reason: reason.to_string(),
+            })
+            .await?
+            .into_inner())
+    }
+
     /// Submits a job file's text; returns the job id.
-    pub async fn submit(&mut self, job_toml: &str) -> Result<String, NetError> {
+    pub async fn submit(&mut self, job_toml: &str) -> Result<String, CoordinatorError> {
         let reply = self
             .inner
             .submit_job(proto::SubmitJobRequest {
@@ -42,7 +57,7 @@ impl AdminClient {
     }
 
     /// One job's state.
-    pub async fn job(&mut self, job_id: &str) -> Result<proto::JobInfo, NetError> {
+    pub async fn job(&mut self, job_id: &str) -> Result<proto::JobInfo, CoordinatorError> {
         let reply = self
             .inner
             .get_job(proto::GetJobRequest {
@@ -53,7 +68,7 @@ impl AdminClient {
     }
 
     /// The coordinator's jobs and connected nodes.
-    pub async fn status(&mut self) -> Result<proto::StatusResponse, NetError> {
+    pub async fn status(&mut self) -> Result<proto::StatusResponse, CoordinatorError> {
         Ok(self
             .inner
             .status(proto::StatusRequest {})
@@ -63,7 +78,11 @@ impl AdminClient {
 
     /// Downloads a job's latest model and saves it to `weights` (`.safetensors`, with its
     /// `model.json` beside it). Returns the round of the checkpoint.
-    pub async fn fetch_model(&mut self, job_id: &str, weights: &Path) -> Result<u32, NetError> {
+    pub async fn fetch_model(
+        &mut self,
+        job_id: &str,
+        weights: &Path,
+    ) -> Result<u32, CoordinatorError> {
         let mut stream = self
             .inner
             .fetch_model(proto::FetchModelRequest {
@@ -74,22 +93,26 @@ impl AdminClient {
         let first = stream
             .message()
             .await?
-            .ok_or_else(|| NetError::Protocol("empty model download".into()))?;
+            .ok_or_else(|| CoordinatorError::Protocol("empty model download".into()))?;
         let meta: ModelMeta = serde_json::from_str(&first.meta_json)
-            .map_err(|e| NetError::Protocol(format!("model metadata: {e}")))?;
+            .map_err(|e| CoordinatorError::Protocol(format!("model metadata: {e}")))?;
         let expected_bytes = (first.num_params as usize)
             .checked_mul(4)
             .filter(|&b| b <= self.limits.max_message_bytes)
-            .ok_or_else(|| NetError::Protocol("model larger than the download limit".into()))?;
+            .ok_or_else(|| {
+                CoordinatorError::Protocol("model larger than the download limit".into())
+            })?;
         let mut bytes = Vec::with_capacity(expected_bytes);
         while let Some(chunk) = stream.message().await? {
             if bytes.len() + chunk.params.len() > expected_bytes {
-                return Err(NetError::Protocol("more parameters than announced".into()));
+                return Err(CoordinatorError::Protocol(
+                    "more parameters than announced".into(),
+                ));
             }
             bytes.extend_from_slice(&chunk.params);
         }
         if bytes.len() != expected_bytes {
-            return Err(NetError::Protocol(format!(
+            return Err(CoordinatorError::Protocol(format!(
                 "download ended after {} of {expected_bytes} bytes",
                 bytes.len()
             )));

@@ -14,11 +14,12 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use privet_coordinator::{AdminClient, CoordinatorConfig};
 use privet_identity::{Name, Role, TlsFiles};
-use privet_net::client::AdminClient;
-use privet_net::config::{CoordinatorConfig, NodeConfig, NodeData, Security};
-use privet_net::node::{ShiftBackend, run_node};
+use privet_node::{NodeConfig, NodeData};
+use privet_node::{ShiftBackend, run_node};
 use privet_transport::Limits;
+use privet_transport::Security;
 use privet_transport::WireCounter;
 
 const PARAMS: u64 = 30 * 32_000 + 32_000 + 32_000 + 1;
@@ -44,7 +45,7 @@ async fn run(nodes: usize) -> serde_json::Value {
         privet_identity::issue(&certs, &name(n), Role::Node, &[], 10, false).unwrap();
     }
     let limits = Limits::default();
-    let handle = privet_net::coordinator::start(CoordinatorConfig {
+    let handle = privet_coordinator::start(CoordinatorConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         metrics_listen: None,
         state: dir.path().join("state.db"),

@@ -7,20 +7,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use privet_coordinator::{AdminClient, CoordinatorConfig};
 use privet_dpfedavg::RoundPrivacy;
 use privet_identity::{Name, Role, TlsFiles};
 use privet_job::Job;
-use privet_net::PROTOCOL_VERSION;
-use privet_net::client::AdminClient;
-use privet_net::config::{CoordinatorConfig, NodeConfig, NodeData, Security};
-use privet_net::node::{NodeBackend, ShiftBackend, run_node};
-use privet_net::proto::coordinator_message::Body as Reply;
-use privet_net::proto::federation_client::FederationClient;
-use privet_net::proto::node_message::Body;
-use privet_net::proto::{self, CoordinatorMessage, NodeMessage};
+use privet_node::{NodeBackend, ShiftBackend, run_node};
+use privet_node::{NodeConfig, NodeData};
 use privet_secagg::SecAggDetails;
 use privet_transport::Frame;
+use privet_transport::Security;
 use privet_transport::{Encoded, Limits, Reassembler};
+use privet_wire::PROTOCOL_VERSION;
+use privet_wire::proto::coordinator_message::Body as Reply;
+use privet_wire::proto::federation_client::FederationClient;
+use privet_wire::proto::node_message::Body;
+use privet_wire::proto::{self, CoordinatorMessage, NodeMessage};
 use tokio::sync::{mpsc, watch};
 
 fn name(s: &str) -> Name {
@@ -177,7 +178,7 @@ async fn hostile_sessions_are_refused_and_the_coordinator_keeps_serving() {
         max_message_bytes: 1 << 20,
         ..Limits::default()
     };
-    let handle = privet_net::coordinator::start(setup.coordinator_config(limits))
+    let handle = privet_coordinator::start(setup.coordinator_config(limits))
         .await
         .unwrap();
     let url = format!("https://localhost:{}", handle.addr.port());
@@ -266,7 +267,7 @@ async fn a_200_mb_model_streams_both_ways() {
         max_frame_bytes: 1 << 20,
         zstd_level: Some(1),
     };
-    let handle = privet_net::coordinator::start(setup.coordinator_config(limits))
+    let handle = privet_coordinator::start(setup.coordinator_config(limits))
         .await
         .unwrap();
     let url = format!("https://localhost:{}", handle.addr.port());
@@ -373,7 +374,7 @@ fn shift_node(setup: &Setup, url: &str, name: &str) -> NodeConfig {
 /// In-process nodes run by `run_node`, stopped together.
 struct Nodes {
     stop: watch::Sender<bool>,
-    tasks: Vec<tokio::task::JoinHandle<Result<(), privet_net::NetError>>>,
+    tasks: Vec<tokio::task::JoinHandle<Result<(), privet_node::NodeError>>>,
 }
 
 impl Nodes {
@@ -435,7 +436,7 @@ async fn wait_done(admin: &mut AdminClient, id: &str) -> proto::JobInfo {
 async fn secure_aggregation_between_real_nodes_gives_the_mean_update() {
     let names = ["n0", "n1", "n2", "n3"];
     let setup = Setup::new(&names);
-    let handle = privet_net::coordinator::start(setup.coordinator_config(Limits::default()))
+    let handle = privet_coordinator::start(setup.coordinator_config(Limits::default()))
         .await
         .unwrap();
     let url = format!("https://localhost:{}", handle.addr.port());
@@ -493,7 +494,7 @@ async fn secure_aggregation_between_real_nodes_gives_the_mean_update() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plain_update_in_a_secure_aggregation_job_is_refused() {
     let setup = Setup::new(&["h0", "h1", "h2", "mallory"]);
-    let handle = privet_net::coordinator::start(setup.coordinator_config(Limits::default()))
+    let handle = privet_coordinator::start(setup.coordinator_config(Limits::default()))
         .await
         .unwrap();
     let url = format!("https://localhost:{}", handle.addr.port());
@@ -591,10 +592,10 @@ impl privet_fl::engine::LocalTrainer for AddHalf {
 async fn a_node_lost_after_sharing_its_keys_is_unmasked_away() {
     use privet_fl::engine::{ClientProtocol, FromClient, ToClient};
     use privet_identity::{PeerVerifier, load_signing_key};
-    use privet_net::identity::PeerKeys;
+    use privet_secagg::SharedKeyMap as PeerKeys;
 
     let setup = Setup::new(&["h0", "h1", "h2", "quitter"]);
-    let handle = privet_net::coordinator::start(setup.coordinator_config(Limits::default()))
+    let handle = privet_coordinator::start(setup.coordinator_config(Limits::default()))
         .await
         .unwrap();
     let url = format!("https://localhost:{}", handle.addr.port());
@@ -750,12 +751,12 @@ impl privet_fl::engine::LocalTrainer for SlowTrainer {
 }
 
 impl NodeBackend for SlowShift {
-    fn describe(&self) -> Result<privet_data::DataSummary, privet_net::NetError> {
+    fn table(&self) -> Result<privet_data::Table, privet_node::NodeError> {
         ShiftBackend {
             cols: 5,
             step: self.step,
         }
-        .describe()
+        .table()
     }
 
     fn join(
@@ -763,7 +764,7 @@ impl NodeBackend for SlowShift {
         _: &Job,
         _: &privet_data::Encoder,
         _: u32,
-    ) -> Result<Box<dyn privet_net::node::JobTrainer>, privet_net::NetError> {
+    ) -> Result<Box<dyn privet_node::JobTrainer>, privet_node::NodeError> {
         Ok(Box::new(SlowTrainer(*self)))
     }
 }
@@ -777,7 +778,7 @@ fn dp_job(rounds: u32, budget: Option<f64>) -> String {
          [federation]\nrounds = {rounds}\nclients_per_round = 4\nmin_clients = 4\nseed = 9\n\
          [privacy]\nmode = \"central\"\nnoise_multiplier = 1.0\ndelta = 1e-5\n\
          adaptive_clip = {{ initial = 0.01, target_quantile = 0.5, learning_rate = 0.2, \
-         count_noise = 2.0 }}\n{budget}\
+         count_noise = 2.0 }}\n{budget}[privacy.features]\nepsilon = 1.0\nbounds = {{ \"*\" = [-2.0, 2.0] }}\nlabels = [\"0\", \"1\"]\n\
          [deployment]\nnodes = [\"d0\", \"d1\", \"d2\", \"d3\"]\nround_timeout_secs = 30\n"
     )
 }
@@ -798,7 +799,7 @@ fn cumulative_epsilons(info: &proto::JobInfo) -> Vec<f64> {
 async fn a_privacy_budget_stops_the_job_and_survives_a_coordinator_restart() {
     let names = ["d0", "d1", "d2", "d3"];
     let setup = Setup::new(&names);
-    let handle = privet_net::coordinator::start(setup.coordinator_config(Limits::default()))
+    let handle = privet_coordinator::start(setup.coordinator_config(Limits::default()))
         .await
         .unwrap();
     let port = handle.addr.port();
@@ -850,7 +851,7 @@ async fn a_privacy_budget_stops_the_job_and_survives_a_coordinator_restart() {
     assert!((1..3).contains(&before), "{before}");
     let mut config = setup.coordinator_config(Limits::default());
     config.listen = format!("127.0.0.1:{port}").parse().unwrap();
-    let handle = privet_net::coordinator::start(config).await.unwrap();
+    let handle = privet_coordinator::start(config).await.unwrap();
     let mut admin = AdminClient::connect(&url, &setup.files("admin"))
         .await
         .unwrap();
@@ -890,7 +891,7 @@ async fn wait_done_or_stopped(admin: &mut AdminClient, id: &str) -> proto::JobIn
 async fn distributed_noise_under_secure_aggregation_between_real_nodes() {
     let names = ["d0", "d1", "d2", "d3"];
     let setup = Setup::new(&names);
-    let handle = privet_net::coordinator::start(setup.coordinator_config(Limits::default()))
+    let handle = privet_coordinator::start(setup.coordinator_config(Limits::default()))
         .await
         .unwrap();
     let url = format!("https://localhost:{}", handle.addr.port());
@@ -900,6 +901,8 @@ async fn distributed_noise_under_secure_aggregation_between_real_nodes() {
                secure_aggregation = \"secagg+\"\n\
                [privacy]\nmode = \"distributed\"\nclip = 1.0\nnoise_multiplier = 1.0\n\
                delta = 1e-5\n\
+               [privacy.features]\nepsilon = 1.0\nbounds = { \"*\" = [-2.0, 2.0] }\n\
+               labels = [\"0\", \"1\"]\n\
                [deployment]\nnodes = [\"d0\", \"d1\", \"d2\", \"d3\"]\nround_timeout_secs = 30\n";
     let mut admin = AdminClient::connect(&url, &setup.files("admin"))
         .await
@@ -934,5 +937,105 @@ async fn distributed_noise_under_secure_aggregation_between_real_nodes() {
         .fold(0.0f32, f32::max);
     assert!(worst > 0.01, "{worst}");
     nodes.stop().await;
+    handle.shutdown().await.unwrap();
+}
+
+/// A job whose nodes never come fails when its start timeout passes, naming them, instead of
+/// waiting (and being resumed) forever; a job that is running can be cancelled by an operator,
+/// which the store records; a job listing an operator as a node is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_that_cannot_run_fail_or_are_cancelled() {
+    let names = ["c0", "c1"];
+    let setup = Setup::new(&names);
+    let handle = privet_coordinator::start(setup.coordinator_config(Limits::default()))
+        .await
+        .unwrap();
+    let url = format!("https://localhost:{}", handle.addr.port());
+    let mut admin = AdminClient::connect(&url, &setup.files("admin"))
+        .await
+        .unwrap();
+    let job = |nodes: &str, start: f64| {
+        format!(
+            "[data]\npath = \"x.csv\"\nlabel = \"y\"\n[model]\nkind = \"logreg\"\n\
+             [federation]\nrounds = 100000\nclients_per_round = 1\nmin_clients = 1\nseed = 5\n\
+             [deployment]\nnodes = [{nodes}]\nround_timeout_secs = 30\n\
+             start_timeout_secs = {start}\n"
+        )
+    };
+    // Nobody comes.
+    let ghost = admin.submit(&job("\"ghost\"", 1.0)).await.unwrap();
+    let info = wait_done(&mut admin, &ghost).await;
+    assert_eq!(info.state, "failed");
+    assert!(
+        info.error.contains("start_timeout_secs") && info.error.contains("ghost"),
+        "{}",
+        info.error
+    );
+    // An operator's name is not a node's.
+    let err = admin.submit(&job("\"admin\"", 1.0)).await.unwrap_err();
+    assert!(err.to_string().contains("operator"), "{err}");
+    // A running job is cancelled.
+    let nodes = Nodes::shift(&setup, &url, &names, 0.001);
+    let running = admin.submit(&job("\"c0\", \"c1\"", 30.0)).await.unwrap();
+    for _ in 0..200 {
+        if admin.job(&running).await.unwrap().completed_rounds >= 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let info = admin.cancel(&running, "wrong data set").await.unwrap();
+    assert_eq!(info.state, "cancelled");
+    assert!(
+        info.error.contains("admin") && info.error.contains("wrong data set"),
+        "{}",
+        info.error
+    );
+    // Cancelling twice, or a finished job, is refused; the job stays cancelled.
+    let err = admin.cancel(&running, "again").await.unwrap_err();
+    assert!(err.to_string().contains("already finished"), "{err}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(admin.job(&running).await.unwrap().state, "cancelled");
+    nodes.stop().await;
+    handle.shutdown().await.unwrap();
+}
+
+/// A three-node SecAgg+ job survives losing a node for a few seconds: rounds are not started
+/// without three nodes (SecAgg+'s minimum), failed rounds back off, and the job completes once
+/// the node is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_three_node_secure_aggregation_job_waits_for_a_lost_node() {
+    let names = ["s0", "s1", "s2"];
+    let setup = Setup::new(&names);
+    let handle = privet_coordinator::start(setup.coordinator_config(Limits::default()))
+        .await
+        .unwrap();
+    let url = format!("https://localhost:{}", handle.addr.port());
+    let steady = Nodes::shift(&setup, &url, &names[..2], 0.001);
+    let mut flaky = Nodes::shift(&setup, &url, &names[2..], 0.001);
+    let job = "[data]\npath = \"x.csv\"\nlabel = \"y\"\n[model]\nkind = \"logreg\"\n\
+               [federation]\nrounds = 4\nclients_per_round = 3\nmin_clients = 2\nseed = 5\n\
+               secure_aggregation = \"secagg+\"\n\
+               [secure_aggregation]\nmax_clients = 10\nmax_weight = 100\n\
+               [deployment]\nnodes = [\"s0\", \"s1\", \"s2\"]\nround_timeout_secs = 5\n\
+               start_timeout_secs = 20\nmax_retries = 2\n";
+    let mut admin = AdminClient::connect(&url, &setup.files("admin"))
+        .await
+        .unwrap();
+    let id = admin.submit(job).await.unwrap();
+    for _ in 0..400 {
+        if admin.job(&id).await.unwrap().completed_rounds >= 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // s2 goes away for four seconds (longer than a node's reconnection backoff).
+    flaky.stop().await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    flaky = Nodes::shift(&setup, &url, &names[2..], 0.001);
+    let info = wait_done(&mut admin, &id).await;
+    assert_eq!(info.state, "completed", "{}", info.error);
+    assert_eq!(info.completed_rounds, 4);
+    flaky.stop().await;
+    steady.stop().await;
     handle.shutdown().await.unwrap();
 }

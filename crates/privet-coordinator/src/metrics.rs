@@ -12,7 +12,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use tokio::sync::watch;
 
-use crate::error::NetError;
+use crate::error::CoordinatorError;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Outcome {
@@ -153,17 +153,19 @@ impl Metrics {
         &self,
         addr: SocketAddr,
         mut shutdown: watch::Receiver<bool>,
-    ) -> Result<SocketAddr, NetError> {
+    ) -> Result<SocketAddr, CoordinatorError> {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
-            .map_err(|source| NetError::Io {
-                path: addr.to_string().into(),
+            .map_err(|source| CoordinatorError::Listen {
+                addr: addr.to_string(),
                 source,
             })?;
-        let bound = listener.local_addr().map_err(|source| NetError::Io {
-            path: addr.to_string().into(),
-            source,
-        })?;
+        let bound = listener
+            .local_addr()
+            .map_err(|source| CoordinatorError::Listen {
+                addr: addr.to_string(),
+                source,
+            })?;
         let metrics = self.clone();
         let app = axum::Router::new().route(
             "/metrics",

@@ -13,12 +13,58 @@ use privet_fl::RoundDetails;
 use privet_fl::engine::Checkpoint;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::error::NetError;
+/// What can go wrong with the coordinator's database.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database file cannot be opened or created.
+    #[error("state database {}: {source}", path.display())]
+    Open {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// Another coordinator holds the database.
+    #[error(
+        "state database {} is in use by another coordinator (pid {pid}); stop it first, or give \
+         this one another `state` file",
+        path.display()
+    )]
+    Locked {
+        /// The database file.
+        path: std::path::PathBuf,
+        /// The holder's process id, as it wrote it in the lock file.
+        pid: String,
+    },
+    /// The lock file beside the database cannot be created or locked.
+    #[error("lock file {}: {source}", path.display())]
+    Lock {
+        /// The lock file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A query failed.
+    #[error("state database: {0}")]
+    Sql(#[from] rusqlite::Error),
+    /// A row does not decode, or the schema is not one this build reads.
+    #[error("state database: {0}")]
+    Corrupt(String),
+    /// The store's thread is gone (the coordinator is shutting down, or a query panicked).
+    #[error("state database: the store thread stopped")]
+    Stopped,
+    /// The store's thread could not be started.
+    #[error("state database: cannot start its thread: {0}")]
+    Thread(#[source] std::io::Error),
+}
 
 /// Schema version of the database; a newer file is refused, not guessed at, and an older one is
 /// migrated in place (1: no round details; 2: the aggregate transform's state inside the
-/// strategy state).
-pub const SCHEMA_VERSION: i64 = 3;
+/// strategy state; 3: no job events).
+pub const SCHEMA_VERSION: i64 = 4;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -56,6 +102,14 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     strategy_state TEXT NOT NULL,
     transform_state TEXT
 );
+CREATE TABLE IF NOT EXISTS job_events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    job_id TEXT NOT NULL REFERENCES jobs(id),
+    at INTEGER NOT NULL,
+    actor TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    detail TEXT NOT NULL DEFAULT ''
+);
 ";
 
 /// Where a job stands.
@@ -72,6 +126,8 @@ pub enum JobState {
     /// Stopped before a round that would have exceeded the job's privacy budget; the rounds
     /// before it stand.
     Stopped,
+    /// Cancelled by an operator; the rounds before it stand.
+    Cancelled,
 }
 
 impl JobState {
@@ -83,17 +139,19 @@ impl JobState {
             JobState::Completed => "completed",
             JobState::Failed => "failed",
             JobState::Stopped => "stopped",
+            JobState::Cancelled => "cancelled",
         }
     }
 
-    fn parse(s: &str) -> Result<JobState, NetError> {
+    fn parse(s: &str) -> Result<JobState, StoreError> {
         Ok(match s {
             "waiting" => JobState::Waiting,
             "running" => JobState::Running,
             "completed" => JobState::Completed,
             "failed" => JobState::Failed,
             "stopped" => JobState::Stopped,
-            other => return Err(NetError::Store(format!("unknown job state {other:?}"))),
+            "cancelled" => JobState::Cancelled,
+            other => return Err(StoreError::Corrupt(format!("unknown job state {other:?}"))),
         })
     }
 
@@ -101,7 +159,7 @@ impl JobState {
     pub fn is_final(self) -> bool {
         matches!(
             self,
-            JobState::Completed | JobState::Failed | JobState::Stopped
+            JobState::Completed | JobState::Failed | JobState::Stopped | JobState::Cancelled
         )
     }
 }
@@ -154,30 +212,38 @@ pub struct RoundRow {
 #[derive(Debug)]
 pub struct Store {
     conn: Connection,
+    /// The lock file, held (locked) while the store is open.
+    _lock: Option<std::fs::File>,
 }
 
-fn json<T: serde::Serialize>(value: &T) -> Result<String, NetError> {
-    serde_json::to_string(value).map_err(|e| NetError::Store(e.to_string()))
+fn json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, NetError> {
-    serde_json::from_str(text).map_err(|e| NetError::Store(format!("corrupt row: {e}")))
+fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("corrupt row: {e}")))
 }
 
 impl Store {
-    /// Opens (creating if needed) the database at `path`.
-    pub fn open(path: &Path) -> Result<Store, NetError> {
-        let conn = Connection::open(path)
-            .map_err(|e| NetError::Store(format!("{}: {e}", path.display())))?;
-        Self::init(conn)
+    /// Opens (creating if needed) the database at `path`, after taking an exclusive lock on
+    /// `PATH.lock` beside it (which holds the locking process's id): two coordinators on one
+    /// state file would run the same jobs twice. The lock goes with the store (and with the
+    /// process, however it ends).
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let lock = lock_beside(path)?;
+        let conn = Connection::open(path).map_err(|source| StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::init(conn, Some(lock))
     }
 
     /// An in-memory database (tests).
-    pub fn in_memory() -> Result<Store, NetError> {
-        Self::init(Connection::open_in_memory()?)
+    pub fn in_memory() -> Result<Store, StoreError> {
+        Self::init(Connection::open_in_memory()?, None)
     }
 
-    fn init(conn: Connection) -> Result<Store, NetError> {
+    fn init(conn: Connection, lock: Option<std::fs::File>) -> Result<Store, StoreError> {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
@@ -199,10 +265,10 @@ impl Store {
             }
             Some(v) => {
                 let found: i64 = v.parse().map_err(|_| {
-                    NetError::Store(format!("database schema version {v:?} is not a number"))
+                    StoreError::Corrupt(format!("database schema version {v:?} is not a number"))
                 })?;
                 if !(1..=SCHEMA_VERSION).contains(&found) {
-                    return Err(NetError::Store(format!(
+                    return Err(StoreError::Corrupt(format!(
                         "database schema version {v}, this privet reads version {SCHEMA_VERSION}"
                     )));
                 }
@@ -224,7 +290,7 @@ impl Store {
                 tx.commit()?;
             }
         }
-        Ok(Store { conn })
+        Ok(Store { conn, _lock: lock })
     }
 
     /// Records a new job.
@@ -234,7 +300,7 @@ impl Store {
         job_toml: &str,
         nodes: &[String],
         total_rounds: u32,
-    ) -> Result<(), NetError> {
+    ) -> Result<(), StoreError> {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
@@ -266,7 +332,7 @@ impl Store {
         "id, job_toml, nodes, state, error, encoder, total_rounds, completed_rounds";
 
     /// All jobs, oldest first.
-    pub fn jobs(&self) -> Result<Vec<JobRow>, NetError> {
+    pub fn jobs(&self) -> Result<Vec<JobRow>, StoreError> {
         let mut stmt = self.conn.prepare(&format!(
             "SELECT {} FROM jobs ORDER BY created_at, id",
             Self::JOB_COLUMNS
@@ -281,7 +347,7 @@ impl Store {
     }
 
     /// One job.
-    pub fn job(&self, id: &str) -> Result<Option<JobRow>, NetError> {
+    pub fn job(&self, id: &str) -> Result<Option<JobRow>, StoreError> {
         let row = self
             .conn
             .query_row(
@@ -294,7 +360,7 @@ impl Store {
     }
 
     /// Stores the fitted encoding and marks the job running.
-    pub fn set_encoder(&self, id: &str, encoder_json: &str) -> Result<(), NetError> {
+    pub fn set_encoder(&self, id: &str, encoder_json: &str) -> Result<(), StoreError> {
         self.conn.execute(
             "UPDATE jobs SET encoder = ?2, state = 'running' WHERE id = ?1",
             params![id, encoder_json],
@@ -302,17 +368,81 @@ impl Store {
         Ok(())
     }
 
-    /// Sets a job's state (and failure reason).
-    pub fn set_state(&self, id: &str, state: JobState, error: &str) -> Result<(), NetError> {
+    /// Sets a job's state (and failure reason), unless it has already finished (a cancellation
+    /// is not overwritten by a driver that ends after it).
+    pub fn set_state(&self, id: &str, state: JobState, error: &str) -> Result<(), StoreError> {
         self.conn.execute(
-            "UPDATE jobs SET state = ?2, error = ?3 WHERE id = ?1",
+            "UPDATE jobs SET state = ?2, error = ?3
+             WHERE id = ?1 AND state NOT IN ('completed', 'failed', 'stopped', 'cancelled')",
             params![id, state.as_str(), error],
         )?;
         Ok(())
     }
 
+    /// Records an event in a job's history (who did what, when): cancellations now.
+    pub fn record_event(
+        &self,
+        job: &str,
+        actor: &str,
+        kind: &str,
+        detail: &str,
+    ) -> Result<(), StoreError> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        self.conn.execute(
+            "INSERT INTO job_events (job_id, at, actor, kind, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![job, now, actor, kind, detail],
+        )?;
+        Ok(())
+    }
+
+    /// A job's events, oldest first: `(unix seconds, actor, kind, detail)`.
+    pub fn events(&self, job: &str) -> Result<Vec<(i64, String, String, String)>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT at, actor, kind, detail FROM job_events WHERE job_id = ?1 ORDER BY id",
+        )?;
+        let rows = stmt.query_map(params![job], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Cancels a job that has not finished, recording who and why, atomically; `false` if the
+    /// job had already finished (nothing changes).
+    pub fn cancel(&mut self, job: &str, actor: &str, reason: &str) -> Result<bool, StoreError> {
+        let tx = self.conn.transaction()?;
+        let state: Option<String> = tx
+            .query_row("SELECT state FROM jobs WHERE id = ?1", params![job], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        let Some(state) = state else {
+            return Ok(false);
+        };
+        if JobState::parse(&state)?.is_final() {
+            return Ok(false);
+        }
+        let why = format!("cancelled by {actor}: {reason}");
+        tx.execute(
+            "UPDATE jobs SET state = 'cancelled', error = ?2 WHERE id = ?1",
+            params![job, why],
+        )?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        tx.execute(
+            "INSERT INTO job_events (job_id, at, actor, kind, detail) VALUES (?1, ?2, ?3, 'cancel', ?4)",
+            params![job, now, actor, reason],
+        )?;
+        tx.commit()?;
+        Ok(true)
+    }
+
     /// Records that `round` has started, so that after a crash its number is never reused.
-    pub fn round_started(&self, id: &str, round: u32) -> Result<(), NetError> {
+    pub fn round_started(&self, id: &str, round: u32) -> Result<(), StoreError> {
         self.conn.execute(
             "UPDATE jobs SET last_round_started = MAX(last_round_started, ?2) WHERE id = ?1",
             params![id, round],
@@ -321,7 +451,7 @@ impl Store {
     }
 
     /// The highest round number a job has started.
-    pub fn last_round_started(&self, id: &str) -> Result<u32, NetError> {
+    pub fn last_round_started(&self, id: &str) -> Result<u32, StoreError> {
         Ok(self
             .conn
             .query_row(
@@ -340,7 +470,7 @@ impl Store {
         id: &str,
         round: &RoundRow,
         checkpoint: &Checkpoint,
-    ) -> Result<(), NetError> {
+    ) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
         let params_blob: Vec<u8> = checkpoint
             .global
@@ -390,7 +520,7 @@ impl Store {
     }
 
     /// The latest checkpoint of a job.
-    pub fn checkpoint(&self, id: &str) -> Result<Option<Checkpoint>, NetError> {
+    pub fn checkpoint(&self, id: &str) -> Result<Option<Checkpoint>, StoreError> {
         let row = self
             .conn
             .query_row(
@@ -416,7 +546,7 @@ impl Store {
             return Ok(None);
         };
         let global = privet_transport::bytes_to_f32(&blob)
-            .map_err(|e| NetError::Store(format!("corrupt checkpoint: {e}")))?;
+            .map_err(|e| StoreError::Corrupt(format!("corrupt checkpoint: {e}")))?;
         Ok(Some(Checkpoint {
             round,
             completed_rounds,
@@ -428,7 +558,7 @@ impl Store {
     }
 
     /// A job's finished rounds, in order.
-    pub fn rounds(&self, id: &str) -> Result<Vec<RoundRow>, NetError> {
+    pub fn rounds(&self, id: &str) -> Result<Vec<RoundRow>, StoreError> {
         let mut stmt = self.conn.prepare(
             "SELECT round, completed, participants, dropped, train_loss, num_examples, seconds,
                     failure, details
@@ -470,11 +600,126 @@ impl Store {
                 seconds,
                 failure,
                 details: RoundDetails::from_json(from_json(&details)?)
-                    .map_err(|e| NetError::Store(format!("corrupt row: {e}")))?,
+                    .map_err(|e| StoreError::Corrupt(format!("corrupt row: {e}")))?,
             });
         }
         Ok(out)
     }
+}
+
+/// A query for the store's thread.
+type Task = Box<dyn FnOnce(&mut Store) + Send>;
+
+enum Command {
+    Run(Task),
+    Close(tokio::sync::oneshot::Sender<()>),
+}
+
+/// The store as an actor: SQLite runs on its own thread, never on the async workers; every
+/// query is a closure sent to that thread and answered through a one-shot channel, in the order
+/// sent. Cheap to clone.
+#[derive(Clone)]
+pub struct StoreActor {
+    tx: std::sync::mpsc::Sender<Command>,
+}
+
+impl std::fmt::Debug for StoreActor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreActor").finish_non_exhaustive()
+    }
+}
+
+impl StoreActor {
+    /// Moves `store` to a thread of its own.
+    pub fn spawn(store: Store) -> Result<StoreActor, StoreError> {
+        let (tx, rx) = std::sync::mpsc::channel::<Command>();
+        std::thread::Builder::new()
+            .name("privet-store".into())
+            .spawn(move || {
+                let mut store = Some(store);
+                while let Ok(command) = rx.recv() {
+                    match command {
+                        Command::Run(task) => match &mut store {
+                            Some(s) => task(s),
+                            // Closed: the task's reply channel drops, its caller sees Stopped.
+                            None => drop(task),
+                        },
+                        Command::Close(done) => {
+                            // Dropping the store closes SQLite and releases the file lock.
+                            store = None;
+                            let _ = done.send(());
+                        }
+                    }
+                }
+            })
+            .map_err(StoreError::Thread)?;
+        Ok(StoreActor { tx })
+    }
+
+    /// Runs `f` on the store's thread and returns its answer.
+    pub async fn call<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let task: Task = Box::new(move |store| {
+            let _ = reply.send(f(store));
+        });
+        self.tx
+            .send(Command::Run(task))
+            .map_err(|_| StoreError::Stopped)?;
+        answer.await.map_err(|_| StoreError::Stopped)?
+    }
+
+    /// Closes the database after the queries already sent (later ones fail with
+    /// [`StoreError::Stopped`]) and waits until it is closed and its lock released.
+    pub async fn close(&self) {
+        let (done, closed) = tokio::sync::oneshot::channel();
+        if self.tx.send(Command::Close(done)).is_ok() {
+            let _ = closed.await;
+        }
+    }
+}
+
+/// Locks `PATH.lock` exclusively (without blocking) and writes this process's id into it.
+fn lock_beside(path: &Path) -> Result<std::fs::File, StoreError> {
+    use std::io::{Read, Seek, Write};
+    let mut lock_path = path.as_os_str().to_owned();
+    lock_path.push(".lock");
+    let lock_path = std::path::PathBuf::from(lock_path);
+    let io = |source| StoreError::Lock {
+        path: lock_path.clone(),
+        source,
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&lock_path)
+        .map_err(io)?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.take(32).read_to_string(&mut holder);
+            let pid = holder.trim();
+            return Err(StoreError::Locked {
+                path: path.to_path_buf(),
+                pid: if pid.is_empty() {
+                    "unknown".into()
+                } else {
+                    pid.chars().filter(char::is_ascii_digit).take(12).collect()
+                },
+            });
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
+    }
+    file.set_len(0).map_err(io)?;
+    file.rewind().map_err(io)?;
+    writeln!(file, "{}", std::process::id()).map_err(io)?;
+    file.sync_all().map_err(io)?;
+    Ok(file)
 }
 
 /// Schema 2 kept the aggregate transform's state (DP-FedAvg's ledger) inside the strategy
@@ -482,7 +727,7 @@ impl Store {
 /// it a column of its own.
 const LEGACY_TRANSFORM_ENTRY: &str = "privet/aggregate-transform/v1";
 
-fn migrate_transform_state(tx: &rusqlite::Transaction<'_>) -> Result<(), NetError> {
+fn migrate_transform_state(tx: &rusqlite::Transaction<'_>) -> Result<(), StoreError> {
     tx.execute_batch("ALTER TABLE checkpoints ADD COLUMN transform_state TEXT;")?;
     let rows: Vec<(String, String)> = {
         let mut stmt = tx.prepare("SELECT job_id, strategy_state FROM checkpoints")?;
@@ -504,14 +749,14 @@ fn migrate_transform_state(tx: &rusqlite::Transaction<'_>) -> Result<(), NetErro
                 if v.fract() == 0.0 && (0.0..=255.0).contains(&v) {
                     Ok(v as u8)
                 } else {
-                    Err(NetError::Store(format!(
+                    Err(StoreError::Corrupt(format!(
                         "job {job}: the legacy transform state holds {v}, not a byte"
                     )))
                 }
             })
             .collect::<Result<Vec<u8>, _>>()?;
         let text = String::from_utf8(bytes).map_err(|_| {
-            NetError::Store(format!(
+            StoreError::Corrupt(format!(
                 "job {job}: the legacy transform state is not UTF-8"
             ))
         })?;
@@ -534,7 +779,7 @@ struct JobRowRaw {
 }
 
 impl JobRowRaw {
-    fn finish(self, state: &str) -> Result<JobRow, NetError> {
+    fn finish(self, state: &str) -> Result<JobRow, StoreError> {
         Ok(JobRow {
             id: self.id,
             job_toml: self.job_toml,
@@ -608,6 +853,43 @@ mod tests {
     }
 
     #[test]
+    fn a_second_store_on_the_same_file_is_refused_with_the_holders_pid() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let first = Store::open(&path).unwrap();
+        let err = Store::open(&path).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains(&format!("pid {}", std::process::id())),
+            "{err}"
+        );
+        assert!(matches!(err, StoreError::Locked { .. }));
+        drop(first);
+        // The lock goes with the store.
+        Store::open(&path).unwrap();
+    }
+
+    #[test]
+    fn a_cancellation_is_recorded_once_and_finishes_the_job() {
+        let mut store = Store::in_memory().unwrap();
+        store.insert_job("j1", "toml", &["a".into()], 5).unwrap();
+        assert!(store.cancel("j1", "admin", "wrong data").unwrap());
+        let job = store.job("j1").unwrap().unwrap();
+        assert_eq!(job.state, JobState::Cancelled);
+        assert!(job.error.contains("admin"), "{}", job.error);
+        let events = store.events("j1").unwrap();
+        assert_eq!(events.len(), 1);
+        assert_eq!(
+            (events[0].1.as_str(), events[0].2.as_str()),
+            ("admin", "cancel")
+        );
+        // A finished job cannot be cancelled again, and an unknown one not at all.
+        assert!(!store.cancel("j1", "admin", "again").unwrap());
+        assert!(!store.cancel("nope", "admin", "x").unwrap());
+        assert_eq!(store.events("j1").unwrap().len(), 1);
+    }
+
+    #[test]
     fn a_newer_schema_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.db");
@@ -631,7 +913,11 @@ mod tests {
             let conn = Connection::open(&path).unwrap();
             let v1 = SCHEMA
                 .replace("    details TEXT NOT NULL DEFAULT '{}',\n", "")
-                .replace(",\n    transform_state TEXT\n", "\n");
+                .replace(",\n    transform_state TEXT\n", "\n")
+                .split("CREATE TABLE IF NOT EXISTS job_events")
+                .next()
+                .unwrap()
+                .to_string();
             assert_ne!(v1, SCHEMA);
             conn.execute_batch(&v1).unwrap();
             conn.execute_batch(
@@ -670,7 +956,12 @@ mod tests {
         .unwrap();
         {
             let conn = Connection::open(&path).unwrap();
-            let v2 = SCHEMA.replace(",\n    transform_state TEXT\n", "\n");
+            let v2 = SCHEMA
+                .replace(",\n    transform_state TEXT\n", "\n")
+                .split("CREATE TABLE IF NOT EXISTS job_events")
+                .next()
+                .unwrap()
+                .to_string();
             assert_ne!(v2, SCHEMA);
             conn.execute_batch(&v2).unwrap();
             conn.execute_batch(
