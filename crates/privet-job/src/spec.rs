@@ -49,7 +49,7 @@ use privet_data::PartitionScheme;
 use privet_dpfedavg::{ClipPolicy, NoiseLevel, PrivacyConfig, PrivacyMode};
 use privet_fl::{SampleSize, StrategyConfig};
 use privet_identity::Name;
-use privet_ml::{ModelSpec, OptimizerConfig};
+use privet_ml::{Activation, ModelSpec, OptimizerConfig};
 use serde::Deserialize;
 
 use crate::error::JobError;
@@ -254,6 +254,7 @@ struct RawPartition {
 struct RawModel {
     kind: String,
     hidden: Option<Vec<usize>>,
+    activation: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -595,14 +596,37 @@ impl RawModel {
         let m = self;
         let model = match m.kind.as_str() {
             "logreg" => {
-                reject_unused("model", "logreg", &[("hidden", m.hidden.is_some())])?;
+                reject_unused(
+                    "model",
+                    "logreg",
+                    &[
+                        ("hidden", m.hidden.is_some()),
+                        ("activation", m.activation.is_some()),
+                    ],
+                )?;
                 ModelSpec::Logreg
             }
             "mlp" => ModelSpec::Mlp {
                 hidden: m.hidden.unwrap_or_else(|| vec![64]),
+                activation: match m.activation.as_deref() {
+                    None | Some("relu") => Activation::Relu,
+                    Some("square") => Activation::Square,
+                    Some(other) => {
+                        return Err(invalid(format!(
+                            "[model] `activation` must be relu or square; got \"{other}\""
+                        )));
+                    }
+                },
             },
             "cnn" => {
-                reject_unused("model", "cnn", &[("hidden", m.hidden.is_some())])?;
+                reject_unused(
+                    "model",
+                    "cnn",
+                    &[
+                        ("hidden", m.hidden.is_some()),
+                        ("activation", m.activation.is_some()),
+                    ],
+                )?;
                 ModelSpec::Cnn
             }
             other => {

@@ -95,7 +95,27 @@ pub fn code(err: &anyhow::Error) -> u8 {
     if let Some(e) = err.downcast_ref::<FileError>() {
         return files_code(e);
     }
+    if let Some(e) = err.downcast_ref::<privet_he_service::HeServiceError>() {
+        return he_code(e);
+    }
+    if err.downcast_ref::<privet_he::HeError>().is_some() {
+        return 1;
+    }
     1
+}
+
+fn he_code(e: &privet_he_service::HeServiceError) -> u8 {
+    use privet_he_service::HeServiceError as E;
+    match e {
+        E::Model(_) => 4,
+        E::Ml(m) => ml_code(m),
+        E::Config(_) => 2,
+        E::Keys(_) => 5,
+        E::File(f) => files_code(f),
+        E::Transport(t) => transport_code(t),
+        E::Remote(_) | E::Protocol(_) => 6,
+        _ => 1,
+    }
 }
 
 /// A file that cannot be read or parsed is a bad command line or config (2); one that cannot

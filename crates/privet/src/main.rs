@@ -13,6 +13,7 @@ use privet_sim::{Mode, RunOptions, RunSummary, run_job};
 mod demo;
 mod dp_cmd;
 mod exit;
+mod he_cmd;
 mod net_cmd;
 mod out;
 mod pjc_cmd;
@@ -139,6 +140,9 @@ enum Command {
     /// Private Join and Compute: the size and sum of two lists' overlap, nothing else.
     #[command(subcommand)]
     Pjc(pjc_cmd::PjcCommand),
+    /// Encrypted inference (CKKS): keygen, infer (in-process or against a server), serve.
+    #[command(subcommand)]
+    He(he_cmd::HeCommand),
 }
 
 fn main() -> ExitCode {
@@ -215,6 +219,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Dp(cmd) => dp_cmd::run(cmd),
         Command::Stats(args) => stats_cmd::run(&args),
         Command::Pjc(cmd) => pjc_cmd::run(cmd),
+        Command::He(cmd) => he_cmd::run(cmd),
     }
 }
 
