@@ -38,6 +38,7 @@ pub mod imageio;
 pub mod inpaint;
 pub mod mask;
 pub mod metrics;
+pub mod reid;
 pub mod track;
 pub mod video;
 

@@ -8,6 +8,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 use privet_sim::{Job, Mode, RunOptions, RunSummary, run_job};
 
+mod anonymize_cmd;
 mod demo;
 mod dp_cmd;
 mod exit;
@@ -122,6 +123,9 @@ enum Command {
     Dp(dp_cmd::DpCommand),
     /// Differentially private count, sum, mean, histogram and quantiles of one CSV column.
     Stats(stats_cmd::StatsArgs),
+    /// Blur, pixelate, black out or remove faces and licence plates in an image or a video; erase
+    /// moving objects from static-camera video.
+    Anonymize(anonymize_cmd::AnonymizeArgs),
 }
 
 fn main() -> ExitCode {
@@ -184,6 +188,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Certs(cmd) => net_cmd::certs(cmd),
         Command::Dp(cmd) => dp_cmd::run(cmd),
         Command::Stats(args) => stats_cmd::run(&args),
+        Command::Anonymize(args) => anonymize_cmd::run(&args),
     }
 }
 
