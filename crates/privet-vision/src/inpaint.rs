@@ -15,6 +15,8 @@ use image::RgbImage;
 const KNOWN: u8 = 0;
 const BAND: u8 = 1;
 const INSIDE: u8 = 2;
+/// Largest first-order correction per source pixel, in grey levels.
+const MAX_CORRECTION: f32 = 24.0;
 
 /// Grows a 0/1 mask by `r` pixels (square structuring element).
 pub fn dilate(mask: &[u8], w: u32, h: u32, r: u32) -> Vec<u8> {
@@ -197,8 +199,11 @@ pub fn telea(img: &mut RgbImage, mask: &[u8], radius: u32) {
                     let wgt = dir * dst * lev;
                     for c in 0..3 {
                         // First-order estimate: the source value carried along its gradient.
+                        // The correction is bounded, so a textured edge (steep, noisy gradients)
+                        // cannot throw the estimate far off.
                         let (gx, gy) = igrad(j, c);
-                        acc[c] += wgt * (pix[j][c] + gx * vx + gy * vy);
+                        let corr = (gx * vx + gy * vy).clamp(-MAX_CORRECTION, MAX_CORRECTION);
+                        acc[c] += wgt * (pix[j][c] + corr);
                     }
                     wsum += wgt;
                 }
