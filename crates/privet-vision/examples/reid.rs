@@ -10,9 +10,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut rows = Vec::new();
     for identities in [5usize, 10, 20] {
         for seed in [1u64, 2, 3] {
-            let cfg = AttackConfig { identities, train_per_identity: 40, test_per_identity: 25, seed, mask_scale: 1.3 };
-            let mut row = format!("{{\"identities\": {identities}, \"seed\": {seed}, \"chance\": {:.4}", 1.0 / identities as f64);
-            for (name, m) in [("clear", None), ("blur", Some(Mode::Blur)), ("pixelate", Some(Mode::Pixelate)), ("solid", Some(Mode::Solid)), ("remove", Some(Mode::Remove))] {
+            let cfg = AttackConfig {
+                identities,
+                train_per_identity: 40,
+                test_per_identity: 25,
+                seed,
+                mask_scale: 1.3,
+            };
+            let mut row = format!(
+                "{{\"identities\": {identities}, \"seed\": {seed}, \"chance\": {:.4}",
+                1.0 / identities as f64
+            );
+            for (name, m) in [
+                ("clear", None),
+                ("blur", Some(Mode::Blur)),
+                ("pixelate", Some(Mode::Pixelate)),
+                ("solid", Some(Mode::Solid)),
+                ("remove", Some(Mode::Remove)),
+            ] {
                 row.push_str(&format!(", \"{name}\": {:.4}", attack(&cfg, m)?));
             }
             row.push('}');

@@ -21,8 +21,8 @@ use crate::error::{Result, VisionError};
 pub struct BackgroundConfig {
     /// Most frames kept (memory is this many frames plus one motion byte per pixel each).
     pub max_frames: usize,
-    /// Half-size of the motion window in pixels (0: derived from the frame size, about 1/80 of
-    /// the larger side, at least 2).
+    /// Half-size of the motion window in pixels (0: derived from the frame size, 1/320 of the
+    /// larger side, at least 1; larger windows did worse on bench/vision's scenes).
     pub window: u32,
     /// A sample is static where its windowed mean absolute grey difference is at most this.
     pub static_threshold: u8,
@@ -115,7 +115,7 @@ impl MotionAwareMedian {
         if self.cfg.window > 0 {
             self.cfg.window as usize
         } else {
-            (self.w.max(self.h) as usize / 80).max(2)
+            (self.w.max(self.h) as usize / 320).max(1)
         }
     }
 
@@ -150,7 +150,7 @@ impl MotionAwareMedian {
         }
         let idx = self.seen;
         self.seen += 1;
-        if idx % self.stride == 0 {
+        if idx.is_multiple_of(self.stride) {
             self.pending = Some((idx, frame.clone(), g.clone(), diff_prev));
         }
         self.prev_gray = Some(g);
@@ -158,7 +158,7 @@ impl MotionAwareMedian {
     }
 
     fn keep(&mut self, idx: u64, img: RgbImage, motion: Vec<u16>) {
-        if idx % self.stride != 0 {
+        if !idx.is_multiple_of(self.stride) {
             return;
         }
         let m = box_mean(&motion, self.w as usize, self.h as usize, self.window());
@@ -252,17 +252,17 @@ impl TemporalMedian {
 
     /// Feeds the next frame.
     pub fn push(&mut self, frame: &RgbImage) -> Result<()> {
-        if let Some(f) = self.frames.first() {
-            if f.dimensions() != frame.dimensions() {
-                return Err(VisionError::FrameSize {
-                    got_w: frame.width(),
-                    got_h: frame.height(),
-                    want_w: f.width(),
-                    want_h: f.height(),
-                });
-            }
+        if let Some(f) = self.frames.first()
+            && f.dimensions() != frame.dimensions()
+        {
+            return Err(VisionError::FrameSize {
+                got_w: frame.width(),
+                got_h: frame.height(),
+                want_w: f.width(),
+                want_h: f.height(),
+            });
         }
-        if self.seen % self.stride == 0 {
+        if self.seen.is_multiple_of(self.stride) {
             self.frames.push(frame.clone());
             if self.frames.len() >= self.max_frames {
                 let mut i = 0;

@@ -99,15 +99,15 @@ pub fn apply(
     background: Option<&RgbImage>,
 ) -> Result<()> {
     let (w, h) = img.dimensions();
-    if let Some(bg) = background {
-        if bg.dimensions() != (w, h) {
-            return Err(VisionError::FrameSize {
-                got_w: bg.width(),
-                got_h: bg.height(),
-                want_w: w,
-                want_h: h,
-            });
-        }
+    if let Some(bg) = background
+        && bg.dimensions() != (w, h)
+    {
+        return Err(VisionError::FrameSize {
+            got_w: bg.width(),
+            got_h: bg.height(),
+            want_w: w,
+            want_h: h,
+        });
     }
     match mode {
         Mode::Solid => {

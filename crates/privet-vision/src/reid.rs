@@ -33,7 +33,13 @@ pub struct AttackConfig {
 
 impl Default for AttackConfig {
     fn default() -> Self {
-        AttackConfig { identities: 5, train_per_identity: 30, test_per_identity: 20, seed: 7, mask_scale: 1.3 }
+        AttackConfig {
+            identities: 5,
+            train_per_identity: 30,
+            test_per_identity: 20,
+            seed: 7,
+            mask_scale: 1.3,
+        }
     }
 }
 
@@ -77,9 +83,17 @@ impl Identity {
     fn draw(r: &mut Rng) -> Identity {
         let tone = r.unit();
         let skin = [150.0 + 95.0 * tone, 100.0 + 90.0 * tone, 70.0 + 90.0 * tone];
-        let hair = [r.range(10.0, 230.0), r.range(10.0, 150.0), r.range(5.0, 80.0)];
+        let hair = [
+            r.range(10.0, 230.0),
+            r.range(10.0, 150.0),
+            r.range(5.0, 80.0),
+        ];
         Identity {
-            skin: [skin[0] + r.range(-15.0, 15.0), skin[1] + r.range(-15.0, 15.0), skin[2] + r.range(-15.0, 15.0)],
+            skin: [
+                skin[0] + r.range(-15.0, 15.0),
+                skin[1] + r.range(-15.0, 15.0),
+                skin[2] + r.range(-15.0, 15.0),
+            ],
             hair,
             hairline: r.range(0.15, 0.45),
             eye_dx: r.range(0.22, 0.38),
@@ -99,7 +113,11 @@ pub const SIDE: u32 = 48;
 
 /// Renders one picture of `id` and returns it with its face box.
 fn render(id: &Identity, r: &mut Rng) -> (RgbImage, BBox) {
-    let bgc = [r.range(0.0, 255.0), r.range(0.0, 255.0), r.range(0.0, 255.0)];
+    let bgc = [
+        r.range(0.0, 255.0),
+        r.range(0.0, 255.0),
+        r.range(0.0, 255.0),
+    ];
     let light = r.range(0.8, 1.2);
     let scale = r.range(0.9, 1.05);
     let h = 30.0 * scale;
@@ -124,9 +142,17 @@ fn render(id: &Identity, r: &mut Rng) -> (RgbImage, BBox) {
                     let (ex, ey) = (0.5 + side * id.eye_dx, id.eye_y);
                     let d2 = ((u - ex) / id.eye_r).powi(2) + ((v - ey) / (id.eye_r * 0.7)).powi(2);
                     if d2 <= 1.0 {
-                        c = if d2 < 0.35 { [20.0, 20.0, 30.0] } else { [240.0, 240.0, 240.0] };
+                        c = if d2 < 0.35 {
+                            [20.0, 20.0, 30.0]
+                        } else {
+                            [240.0, 240.0, 240.0]
+                        };
                     }
-                    if id.brow > 0.0 && (u - ex).abs() < id.eye_r * 1.3 && v < ey - id.eye_r && v > ey - id.eye_r - id.brow {
+                    if id.brow > 0.0
+                        && (u - ex).abs() < id.eye_r * 1.3
+                        && v < ey - id.eye_r
+                        && v > ey - id.eye_r - id.brow
+                    {
                         c = id.hair;
                     }
                 }
@@ -139,7 +165,11 @@ fn render(id: &Identity, r: &mut Rng) -> (RgbImage, BBox) {
                 }
             }
             let n = r.range(-6.0, 6.0);
-            img.put_pixel(px, py, image::Rgb(c.map(|ch| (ch * light + n).clamp(0.0, 255.0) as u8)));
+            img.put_pixel(
+                px,
+                py,
+                image::Rgb(c.map(|ch| (ch * light + n).clamp(0.0, 255.0) as u8)),
+            );
         }
     }
     (img, BBox::new(x0, y0, x0 + w, y0 + h))
@@ -171,7 +201,10 @@ fn train(x: &[Vec<f32>], y: &[usize], k: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>
     for s in sd.iter_mut() {
         *s = s.sqrt().max(1e-3);
     }
-    let z: Vec<Vec<f32>> = x.iter().map(|r| (0..d).map(|j| (r[j] - mean[j]) / sd[j]).collect()).collect();
+    let z: Vec<Vec<f32>> = x
+        .iter()
+        .map(|r| (0..d).map(|j| (r[j] - mean[j]) / sd[j]).collect())
+        .collect();
     let mut w = vec![0f32; k * d];
     let mut b = vec![0f32; k];
     let lr = 0.5;
@@ -200,7 +233,9 @@ fn train(x: &[Vec<f32>], y: &[usize], k: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>
 
 fn softmax(w: &[f32], b: &[f32], r: &[f32], k: usize) -> Vec<f32> {
     let d = r.len();
-    let logits: Vec<f32> = (0..k).map(|c| b[c] + (0..d).map(|j| w[c * d + j] * r[j]).sum::<f32>()).collect();
+    let logits: Vec<f32> = (0..k)
+        .map(|c| b[c] + (0..d).map(|j| w[c * d + j] * r[j]).sum::<f32>())
+        .collect();
     let m = logits.iter().copied().fold(f32::MIN, f32::max);
     let e: Vec<f32> = logits.iter().map(|l| (l - m).exp()).collect();
     let s: f32 = e.iter().sum();
@@ -214,14 +249,19 @@ pub type Obfuscation = Option<Mode>;
 /// obfuscated the same way. Chance is `1 / identities`.
 pub fn attack(cfg: &AttackConfig, obfuscation: Obfuscation) -> Result<f64> {
     let mut r = Rng(cfg.seed);
-    let ids: Vec<Identity> = (0..cfg.identities).map(|_| Identity::draw(&mut r)).collect();
-    let mut make = |per: usize, r: &mut Rng| -> Result<(Vec<Vec<f32>>, Vec<usize>)> {
+    let ids: Vec<Identity> = (0..cfg.identities)
+        .map(|_| Identity::draw(&mut r))
+        .collect();
+    let make = |per: usize, r: &mut Rng| -> Result<(Vec<Vec<f32>>, Vec<usize>)> {
         let (mut x, mut y) = (Vec::new(), Vec::new());
         for (label, id) in ids.iter().enumerate() {
             for _ in 0..per {
                 let (mut img, face) = render(id, r);
                 if let Some(mode) = obfuscation {
-                    let region = Region { bbox: face.scaled(cfg.mask_scale), shape: Shape::Ellipse };
+                    let region = Region {
+                        bbox: face.scaled(cfg.mask_scale),
+                        shape: Shape::Ellipse,
+                    };
                     mask::apply(&mut img, &[region], mode, None)?;
                 }
                 x.push(features(&img));
@@ -235,9 +275,18 @@ pub fn attack(cfg: &AttackConfig, obfuscation: Obfuscation) -> Result<f64> {
     let (w, b, mean, sd) = train(&xtr, &ytr, cfg.identities);
     let mut correct = 0usize;
     for (row, &label) in xte.iter().zip(&yte) {
-        let z: Vec<f32> = row.iter().enumerate().map(|(j, v)| (v - mean[j]) / sd[j]).collect();
+        let z: Vec<f32> = row
+            .iter()
+            .enumerate()
+            .map(|(j, v)| (v - mean[j]) / sd[j])
+            .collect();
         let p = softmax(&w, &b, &z, cfg.identities);
-        let guess = p.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i).unwrap_or(0);
+        let guess = p
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .map(|(i, _)| i)
+            .unwrap_or(0);
         if guess == label {
             correct += 1;
         }

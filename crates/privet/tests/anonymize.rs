@@ -19,7 +19,9 @@ fn privet(dir: &Path) -> Command {
 }
 
 fn data(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../privet-vision/tests/data").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../privet-vision/tests/data")
+        .join(name)
 }
 
 fn have_ffmpeg() -> bool {
@@ -39,7 +41,15 @@ fn rgb(path: &Path) -> image::RgbImage {
 fn an_image_face_is_blacked_out_and_the_boxes_file_says_where() {
     let dir = TempDir::new().unwrap();
     privet(dir.path())
-        .args(["anonymize", data("astronaut_head.jpg").to_str().unwrap(), "out.png", "--mode", "solid", "--boxes", "b.json"])
+        .args([
+            "anonymize",
+            data("astronaut_head.jpg").to_str().unwrap(),
+            "out.png",
+            "--mode",
+            "solid",
+            "--boxes",
+            "b.json",
+        ])
         .assert()
         .success()
         .stderr(predicate::str::contains("1 face(s)"));
@@ -47,7 +57,8 @@ fn an_image_face_is_blacked_out_and_the_boxes_file_says_where() {
     // The face centre (the true face box is (37,46)-(132,141)) is black, a corner is not.
     assert_eq!(out.get_pixel(85, 95).0, [0, 0, 0]);
     assert_ne!(out.get_pixel(2, 2).0, [0, 0, 0]);
-    let b: Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("b.json")).unwrap()).unwrap();
+    let b: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("b.json")).unwrap()).unwrap();
     assert_eq!(b["format"], "privet-boxes");
     assert_eq!(b["version"], 1);
     let boxes = b["frames"][0]["boxes"].as_array().unwrap();
@@ -64,7 +75,15 @@ fn every_mode_changes_the_face_and_plates_are_covered_too() {
     for mode in ["blur", "pixelate", "solid", "remove"] {
         let out = format!("{mode}.png");
         privet(dir.path())
-            .args(["anonymize", data("plate_composite.png").to_str().unwrap(), &out, "--what", "plates", "--mode", mode])
+            .args([
+                "anonymize",
+                data("plate_composite.png").to_str().unwrap(),
+                &out,
+                "--what",
+                "plates",
+                "--mode",
+                mode,
+            ])
             .assert()
             .success()
             .stderr(predicate::str::contains("1 plate(s)"));
@@ -72,11 +91,19 @@ fn every_mode_changes_the_face_and_plates_are_covered_too() {
         // The plate's text (dark strokes on white, (60,100)-(241,140)) no longer shows: the
         // plate's spread of grey levels collapses.
         let spread = |im: &image::RgbImage| {
-            let v: Vec<i32> = (105..136).flat_map(|y| (66..236).map(move |x| (x, y))).map(|(x, y)| im.get_pixel(x, y).0[0] as i32).collect();
+            let v: Vec<i32> = (105..136)
+                .flat_map(|y| (66..236).map(move |x| (x, y)))
+                .map(|(x, y)| im.get_pixel(x, y).0[0] as i32)
+                .collect();
             let m = v.iter().sum::<i32>() as f64 / v.len() as f64;
             (v.iter().map(|&a| (a as f64 - m).powi(2)).sum::<f64>() / v.len() as f64).sqrt()
         };
-        assert!(spread(&img) < spread(&orig) * 0.5, "{mode}: {} vs {}", spread(&img), spread(&orig));
+        assert!(
+            spread(&img) < spread(&orig) * 0.5,
+            "{mode}: {} vs {}",
+            spread(&img),
+            spread(&orig)
+        );
     }
 }
 
@@ -84,16 +111,39 @@ fn every_mode_changes_the_face_and_plates_are_covered_too() {
 fn bad_inputs_get_one_line_and_the_documented_exit_code() {
     let dir = TempDir::new().unwrap();
     std::fs::write(dir.path().join("junk.jpg"), b"this is not a jpeg").unwrap();
-    privet(dir.path()).args(["anonymize", "junk.jpg", "o.jpg"]).assert().code(3).stderr(predicate::str::contains("cannot decode image"));
-    privet(dir.path()).args(["anonymize", "missing.png", "o.png"]).assert().failure();
+    privet(dir.path())
+        .args(["anonymize", "junk.jpg", "o.jpg"])
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains("cannot decode image"));
+    privet(dir.path())
+        .args(["anonymize", "missing.png", "o.png"])
+        .assert()
+        .failure();
     let head = data("astronaut_head.jpg");
     let h = head.to_str().unwrap();
-    privet(dir.path()).args(["anonymize", h, "o.png", "--what", "cars"]).assert().code(2).stderr(predicate::str::contains("--what"));
-    privet(dir.path()).args(["anonymize", h, "o.mp4"]).assert().code(2);
-    privet(dir.path()).args(["anonymize", h, "o.png", "--mask-scale", "9"]).assert().code(2);
-    privet(dir.path()).args(["anonymize", h, "o.png", "--mode", "smudge"]).assert().code(2);
+    privet(dir.path())
+        .args(["anonymize", h, "o.png", "--what", "cars"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--what"));
+    privet(dir.path())
+        .args(["anonymize", h, "o.mp4"])
+        .assert()
+        .code(2);
+    privet(dir.path())
+        .args(["anonymize", h, "o.png", "--mask-scale", "9"])
+        .assert()
+        .code(2);
+    privet(dir.path())
+        .args(["anonymize", h, "o.png", "--mode", "smudge"])
+        .assert()
+        .code(2);
     std::fs::write(dir.path().join("bad.onnx"), b"not a model").unwrap();
-    privet(dir.path()).args(["anonymize", h, "o.png", "--face-model", "bad.onnx"]).assert().code(4);
+    privet(dir.path())
+        .args(["anonymize", h, "o.png", "--face-model", "bad.onnx"])
+        .assert()
+        .code(4);
     // Nothing half-written was left behind.
     assert!(!dir.path().join("o.png").exists());
 }
@@ -107,7 +157,11 @@ fn a_png_claiming_a_huge_size_is_refused() {
         for &b in kind.iter().chain(body) {
             c ^= u32::from(b);
             for _ in 0..8 {
-                c = if c & 1 == 1 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
+                c = if c & 1 == 1 {
+                    0xEDB8_8320 ^ (c >> 1)
+                } else {
+                    c >> 1
+                };
             }
         }
         png.extend((body.len() as u32).to_be_bytes());
@@ -121,10 +175,18 @@ fn a_png_claiming_a_huge_size_is_refused() {
     ihdr.extend([8, 2, 0, 0, 0]);
     let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
     chunk(&mut png, b"IHDR", &ihdr);
-    chunk(&mut png, b"IDAT", &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01]);
+    chunk(
+        &mut png,
+        b"IDAT",
+        &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01],
+    );
     chunk(&mut png, b"IEND", &[]);
     std::fs::write(dir.path().join("bomb.png"), png).unwrap();
-    privet(dir.path()).args(["anonymize", "bomb.png", "o.png"]).assert().code(3).stderr(predicate::str::contains("too large"));
+    privet(dir.path())
+        .args(["anonymize", "bomb.png", "o.png"])
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains("too large"));
 }
 
 /// A 24-frame clip of the astronaut's head moving over the brick wall, made with ffmpeg.
@@ -139,18 +201,43 @@ fn make_clip(dir: &Path, audio: bool) -> PathBuf {
     }
     let out = dir.join(if audio { "clip_audio.mp4" } else { "clip.mp4" });
     let mut cmd = StdCommand::new("ffmpeg");
-    cmd.args(["-v", "error", "-y", "-framerate", "12", "-i"]).arg(dir.join("f%02d.png"));
+    cmd.args(["-v", "error", "-y", "-framerate", "12", "-i"])
+        .arg(dir.join("f%02d.png"));
     if audio {
-        cmd.args(["-f", "lavfi", "-i", "sine=frequency=440:duration=2", "-c:a", "aac", "-shortest"]);
+        cmd.args([
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:duration=2",
+            "-c:a",
+            "aac",
+            "-shortest",
+        ]);
     }
-    cmd.args(["-c:v", "libx264", "-pix_fmt", "yuv420p", "-metadata", "title=secret place"]).arg(&out);
+    cmd.args([
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+        "-metadata",
+        "title=secret place",
+    ])
+    .arg(&out);
     assert!(cmd.status().unwrap().success());
     out
 }
 
 fn probe(path: &Path) -> Value {
     let out = StdCommand::new("ffprobe")
-        .args(["-v", "error", "-print_format", "json", "-show_streams", "-show_format", "-count_frames"])
+        .args([
+            "-v",
+            "error",
+            "-print_format",
+            "json",
+            "-show_streams",
+            "-show_format",
+            "-count_frames",
+        ])
         .arg(path)
         .output()
         .unwrap();
@@ -165,7 +252,15 @@ fn a_video_is_anonymized_frame_by_frame_without_audio_or_metadata() {
     let dir = TempDir::new().unwrap();
     let clip = make_clip(dir.path(), true);
     privet(dir.path())
-        .args(["anonymize", clip.to_str().unwrap(), "out.mp4", "--mode", "solid", "--boxes", "b.json"])
+        .args([
+            "anonymize",
+            clip.to_str().unwrap(),
+            "out.mp4",
+            "--mode",
+            "solid",
+            "--boxes",
+            "b.json",
+        ])
         .assert()
         .success()
         .stderr(predicate::str::contains("24 frames"));
@@ -174,17 +269,35 @@ fn a_video_is_anonymized_frame_by_frame_without_audio_or_metadata() {
     assert_eq!(streams.len(), 1, "audio dropped");
     assert_eq!(streams[0]["nb_read_frames"], "24");
     assert!(p["format"]["tags"]["title"].is_null(), "metadata dropped");
-    let b: Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("b.json")).unwrap()).unwrap();
+    let b: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("b.json")).unwrap()).unwrap();
     let frames = b["frames"].as_array().unwrap();
     assert_eq!(frames.len(), 24);
-    assert!(frames.iter().all(|f| !f["boxes"].as_array().unwrap().is_empty()), "a frame without a box");
+    assert!(
+        frames
+            .iter()
+            .all(|f| !f["boxes"].as_array().unwrap().is_empty()),
+        "a frame without a box"
+    );
     // With --keep-audio the sound stays.
     privet(dir.path())
-        .args(["anonymize", clip.to_str().unwrap(), "kept.mp4", "--keep-audio", "-q"])
+        .args([
+            "anonymize",
+            clip.to_str().unwrap(),
+            "kept.mp4",
+            "--keep-audio",
+            "-q",
+        ])
         .assert()
         .success();
     let p = probe(&dir.path().join("kept.mp4"));
-    assert!(p["streams"].as_array().unwrap().iter().any(|s| s["codec_type"] == "audio"));
+    assert!(
+        p["streams"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["codec_type"] == "audio")
+    );
 }
 
 #[test]
@@ -195,7 +308,15 @@ fn moving_objects_are_erased_from_a_static_camera_clip() {
     let dir = TempDir::new().unwrap();
     let clip = make_clip(dir.path(), false);
     privet(dir.path())
-        .args(["anonymize", clip.to_str().unwrap(), "erased.mkv", "--erase-moving", "--mode", "remove", "-q"])
+        .args([
+            "anonymize",
+            clip.to_str().unwrap(),
+            "erased.mkv",
+            "--erase-moving",
+            "--mode",
+            "remove",
+            "-q",
+        ])
         .assert()
         .success();
     // Decode the middle frame and compare it with the empty wall.
@@ -218,7 +339,10 @@ fn moving_objects_are_erased_from_a_static_camera_clip() {
         }
     }
     // The head covered about 15% of the frame; after erasing, under 3% differs from the wall.
-    assert!((off as f64) < 0.03 * n as f64, "{off} of {n} pixels differ from the wall");
+    assert!(
+        (off as f64) < 0.03 * n as f64,
+        "{off} of {n} pixels differ from the wall"
+    );
 }
 
 #[test]
@@ -230,5 +354,8 @@ fn a_missing_ffmpeg_is_one_clear_line() {
         .args(["anonymize", "in.mp4", "out.mp4"])
         .assert()
         .code(1)
-        .stderr(predicate::str::contains("ffmpeg not found").and(predicate::str::contains("apt-get install ffmpeg")));
+        .stderr(
+            predicate::str::contains("ffmpeg not found")
+                .and(predicate::str::contains("apt-get install ffmpeg")),
+        );
 }

@@ -164,7 +164,7 @@ impl Cascade {
             for w in items(child(s, "weakClassifiers")?) {
                 let internal: Vec<f32> = nums(text(w, "internalNodes")?, "internalNodes")?;
                 let leaves: Vec<f32> = nums(text(w, "leafValues")?, "leafValues")?;
-                if internal.is_empty() || internal.len() % 4 != 0 {
+                if internal.is_empty() || !internal.len().is_multiple_of(4) {
                     return Err(VisionError::BadModel(
                         "cascade: internalNodes must come in fours".into(),
                     ));
@@ -428,9 +428,9 @@ impl Cascade {
             let ii = Integrals::new(&scaled, need_tilted);
             let step = if factor > 2.0 { 1 } else { 2 };
             let mut y = 0;
-            while y + self.height as usize + 1 <= ii.h {
+            while y + (self.height as usize) < ii.h {
                 let mut x = 0;
-                while x + self.width as usize + 1 <= ii.w {
+                while x + (self.width as usize) < ii.w {
                     if self.eval(&ii, x, y) {
                         hits.push(BBox::from_xywh(
                             (x as f32 * factor).round(),
@@ -509,13 +509,13 @@ fn group_rectangles(rects: &[BBox], min_neighbors: u32, eps: f32) -> Vec<(BBox, 
         }
     }
     let mut acc: std::collections::BTreeMap<usize, ([f32; 4], u32)> = Default::default();
-    for i in 0..n {
+    for (i, rect) in rects.iter().enumerate() {
         let r = find(&mut parent, i);
         let e = acc.entry(r).or_insert(([0.0; 4], 0));
-        e.0[0] += rects[i].x0;
-        e.0[1] += rects[i].y0;
-        e.0[2] += rects[i].x1;
-        e.0[3] += rects[i].y1;
+        e.0[0] += rect.x0;
+        e.0[1] += rect.y0;
+        e.0[2] += rect.x1;
+        e.0[3] += rect.y1;
         e.1 += 1;
     }
     let groups: Vec<(BBox, u32)> = acc
@@ -658,7 +658,7 @@ mod tests {
                 let mut direct = 0i64;
                 for y in 0..yy as isize {
                     for x in 0..9isize {
-                        if (x - xx + 1).abs() <= yy as isize - y - 1 {
+                        if (x - xx + 1).abs() < yy as isize - y {
                             direct += i64::from(g.get_pixel(x as u32, y as u32).0[0]);
                         }
                     }

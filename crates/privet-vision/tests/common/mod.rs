@@ -8,13 +8,18 @@ use privet_vision::BBox;
 use privet_vision::imageio::{SizeLimits, decode};
 
 pub fn load(name: &str) -> RgbImage {
-    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name);
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name);
     decode(&std::fs::read(&p).unwrap(), &SizeLimits::default()).unwrap()
 }
 
 /// The astronaut's head (public domain, NASA) and its face box inside the crop.
 pub fn head() -> (RgbImage, BBox) {
-    (load("astronaut_head.jpg"), BBox::new(37.0, 46.0, 132.0, 141.0))
+    (
+        load("astronaut_head.jpg"),
+        BBox::new(37.0, 46.0, 132.0, 141.0),
+    )
 }
 
 /// Pastes `sprite` scaled by `scale` with its top-left at (x, y), through an elliptical mask
@@ -22,7 +27,10 @@ pub fn head() -> (RgbImage, BBox) {
 /// face box in `dst`'s coordinates.
 pub fn paste_head(dst: &mut RgbImage, scale: f32, x: i32, y: i32) -> BBox {
     let (h, face) = head();
-    let (w, hh) = ((h.width() as f32 * scale) as u32, (h.height() as f32 * scale) as u32);
+    let (w, hh) = (
+        (h.width() as f32 * scale) as u32,
+        (h.height() as f32 * scale) as u32,
+    );
     let s = image::imageops::resize(&h, w, hh, image::imageops::FilterType::Triangle);
     let (cx, cy) = (w as f32 * 0.5, hh as f32 * 0.52);
     let (rx, ry) = (w as f32 * 0.47, hh as f32 * 0.5);
@@ -52,7 +60,9 @@ pub fn blacked(img: &RgbImage, b: &BBox) -> f32 {
     let (cx, cy) = b.center();
     let (rx, ry) = (b.width() * 0.5, b.height() * 0.5);
     let (mut n, mut black) = (0u32, 0u32);
-    let Some((x0, y0, x1, y1)) = b.pixel_bounds(img.width(), img.height()) else { return 0.0 };
+    let Some((x0, y0, x1, y1)) = b.pixel_bounds(img.width(), img.height()) else {
+        return 0.0;
+    };
     for y in y0..y1 {
         for x in x0..x1 {
             let dx = (x as f32 + 0.5 - cx) / rx;
