@@ -63,8 +63,8 @@ fi
 
 # --- privet -------------------------------------------------------------------
 if [[ "${SKIP_BUILD:-0}" == 0 ]]; then
-  echo "== cargo build --release -p privet-net --example net_bench"
-  CARGO_TARGET_DIR="$TARGET" cargo build --release -p privet-net --example net_bench
+  echo "== cargo build --release -p privet-coordinator --example net_bench"
+  CARGO_TARGET_DIR="$TARGET" cargo build --release -p privet-coordinator --example net_bench
 fi
 if [[ ! -x "$NET_BENCH" ]]; then
   echo "missing $NET_BENCH (build it, or unset SKIP_BUILD)" >&2

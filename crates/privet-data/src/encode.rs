@@ -302,7 +302,7 @@ fn sorted_distinct<'a>(values: impl Iterator<Item = &'a str>) -> Vec<String> {
 }
 
 /// Sorts label names: numerically when all parse as finite numbers, else lexicographically.
-pub(crate) fn sort_labels(mut names: Vec<String>) -> Vec<String> {
+pub fn sort_labels(mut names: Vec<String>) -> Vec<String> {
     let nums: Option<Vec<f64>> = names
         .iter()
         .map(|s| s.trim().parse::<f64>().ok().filter(|v| v.is_finite()))

@@ -194,6 +194,43 @@ pub enum DataError {
     InvalidParameter(String),
 }
 
+impl DataError {
+    /// The error without any cell value: file, line and column only. This is what may leave the
+    /// data owner (a node's report to the coordinator); the full message stays in its own log.
+    /// Column names are schema, not data, and are kept; cell values, labels, the CSV reader's
+    /// text and the header's other columns are not.
+    pub fn redacted(&self) -> String {
+        match self {
+            DataError::NotNumeric {
+                path, line, column, ..
+            } => format!(
+                "{}: line {line}, column `{column}`: not a number",
+                path.display()
+            ),
+            DataError::UnseenLabel { path, line, .. } => format!(
+                "{}: line {line}: a label that the encoder was not fitted on",
+                path.display()
+            ),
+            DataError::MissingLabel { path, label, .. } => format!(
+                "{}: line 1: the label column `{label}` is not in the header",
+                path.display()
+            ),
+            DataError::Csv { path, line, .. } => {
+                format!("{}: line {line}: malformed CSV", path.display())
+            }
+            DataError::Io { path, source } => {
+                format!(
+                    "{}: cannot read the file ({})",
+                    path.display(),
+                    source.kind()
+                )
+            }
+            // The other variants name only the file, lines, columns, counts and limits.
+            other => other.to_string(),
+        }
+    }
+}
+
 /// Joins column names for a message, keeping it short for very wide files.
 fn name_list(names: &[String]) -> String {
     const SHOWN: usize = 20;

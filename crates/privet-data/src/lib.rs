@@ -77,7 +77,7 @@ pub mod table;
 /// The CSV loader under the name `csv` (the module is [`table`]).
 pub use crate::table as csv;
 
-pub use encode::{Dataset, Encoder, FeatureEncoding, Matrix};
+pub use encode::{Dataset, Encoder, FeatureEncoding, Matrix, sort_labels};
 pub use error::DataError;
 pub use partition::{Partition, PartitionScheme, natural_client_keys, partition};
 pub use split::train_test_split;

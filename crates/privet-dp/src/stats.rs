@@ -690,48 +690,10 @@ impl IntegerNoise {
     }
 }
 
-/// The standard normal quantile for `p` in `[0.5, 1)` (Acklam's rational approximation, relative
-/// error below `1.2e-9`), for reporting only.
+/// The standard normal quantile for `p` in `(0, 1)`, for reporting (privet-dp's one normal
+/// quantile, [`crate::special::norm_ppf_from_log`]).
 fn normal_quantile(p: f64) -> f64 {
-    const A: [f64; 6] = [
-        -3.969_683_028_665_376e1,
-        2.209_460_984_245_205e2,
-        -2.759_285_104_469_687e2,
-        1.383_577_518_672_69e2,
-        -3.066_479_806_614_716e1,
-        2.506_628_277_459_239,
-    ];
-    const B: [f64; 5] = [
-        -5.447_609_879_822_406e1,
-        1.615_858_368_580_409e2,
-        -1.556_989_798_598_866e2,
-        6.680_131_188_771_972e1,
-        -1.328_068_155_288_572e1,
-    ];
-    const C: [f64; 6] = [
-        -7.784_894_002_430_293e-3,
-        -3.223_964_580_411_365e-1,
-        -2.400_758_277_161_838,
-        -2.549_732_539_343_734,
-        4.374_664_141_464_968,
-        2.938_163_982_698_783,
-    ];
-    const D: [f64; 4] = [
-        7.784_695_709_041_462e-3,
-        3.224_671_290_700_398e-1,
-        2.445_134_137_142_996,
-        3.754_408_661_907_416,
-    ];
-    if p <= 0.97575 {
-        let q = p - 0.5;
-        let r = q * q;
-        (((((A[0] * r + A[1]) * r + A[2]) * r + A[3]) * r + A[4]) * r + A[5]) * q
-            / (((((B[0] * r + B[1]) * r + B[2]) * r + B[3]) * r + B[4]) * r + 1.0)
-    } else {
-        let q = (-2.0 * (1.0 - p).ln()).sqrt();
-        -(((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5])
-            / ((((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0)
-    }
+    crate::special::norm_ppf_from_log(p.ln())
 }
 
 /// What a release's noise was, in data units.
@@ -1219,20 +1181,6 @@ pub fn dp_histogram<R: RngCore + CryptoRng + ?Sized>(
     })
 }
 
-/// A uniform integer in `[0, n)`, `n >= 1` (Lemire's method, exact).
-fn below<R: RngCore + ?Sized>(rng: &mut R, n: u64) -> u64 {
-    let mut m = u128::from(rng.next_u64()) * u128::from(n);
-    let mut low = m as u64;
-    if low < n {
-        let threshold = n.wrapping_neg() % n;
-        while low < threshold {
-            m = u128::from(rng.next_u64()) * u128::from(n);
-            low = m as u64;
-        }
-    }
-    (m >> 64) as u64
-}
-
 /// An exact `Bernoulli(exp(-num / den))` for a 128-bit numerator: the product of independent
 /// draws for 64-bit pieces of the exponent.
 fn bernoulli_exp_neg_wide<R: RngCore + CryptoRng + ?Sized>(
@@ -1272,7 +1220,7 @@ fn permute_and_flip<R: RngCore + CryptoRng + ?Sized>(
         ))?;
     let mut remaining: Vec<usize> = (0..scores.len()).collect();
     while !remaining.is_empty() {
-        let j = below(rng, remaining.len() as u64) as usize;
+        let j = crate::noise::uniform::below_u64(rng, remaining.len() as u64) as usize;
         let r = remaining.swap_remove(j);
         let gap = u128::from(scores[r] - best) * u128::from(epsilon_num);
         if bernoulli_exp_neg_wide(rng, gap, den)? {
@@ -1399,7 +1347,7 @@ where
     check_contributions(max_contributions)?;
     let mut order: Vec<usize> = (0..ids.len()).collect();
     for i in (1..order.len()).rev() {
-        let j = below(rng, i as u64 + 1) as usize;
+        let j = crate::noise::uniform::below_u64(rng, i as u64 + 1) as usize;
         order.swap(i, j);
     }
     let mut seen: HashMap<&K, u32> = HashMap::new();

@@ -14,11 +14,15 @@
 //! - **Sampling.** [`ClientSampler`] picks each round's clients reproducibly from
 //!   `(seed, round, available)`.
 //! - **Transforms.** [`UpdateTransform`] runs on the client before an update leaves it
-//!   ([`ClipL2`]; local DP noise later); [`AggregateTransform`] runs on the coordinator's sum
-//!   (central DP noise later).
+//!   ([`ClipL2`] here; DP-FedAvg's client in `privet-dpfedavg`); [`AggregateTransform`] runs on
+//!   the coordinator's sum (DP-FedAvg's noise and accounting).
+//! - **Extension channels** ([`extension`]): per-round [`ClientParams`] that the aggregate
+//!   transform publishes to clients, [`UpdateContext`] for client transforms, and named
+//!   [`RoundDetails`] that plug-ins report, so a plug-in needs no side channel through the
+//!   runtime.
 //! - **The round engine** ([`engine`]): the sans-IO [`engine::Coordinator`] state machine, with
 //!   the message exchanges of a round behind [`engine::AggregationProtocol`]
-//!   ([`engine::PlainAggregation`] now, secure aggregation later), and the client side
+//!   ([`engine::PlainAggregation`] here, SecAgg+ in `privet-secagg`), and the client side
 //!   [`engine::client_respond`] around a [`engine::LocalTrainer`].
 //!
 //! ## Example: a two-round simulation
@@ -87,12 +91,16 @@
 
 pub mod engine;
 mod error;
+pub mod extension;
+#[cfg(feature = "harness")]
+pub mod harness;
 mod sampling;
 mod strategy;
 mod transform;
 mod update;
 
 pub use error::FlError;
+pub use extension::{ClientParams, RoundDetails, UpdateContext};
 pub use sampling::{ClientSampler, SampleSize};
 pub use strategy::{
     ClientTrainConfig, FedAvg, FedAvgM, FedOpt, FedOptKind, FedOptParams, FedProx, Krum, Median,

@@ -2,34 +2,21 @@
 //! client's part of DP-FedAvg), and server-side on the aggregate sum (central DP noise, adaptive
 //! clipping's bookkeeping, privacy accounting).
 
-use crate::{ClientId, FlError, WeightedSum};
+use crate::{ClientId, ClientParams, FlError, RoundDetails, UpdateContext, WeightedSum};
 
 /// A transform applied on the client to its delta before it is sent.
 pub trait UpdateTransform: Send + Sync + std::fmt::Debug {
-    /// Transforms `delta` in place.
-    fn apply(&self, round: u32, client: ClientId, delta: &mut [f32]) -> Result<(), FlError>;
-
-    /// Transforms `delta`, which may grow: a transform may append coordinates that the
+    /// Transforms `delta` in place. It may grow: a transform may append coordinates that the
     /// coordinator's [`AggregateTransform`] declares ([`AggregateTransform::extra_coordinates`])
-    /// and strips again, e.g. adaptive clipping's "my norm was below the bound" indicator. This
-    /// is what [`compute_update`](crate::engine::compute_update) calls; the default is
-    /// [`apply`](Self::apply).
-    fn apply_vec(&self, round: u32, client: ClientId, delta: &mut Vec<f32>) -> Result<(), FlError> {
-        self.apply(round, client, delta)
-    }
+    /// and strips again, e.g. adaptive clipping's "my norm was below the bound" indicator. It
+    /// reads the round's published parameters from `ctx` (checking them: they come from the
+    /// coordinator) and may leave local parameters there for the client's aggregation protocol.
+    fn apply(&self, ctx: &mut UpdateContext<'_>, delta: &mut Vec<f32>) -> Result<(), FlError>;
 
     /// Whether the update must count with weight 1 instead of its example count (DP-FedAvg
     /// bounds every client's contribution, so the weight cannot depend on the client's data).
     fn unit_weight(&self) -> bool {
         false
-    }
-
-    /// Distributed DP: the standard deviation (in delta units) of the discrete Gaussian noise
-    /// this client adds to its quantized update before secure aggregation masks it, in `round`.
-    /// `None` (the default) adds none. A secure-aggregation client must honour it or refuse to
-    /// answer.
-    fn distributed_noise_std(&self, _round: u32) -> Result<Option<f64>, FlError> {
-        Ok(None)
     }
 }
 
@@ -54,7 +41,7 @@ pub trait AggregateTransform: Send + std::fmt::Debug {
     fn apply(&mut self, round: u32, sum: &mut WeightedSum) -> Result<(), FlError>;
 
     /// Coordinates that clients append to their delta for this transform (see
-    /// [`UpdateTransform::apply_vec`]). The engine then expects updates (and secure-aggregation
+    /// [`UpdateTransform::apply`]). The engine then expects updates (and secure-aggregation
     /// vectors) of `model_len + extra_coordinates()` entries.
     fn extra_coordinates(&self) -> usize {
         0
@@ -70,17 +57,27 @@ pub trait AggregateTransform: Send + std::fmt::Debug {
     /// Called by [`Coordinator::start_round`](crate::engine::Coordinator::start_round) once
     /// `selected` of `available` clients have been sampled for `round`, before anything is sent.
     /// [`Admission::Stop`] ends the job without running the round (its number is not used).
+    /// What the transform puts in `params` goes to every client of the round with its training
+    /// request.
     fn admit_round(
         &mut self,
         _round: u32,
         _selected: usize,
         _available: usize,
+        _params: &mut ClientParams,
     ) -> Result<Admission, FlError> {
         Ok(Admission::Admit)
     }
 
+    /// Reports what the transform did in `round` (called when the round ends, completed or
+    /// failed), e.g. the privacy it spent.
+    fn round_details(&mut self, _round: u32, _details: &mut RoundDetails) -> Result<(), FlError> {
+        Ok(())
+    }
+
     /// The state to persist with a [`Checkpoint`](crate::engine::Checkpoint) (e.g. a privacy
-    /// ledger as JSON); `None` for a stateless transform.
+    /// ledger as versioned JSON; the transform owns the format); `None` for a stateless
+    /// transform.
     fn state(&self) -> Option<String> {
         None
     }
@@ -111,8 +108,9 @@ pub fn l2_norm(v: &[f32]) -> f64 {
         .sqrt()
 }
 
-impl UpdateTransform for ClipL2 {
-    fn apply(&self, _round: u32, client: ClientId, delta: &mut [f32]) -> Result<(), FlError> {
+impl ClipL2 {
+    /// Clips `delta` in place; `client` names the culprit of a non-finite delta.
+    pub fn clip(&self, client: ClientId, delta: &mut [f32]) -> Result<(), FlError> {
         if !(self.max_norm.is_finite() && self.max_norm > 0.0) {
             return Err(FlError::InvalidConfig(format!(
                 "clipping bound must be finite and > 0, got {}",
@@ -137,6 +135,12 @@ impl UpdateTransform for ClipL2 {
             scale(delta, 1.0 - 1e-6);
         }
         Ok(())
+    }
+}
+
+impl UpdateTransform for ClipL2 {
+    fn apply(&self, ctx: &mut UpdateContext<'_>, delta: &mut Vec<f32>) -> Result<(), FlError> {
+        self.clip(ctx.client, delta)
     }
 }
 

@@ -85,6 +85,7 @@ fn full_three_round_run() {
                 // (0.5 * 1 + 1.0 * 3 + 2.0 * 4) / 8
                 train_loss: 1.4375,
                 stages: 1,
+                details: Default::default(),
             }
         );
     }
@@ -655,6 +656,7 @@ fn fit_carries_the_global_model_and_strategy_config() {
                     round,
                     params,
                     config,
+                    ..
                 },
         } = action
         else {

@@ -4,7 +4,7 @@
 
 use privet_fl::{
     AggregateInput, ClientId, ClientSampler, ClientUpdate, ClipL2, FedAvg, SampleSize,
-    Strategy as _, TrainMetrics, UpdateTransform, l2_norm, weighted_sum,
+    Strategy as _, TrainMetrics, l2_norm, weighted_sum,
 };
 use proptest::prelude::*;
 
@@ -112,7 +112,7 @@ proptest! {
         max_norm in 1e-3f32..1e2,
     ) {
         let mut clipped = delta.clone();
-        ClipL2 { max_norm }.apply(1, ClientId(0), &mut clipped).unwrap();
+        ClipL2 { max_norm }.clip(ClientId(0), &mut clipped).unwrap();
         let before = l2_norm(&delta);
         let after = l2_norm(&clipped);
         prop_assert!(after <= f64::from(max_norm));

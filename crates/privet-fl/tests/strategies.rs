@@ -4,7 +4,7 @@
 
 use privet_fl::{
     AggregateInput, ClientId, ClientTrainConfig, ClientUpdate, ClipL2, FlError, StrategyConfig,
-    TrainMetrics, UpdateTransform, WeightedSum, l2_norm, weighted_sum,
+    TrainMetrics, WeightedSum, l2_norm, weighted_sum,
 };
 
 fn upd(client: u32, delta: &[f32], num_examples: u64) -> ClientUpdate {
@@ -597,7 +597,7 @@ fn weighted_sum_accumulates_in_f64() {
 /// Clipping `delta` to `max_norm` gives `expected`.
 fn check_clip(max_norm: f32, delta: &[f32], expected: &[f64]) {
     let mut d = delta.to_vec();
-    ClipL2 { max_norm }.apply(1, ClientId(1), &mut d).unwrap();
+    ClipL2 { max_norm }.clip(ClientId(1), &mut d).unwrap();
     assert_close(&d, expected, &format!("clip {delta:?} to {max_norm}"));
     assert!(l2_norm(&d) <= f64::from(max_norm));
 }
@@ -615,21 +615,19 @@ fn clip_l2() {
         let mut d: Vec<f32> = (0..1000)
             .map(|k| ((k * 37 + i) % 101) as f32 / 7.0)
             .collect();
-        ClipL2 { max_norm: c }
-            .apply(1, ClientId(1), &mut d)
-            .unwrap();
+        ClipL2 { max_norm: c }.clip(ClientId(1), &mut d).unwrap();
         assert!(l2_norm(&d) <= f64::from(c), "norm {} > {c}", l2_norm(&d));
         assert!(l2_norm(&d) > f64::from(c) * 0.999);
     }
     let clip = ClipL2 { max_norm: 1.0 };
     assert_eq!(
-        clip.apply(1, ClientId(4), &mut [f32::NAN]),
+        clip.clip(ClientId(4), &mut [f32::NAN]),
         Err(FlError::NonFinite {
             client: ClientId(4)
         })
     );
     assert!(matches!(
-        ClipL2 { max_norm: 0.0 }.apply(1, ClientId(4), &mut [1.0]),
+        ClipL2 { max_norm: 0.0 }.clip(ClientId(4), &mut [1.0]),
         Err(FlError::InvalidConfig(_))
     ));
 }

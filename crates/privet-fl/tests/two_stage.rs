@@ -22,8 +22,8 @@ use privet_fl::engine::{
     StageOutcome, SumOutput, ToClient, compute_update,
 };
 use privet_fl::{
-    ClientId, ClientSampler, ClientTrainConfig, ClientUpdate, FlError, Requirement, SampleSize,
-    StrategyConfig, TrainMetrics, WeightedSum,
+    ClientId, ClientParams, ClientSampler, ClientTrainConfig, ClientUpdate, FlError, Requirement,
+    SampleSize, StrategyConfig, TrainMetrics, WeightedSum,
 };
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
@@ -83,6 +83,7 @@ impl AggregationProtocol for ToyMasked {
         ctx: &StageContext<'_>,
         params: &Arc<[f32]>,
         config: &ClientTrainConfig,
+        extensions: &Arc<ClientParams>,
     ) -> Result<Vec<(ClientId, ToClient)>, FlError> {
         self.stage0.clear();
         self.masked.clear();
@@ -94,6 +95,7 @@ impl AggregationProtocol for ToyMasked {
                     round: ctx.round,
                     params: Arc::clone(params),
                     config: config.clone(),
+                    extensions: Arc::clone(extensions),
                 };
                 (c, msg)
             })
@@ -199,6 +201,7 @@ impl ClientLogic for ToyClient {
         let (round, stage) = match msg {
             ToClient::Fit { round, .. } => (*round, 0),
             ToClient::Protocol { round, stage, .. } => (*round, *stage),
+            other => panic!("unexpected {other:?}"),
         };
         let mode = (self.mode)(round, stage);
         match mode {
@@ -211,10 +214,12 @@ impl ClientLogic for ToyClient {
                 round,
                 params,
                 config,
+                extensions,
             } => {
                 let (local, metrics) = self.trainer.fit(*round, params, config).unwrap();
-                self.pending =
-                    Some(compute_update(me, *round, params, &local, metrics, &[]).unwrap());
+                let (update, _) =
+                    compute_update(me, *round, params, &local, metrics, &[], extensions).unwrap();
+                self.pending = Some(update);
                 FromClient::Protocol {
                     round: *round,
                     stage: 0,
@@ -252,6 +257,7 @@ impl ClientLogic for ToyClient {
                     payload: to_bytes(&words),
                 }
             }
+            other => panic!("unexpected {other:?}"),
         };
         let mut events = vec![Event::Received {
             from: me,
@@ -500,8 +506,9 @@ impl AggregationProtocol for Buggy {
         ctx: &StageContext<'_>,
         params: &Arc<[f32]>,
         config: &ClientTrainConfig,
+        extensions: &Arc<ClientParams>,
     ) -> Result<Vec<(ClientId, ToClient)>, FlError> {
-        ToyMasked::default().begin(ctx, params, config)
+        ToyMasked::default().begin(ctx, params, config, extensions)
     }
 
     fn receive(

@@ -5,7 +5,6 @@
 //! PyTorch (`linear.weight` is `[out, in]`). `model.json` next to it holds [`ModelMeta`].
 
 use std::collections::HashMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use privet_data::{CsvOptions, Encoder, Matrix, load_csv};
@@ -72,13 +71,6 @@ pub struct Predictions {
     pub truth: Option<Vec<u32>>,
 }
 
-fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> MlError + '_ {
-    move |source| MlError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
-}
-
 fn bad(path: &Path, reason: impl Into<String>) -> MlError {
     MlError::BadModelFile {
         path: path.to_path_buf(),
@@ -93,29 +85,26 @@ pub fn meta_path(weights: &Path) -> PathBuf {
 
 /// Reads at most `limit` bytes of a file, failing if it is larger.
 fn read_limited(path: &Path, limit: u64) -> Result<Vec<u8>, MlError> {
-    let file = std::fs::File::open(path).map_err(io_err(path))?;
-    let mut buf = Vec::new();
-    file.take(limit + 1)
-        .read_to_end(&mut buf)
-        .map_err(io_err(path))?;
-    if buf.len() as u64 > limit {
-        return Err(bad(
-            path,
-            format!("file is larger than the {limit}-byte limit"),
-        ));
-    }
-    Ok(buf)
+    privet_files::read_limited(path, limit).map_err(|e| file_err(path, e))
 }
 
-/// Writes `bytes` to `path` atomically: a temporary file beside it (`NAME.tmp`, so files that share
-/// a stem never share a temporary), then a rename, so a crash never leaves a half-written file
-/// under the final name. Every file privet writes goes through here.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path)
+/// A file error as the model's error: a file too large is a bad model file, others keep their
+/// cause.
+fn file_err(path: &Path, e: privet_files::FileError) -> MlError {
+    match e {
+        privet_files::FileError::Io { path, source } => MlError::Io { path, source },
+        privet_files::FileError::TooLarge { limit, .. } => {
+            bad(path, format!("file is larger than the {limit}-byte limit"))
+        }
+        other => bad(path, other.to_string()),
+    }
+}
+
+/// Writes `bytes` to `path` atomically (privet-files: temporary file, fsync, rename; the mode
+/// of a file it replaces is kept, and a link or special file is not replaced).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), MlError> {
+    privet_files::write_atomic(path, bytes, privet_files::Mode::Public)
+        .map_err(|e| file_err(path, e))
 }
 
 impl TrainedModel {
@@ -164,9 +153,9 @@ impl TrainedModel {
             .map_err(|err| bad(weights, format!("cannot serialize: {err}")))?;
         let meta = serde_json::to_vec_pretty(&self.meta())
             .map_err(|err| bad(weights, format!("cannot serialize metadata: {err}")))?;
-        write_atomic(weights, &serialized).map_err(io_err(weights))?;
+        write_atomic(weights, &serialized)?;
         let mpath = meta_path(weights);
-        write_atomic(&mpath, &meta).map_err(io_err(&mpath))
+        write_atomic(&mpath, &meta)
     }
 
     /// Loads a model saved by [`TrainedModel::save`], checking the format version and that every

@@ -143,11 +143,11 @@ fn run_round(n: u32, d: usize, dropout: f64) -> Result<Sample, Box<dyn std::erro
             Action::Send { to, msg } => {
                 let i = (to.0 - 1) as usize;
                 let stage = match &msg {
-                    ToClient::Fit { .. } => 0,
                     ToClient::Protocol { stage, payload, .. } => {
                         stats[i].2 += payload.len();
                         *stage
                     }
+                    _ => 0,
                 };
                 let event = if stage == 2 && drops(to) {
                     Event::Dropped { client: to }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use ed25519_dalek::SigningKey;
 use privet_fl::engine::{ClientProtocol, FromClient, LocalTrainer, ToClient, compute_update};
-use privet_fl::{ClientId, FlError, UpdateTransform};
+use privet_fl::{ClientId, ClientParams, FlError, UpdateTransform};
 use x25519_dalek::{PublicKey, StaticSecret};
 use zeroize::Zeroizing;
 
@@ -16,7 +16,7 @@ use crate::crypto::{
     self_mask_commitment, self_mask_key, sign, valid_public_key, verify,
 };
 use crate::graph::Graph;
-use crate::params::{self, MIN_CLIENTS};
+use crate::params::{self, MIN_CLIENTS, RoundParams};
 use crate::quantize::Quantizer;
 use crate::wire::{
     KeyAdvertisement, Kind, ShareKeysRequest, ShareList, UnmaskRequest, UnmaskShares,
@@ -91,11 +91,19 @@ struct Held {
     mask_key: SecretScalar,
 }
 
+/// What a client trains on once its round is viable.
+#[derive(Debug)]
+struct PendingFit {
+    params: std::sync::Arc<[f32]>,
+    config: privet_fl::ClientTrainConfig,
+    published: std::sync::Arc<ClientParams>,
+}
+
 #[derive(Debug)]
 struct Advertised {
     round: u32,
     secrets: RoundSecrets,
-    input: Zeroizing<Vec<u64>>,
+    fit: PendingFit,
     rng: SecretRng,
 }
 
@@ -196,15 +204,9 @@ impl SecAggClient {
         self.config.max_clients as usize
     }
 
-    /// Stage 0: train, encode the update, draw the round's secrets, advertise signed keys.
-    fn advertise(
-        &mut self,
-        round: u32,
-        params: &[f32],
-        train: &privet_fl::ClientTrainConfig,
-        trainer: &mut dyn LocalTrainer,
-        transforms: &[Box<dyn UpdateTransform>],
-    ) -> Result<FromClient, FlError> {
+    /// Stage 0: draw the round's secrets and advertise signed keys. Training waits for stage 1:
+    /// only a round that got enough advertised keys to go on costs the client its training.
+    fn advertise(&mut self, round: u32, fit: PendingFit) -> Result<FromClient, FlError> {
         if let Some(last) = self.last_round
             && round <= last
         {
@@ -216,34 +218,7 @@ impl SecAggClient {
         // A new round: whatever the previous one left is dropped (and zeroized) now.
         self.state = State::Closed { round };
         self.last_round = Some(round);
-        let (local, metrics) = trainer.fit(round, params, train)?;
-        let update = compute_update(self.id, round, params, &local, metrics, transforms)?;
-        let noise_std = self.distributed_noise(round, transforms)?;
         let mut rng = fresh_rng()?;
-        let stochastic = self.config.rounding == Rounding::Stochastic;
-        // Under distributed DP the training loss is not revealed: it would leave the client
-        // without noise.
-        let loss = if noise_std.is_some() {
-            0.0
-        } else {
-            update.metrics.loss
-        };
-        let mut input = Zeroizing::new(self.quantizer.encode_with(
-            &update.delta,
-            update.num_examples,
-            loss,
-            stochastic.then_some(&mut rng),
-        )?);
-        if let Some(std) = noise_std {
-            let mut noise_rng = privet_dp::noise::os_seeded_rng()
-                .map_err(|e| SecAggError::Randomness(e.to_string()))?;
-            self.quantizer.add_discrete_noise(
-                &mut input,
-                update.delta.len(),
-                std,
-                &mut noise_rng,
-            )?;
-        }
         let enc = StaticSecret::random_from_rng(&mut rng);
         let mask_scalar = random_scalar(&mut rng);
         let mask = mask_scalar.to_x25519();
@@ -267,7 +242,7 @@ impl SecAggClient {
                 mask,
                 self_mask,
             },
-            input,
+            fit,
             rng,
         }));
         Ok(FromClient::Protocol {
@@ -277,25 +252,60 @@ impl SecAggClient {
         })
     }
 
-    /// The distributed-DP noise the client's transforms ask for in `round`, checked against the
-    /// headroom the configuration reserved ([`SecAggConfig::distributed_dp_noise`]).
-    fn distributed_noise(
+    /// Trains, computes the update through the job's transforms, and encodes it (with the
+    /// distributed-DP noise the client's own transforms ask for) as the round's input.
+    fn train_input(
         &self,
         round: u32,
+        fit: &PendingFit,
+        rng: &mut SecretRng,
+        trainer: &mut dyn LocalTrainer,
         transforms: &[Box<dyn UpdateTransform>],
-    ) -> Result<Option<f64>, FlError> {
-        let mut asked = None;
-        for t in transforms {
-            if let Some(std) = t.distributed_noise_std(round)? {
-                if asked.is_some() {
-                    return Err(FlError::InvalidConfig(
-                        "two update transforms ask for distributed DP noise".into(),
-                    ));
-                }
-                asked = Some(std);
-            }
+    ) -> Result<Zeroizing<Vec<u64>>, FlError> {
+        let (local, metrics) = trainer.fit(round, &fit.params, &fit.config)?;
+        let (update, local_params) = compute_update(
+            self.id,
+            round,
+            &fit.params,
+            &local,
+            metrics,
+            transforms,
+            &fit.published,
+        )?;
+        let noise_std = self.distributed_noise(&local_params)?;
+        let stochastic = self.config.rounding == Rounding::Stochastic;
+        // Under distributed DP the training loss is not revealed: it would leave the client
+        // without noise.
+        let loss = if noise_std.is_some() {
+            0.0
+        } else {
+            update.metrics.loss
+        };
+        let mut input = Zeroizing::new(self.quantizer.encode_with(
+            &update.delta,
+            update.num_examples,
+            loss,
+            stochastic.then_some(rng),
+        )?);
+        if let Some(std) = noise_std {
+            let mut noise_rng = privet_dp::noise::os_seeded_rng()
+                .map_err(|e| SecAggError::Randomness(e.to_string()))?;
+            self.quantizer.add_discrete_noise(
+                &mut input,
+                update.delta.len(),
+                std,
+                &mut noise_rng,
+            )?;
         }
-        let Some(std) = asked else {
+        Ok(input)
+    }
+
+    /// The distributed-DP noise this client's own update transforms ask for
+    /// ([`NOISE_PARAM`](crate::NOISE_PARAM) among their local parameters, which the coordinator
+    /// cannot set), checked against the headroom the configuration reserved
+    /// ([`SecAggConfig::distributed_dp_noise`]).
+    fn distributed_noise(&self, local: &ClientParams) -> Result<Option<f64>, FlError> {
+        let Some(std) = local.f64(crate::NOISE_PARAM)? else {
             return Ok(None);
         };
         let reserved = self.config.distributed_dp_noise;
@@ -313,25 +323,35 @@ impl SecAggClient {
         }
     }
 
-    /// Stages 1 to 3.
-    fn answer(&mut self, round: u32, stage: u8, payload: &[u8]) -> Result<FromClient, SecAggError> {
+    /// Stages 1 to 3 (training happens at stage 1).
+    fn answer(
+        &mut self,
+        round: u32,
+        stage: u8,
+        payload: &[u8],
+        trainer: &mut dyn LocalTrainer,
+        transforms: &[Box<dyn UpdateTransform>],
+    ) -> Result<FromClient, FlError> {
         let Some((expected_round, expected_stage)) = self.state.position() else {
             return Err(SecAggError::UnexpectedMessage(format!(
                 "stage {stage} message for round {round}, but no round is in progress ({:?})",
                 self.state
-            )));
+            ))
+            .into());
         };
         if round != expected_round {
             return Err(SecAggError::WrongRound {
                 expected: expected_round,
                 found: round,
-            });
+            }
+            .into());
         }
         if stage != expected_stage {
             return Err(SecAggError::WrongStage {
                 expected: expected_stage,
                 found: stage,
-            });
+            }
+            .into());
         }
         // Parse before touching the state: a malformed message is refused, the round goes on.
         let max = self.max_clients();
@@ -343,13 +363,16 @@ impl SecAggClient {
         // From here on a failure ends this client's part in the round.
         let state = std::mem::replace(&mut self.state, State::Closed { round });
         let (payload, next) = match (state, request) {
-            (State::Advertised(s), Request::ShareKeys(req)) => self.share_keys(*s, req)?,
+            (State::Advertised(s), Request::ShareKeys(req)) => {
+                self.share_keys(*s, req, trainer, transforms)?
+            }
             (State::SharesSent(s), Request::Shares(list)) => self.mask_input(*s, list)?,
             (State::MaskedSent(s), Request::Unmask(req)) => self.unmask(*s, req)?,
             _ => {
                 return Err(SecAggError::UnexpectedMessage(
                     "message does not match the client's state".into(),
-                ));
+                )
+                .into());
             }
         };
         self.state = next;
@@ -360,14 +383,13 @@ impl SecAggClient {
         })
     }
 
-    /// Stage 1: check the graph and the neighbours' signed keys, share both secrets among the
-    /// neighbours, encrypt each neighbour's shares to it.
-    fn share_keys(
+    /// Checks a stage-1 request: the round's size, membership, `k` and `t`, the graph, and
+    /// every neighbour's signed keys. Returns the graph parameters and this client's neighbours.
+    fn check_share_keys(
         &self,
-        mut s: Advertised,
-        req: ShareKeysRequest,
-    ) -> Result<(Vec<u8>, State), SecAggError> {
-        let round = s.round;
+        round: u32,
+        req: &ShareKeysRequest,
+    ) -> Result<(RoundParams, Vec<ClientId>), SecAggError> {
         let n = req.members.len();
         if n < MIN_CLIENTS || n > self.max_clients() {
             return Err(SecAggError::Protocol(format!(
@@ -410,6 +432,21 @@ impl SecAggClient {
                 return Err(SecAggError::BadPublicKey(ad.client));
             }
         }
+        Ok((p, expected))
+    }
+
+    /// Stage 1: check the graph and the neighbours' signed keys; then train (the round is
+    /// viable), share both secrets among the neighbours, encrypt each neighbour's shares to it.
+    fn share_keys(
+        &self,
+        mut s: Advertised,
+        req: ShareKeysRequest,
+        trainer: &mut dyn LocalTrainer,
+        transforms: &[Box<dyn UpdateTransform>],
+    ) -> Result<(Vec<u8>, State), FlError> {
+        let round = s.round;
+        let (p, expected) = self.check_share_keys(round, &req)?;
+        let input = self.train_input(round, &s.fit, &mut s.rng, trainer, transforms)?;
         let self_mask_shares = shamir::split(&s.secrets.self_mask, p.t, &expected, &mut s.rng)?;
         let mask_key_shares = shamir::split(&s.secrets.mask_scalar, p.t, &expected, &mut s.rng)?;
         let mut entries = Vec::with_capacity(expected.len());
@@ -437,7 +474,7 @@ impl SecAggClient {
             round,
             t: p.t,
             secrets: s.secrets,
-            input: s.input,
+            input,
             neighbours,
         };
         Ok((payload, State::SharesSent(Box::new(next))))
@@ -551,12 +588,23 @@ impl ClientProtocol for SecAggClient {
                 round,
                 params,
                 config,
-            } => self.advertise(*round, params, config, trainer, transforms),
+                extensions,
+            } => self.advertise(
+                *round,
+                PendingFit {
+                    params: std::sync::Arc::clone(params),
+                    config: config.clone(),
+                    published: std::sync::Arc::clone(extensions),
+                },
+            ),
             ToClient::Protocol {
                 round,
                 stage,
                 payload,
-            } => self.answer(*round, *stage, payload).map_err(FlError::from),
+            } => self.answer(*round, *stage, payload, trainer, transforms),
+            other => Err(FlError::Unsupported(format!(
+                "secure aggregation does not answer {other:?}"
+            ))),
         }
     }
 }

@@ -85,8 +85,8 @@ pub struct SecAggConfig {
     /// `max_clients · Q + 12 · √max_clients · σ_max Q / (W c) ≤ 2^(b-1) - 1`, so a sum of
     /// `max_clients` updates plus their noise wraps only if the summed noise exceeds 12
     /// standard deviations (probability below `10^-32` per coordinate). The noise of a round
-    /// comes from the clients' update transforms
-    /// ([`UpdateTransform::distributed_noise_std`](privet_fl::UpdateTransform::distributed_noise_std)).
+    /// comes from the client's own update transforms, as the local parameter
+    /// [`NOISE_PARAM`](crate::NOISE_PARAM) (see [`UpdateContext`](privet_fl::UpdateContext)).
     #[serde(skip)]
     pub distributed_dp_noise: Option<f64>,
 }

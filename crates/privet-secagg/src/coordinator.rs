@@ -9,7 +9,10 @@ use privet_fl::engine::{
     AggregationProtocol, FromClient, ProtocolOutput, RejectReason, StageContext, StageOutcome,
     SumOutput, ToClient,
 };
-use privet_fl::{ClientId, ClientTrainConfig, FlError, Requirement, TrainMetrics, WeightedSum};
+use privet_fl::{
+    ClientId, ClientParams, ClientTrainConfig, FlError, Requirement, RoundDetails, TrainMetrics,
+    WeightedSum,
+};
 use rand_core::Rng;
 use rayon::prelude::*;
 use x25519_dalek::PublicKey;
@@ -584,7 +587,13 @@ impl SecAggProtocol {
             },
             contributors,
             metrics: TrainMetrics {
-                loss: (decoded.loss_sum / total) as f32,
+                // Under distributed DP clients do not reveal their loss (it would carry no
+                // noise): the round has none to report.
+                loss: if self.config.distributed_dp_noise.is_some() {
+                    f32::NAN
+                } else {
+                    (decoded.loss_sum / total) as f32
+                },
                 num_examples: decoded.total_weight,
             },
         };
@@ -624,6 +633,7 @@ impl AggregationProtocol for SecAggProtocol {
         ctx: &StageContext<'_>,
         params: &Arc<[f32]>,
         config: &ClientTrainConfig,
+        extensions: &Arc<ClientParams>,
     ) -> Result<Vec<(ClientId, ToClient)>, FlError> {
         self.round = None;
         let info = RoundInfo {
@@ -672,6 +682,7 @@ impl AggregationProtocol for SecAggProtocol {
                     round: ctx.round,
                     params: Arc::clone(params),
                     config: config.clone(),
+                    extensions: Arc::clone(extensions),
                 };
                 (c, msg)
             })
@@ -688,7 +699,7 @@ impl AggregationProtocol for SecAggProtocol {
             FromClient::Protocol { payload, .. } => {
                 self.on_message(ctx, from, payload).map_err(reject)
             }
-            FromClient::Update { .. } => Err(RejectReason::UnexpectedMessage),
+            _ => Err(RejectReason::UnexpectedMessage),
         }
     }
 
@@ -740,4 +751,51 @@ impl AggregationProtocol for SecAggProtocol {
             }
         });
     }
+
+    fn round_details(&self, round: u32, details: &mut RoundDetails) -> Result<(), FlError> {
+        let Some(info) = self.last_round_info().filter(|i| i.round == round) else {
+            return Ok(());
+        };
+        let Some(p) = info.params else {
+            // The graph was never built (too few keys): nothing to report.
+            return Ok(());
+        };
+        let record = SecAggDetails {
+            protocol: self.name().to_string(),
+            n: p.n as u32,
+            k: p.k as u32,
+            t: p.t as u32,
+            masks_rebuilt: info.masks_rebuilt as u32,
+        };
+        let value = serde_json::to_value(record)
+            .map_err(|e| FlError::InvalidState(format!("secure aggregation details: {e}")))?;
+        details.insert(SecAggDetails::NAME, value)
+    }
+}
+
+/// What a round's report says about secure aggregation, under
+/// [`SecAggDetails::NAME`] in its [`RoundDetails`].
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SecAggDetails {
+    /// The protocol: "secagg+" (SecAgg when the graph is complete).
+    #[serde(default = "secagg_plus")]
+    pub protocol: String,
+    /// Clients that advertised keys (the graph's size).
+    pub n: u32,
+    /// Neighbours per client in the masking graph (`n - 1`: complete).
+    pub k: u32,
+    /// Shares needed to reconstruct a secret.
+    pub t: u32,
+    /// Pairwise masks rebuilt for clients lost after sharing their keys.
+    #[serde(default)]
+    pub masks_rebuilt: u32,
+}
+
+fn secagg_plus() -> String {
+    "secagg+".into()
+}
+
+impl SecAggDetails {
+    /// The detail's name.
+    pub const NAME: &'static str = "secure_aggregation";
 }

@@ -427,6 +427,37 @@ impl KeyDirectory for KeyMap {
     }
 }
 
+/// A [`KeyDirectory`] that fills while the protocol runs, shared between the protocol and the
+/// runtime that enrols keys as it verifies them (a networked coordinator from its TLS
+/// handshakes, a node from the certificates relayed to it). Cheap to clone: clones share the
+/// same keys.
+#[derive(Clone, Debug, Default)]
+pub struct SharedKeyMap(std::sync::Arc<std::sync::RwLock<KeyMap>>);
+
+impl SharedKeyMap {
+    /// Enrols (or replaces, after a certificate renewal) `client`'s key.
+    pub fn insert(&self, client: ClientId, key: VerifyingKey) {
+        self.0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(client, key);
+    }
+
+    /// Whether `client` is enrolled with exactly `key`.
+    pub fn has(&self, client: ClientId, key: &VerifyingKey) -> bool {
+        self.verifying_key(client).as_ref() == Some(key)
+    }
+}
+
+impl KeyDirectory for SharedKeyMap {
+    fn verifying_key(&self, client: ClientId) -> Option<VerifyingKey> {
+        self.0
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .verifying_key(client)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

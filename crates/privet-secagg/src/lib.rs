@@ -9,9 +9,10 @@
 //!   [`AggregationProtocol`](privet_fl::engine::AggregationProtocol) of four stages; give it to
 //!   [`Coordinator::new`](privet_fl::engine::Coordinator::new) like any other protocol. It
 //!   reveals only a [`WeightedSum`](privet_fl::WeightedSum), so only sum-based strategies
-//!   (FedAvg, FedProx, FedAvgM, FedOpt) can run behind it. A [`SecAggMonitor`] taken from it
-//!   before it is boxed gives `n`, `k`, `t` and the survivors of each stage of every round
-//!   ([`SecAggMonitor::last_round_info`]) for the run report.
+//!   (FedAvg, FedProx, FedAvgM, FedOpt) can run behind it. Each round's report carries its
+//!   graph (`n`, `k`, `t`) as the [`SecAggDetails`] round detail; a [`SecAggMonitor`] taken
+//!   before the protocol is boxed shows tests and benchmarks more (survivors per stage, the
+//!   unmasked sum words).
 //! - [`SecAggClient`], the client side, is a
 //!   [`ClientProtocol`](privet_fl::engine::ClientProtocol): one per client, built from the
 //!   client's long-term Ed25519 [`SigningKey`], a [`KeyDirectory`] of the other clients'
@@ -26,21 +27,22 @@
 //! stage:
 //!
 //! 0. **Advertise keys.** The coordinator sends [`ToClient::Fit`](privet_fl::engine::ToClient).
-//!    Each client trains, computes its delta (with the job's update transforms), encodes
-//!    `(w·Δ, w, w·loss)` modulo `2^b` ([`quantize`]; `w` is its example count clipped to
-//!    `max_weight`, and the round reports `Σ w` as its example count), and draws from an
-//!    OS-seeded CSPRNG two
-//!    X25519 key pairs (`c_u` to encrypt shares, `s_u` for pairwise masks) and a self-mask seed
-//!    `b_u`. It answers with both public keys and a hash commitment to `b_u`, signed with its
-//!    identity key. The coordinator verifies the signature against the directory.
+//!    Each client keeps the global model and draws from an OS-seeded CSPRNG two X25519 key
+//!    pairs (`c_u` to encrypt shares, `s_u` for pairwise masks) and a self-mask seed `b_u`. It
+//!    answers with both public keys and a hash commitment to `b_u`, signed with its identity
+//!    key. The coordinator verifies the signature against the directory. A round that gets
+//!    fewer than three advertisements ends here, before anyone has trained.
 //! 1. **Share keys.** Over the `n = |U1|` clients that advertised, the coordinator draws a
 //!    graph seed; the graph is a Harary graph `H(n, k)` over a seeded random ordering (or
 //!    complete), with `k` and `t` from [`params::choose`]. Each client receives `k`, `t`, the
 //!    seed, the member list and its neighbours' signed keys. It recomputes `k`, `t` and its
 //!    neighbours from the configuration and refuses anything else, verifies every signature,
-//!    Shamir-shares `b_u` and `s_u` with threshold `t` among its neighbours, and sends each
-//!    neighbour's two shares encrypted with ChaCha20-Poly1305 under a key derived (HKDF-SHA256)
-//!    from the `c` agreement, the associated data binding round, sender and recipient.
+//!    then trains, computes its delta (with the job's update transforms) and encodes
+//!    `(w·Δ, w, w·loss)` modulo `2^b` ([`quantize`]; `w` is its example count clipped to
+//!    `max_weight`, and the round reports `Σ w` as its example count). It Shamir-shares `b_u`
+//!    and `s_u` with threshold `t` among its neighbours, and sends each neighbour's two shares
+//!    encrypted with ChaCha20-Poly1305 under a key derived (HKDF-SHA256) from the `c`
+//!    agreement, the associated data binding round, sender and recipient.
 //! 2. **Masked input.** The coordinator routes the ciphertexts. Each client decrypts the shares
 //!    it holds and sends `y_u = x_u + PRG(b_u) + Σ_{v ∈ N(u) ∩ U2} ±PRG(s_uv) mod 2^b`, where
 //!    `s_uv` comes from the `s` agreement through HKDF (domain separated by purpose, round and
@@ -211,9 +213,15 @@ pub mod wire;
 
 pub use client::SecAggClient;
 pub use config::{MIN_LEVELS, Rounding, SecAggConfig, Threshold};
-pub use coordinator::{RoundInfo, RoundStatus, SecAggMonitor, SecAggProtocol};
-pub use crypto::{KeyDirectory, KeyMap};
+pub use coordinator::{RoundInfo, RoundStatus, SecAggDetails, SecAggMonitor, SecAggProtocol};
+pub use crypto::{KeyDirectory, KeyMap, SharedKeyMap};
 pub use ed25519_dalek::{SigningKey, VerifyingKey};
 pub use error::SecAggError;
-pub use params::RoundParams;
+pub use params::{MIN_CLIENTS, RoundParams};
 pub use quantize::{DecodedSum, Quantizer};
+
+/// The local parameter (see [`privet_fl::UpdateContext`]) through which a client's own update
+/// transforms ask its SecAgg+ client to add distributed-DP noise: the standard deviation, in
+/// delta units, of the discrete Gaussian noise added to the quantized update before masking.
+/// It must fit the room [`SecAggConfig::distributed_dp_noise`] reserves.
+pub const NOISE_PARAM: &str = "secagg.noise_std";

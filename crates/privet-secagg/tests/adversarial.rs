@@ -61,7 +61,12 @@ impl Manual {
             participants: &self.ids,
         };
         self.protocol
-            .begin(&ctx, &params, &ClientTrainConfig::default())
+            .begin(
+                &ctx,
+                &params,
+                &ClientTrainConfig::default(),
+                &Arc::default(),
+            )
             .unwrap()
     }
 
@@ -126,7 +131,7 @@ impl Manual {
 fn payload_of(msg: &ToClient) -> Vec<u8> {
     match msg {
         ToClient::Protocol { payload, .. } => payload.clone(),
-        ToClient::Fit { .. } => panic!("not a protocol message"),
+        _ => panic!("not a protocol message"),
     }
 }
 
@@ -137,7 +142,7 @@ fn with_payload(msg: &ToClient, payload: Vec<u8>) -> ToClient {
             stage: *stage,
             payload,
         },
-        ToClient::Fit { .. } => panic!("not a protocol message"),
+        _ => panic!("not a protocol message"),
     }
 }
 
@@ -208,6 +213,7 @@ fn clients_refuse_messages_of_other_rounds_and_stages_and_carry_on() {
         round: 2,
         params: Arc::from(vec![0.0f32; 3]),
         config: ClientTrainConfig::default(),
+        extensions: Arc::default(),
     };
     assert!(refused(m.answer(c1, &fit)).contains("already started"));
     // None of that disturbed the round: it completes with everyone.
@@ -345,7 +351,7 @@ fn the_coordinator_refuses_forged_misaddressed_and_replayed_messages() {
         .collect();
     let payload = |a: &FromClient| match a {
         FromClient::Protocol { payload, .. } => payload.clone(),
-        FromClient::Update { .. } => unreachable!(),
+        _ => unreachable!(),
     };
     let reject = |m: &mut Manual, from: u32, p: Vec<u8>| -> String {
         let msg = FromClient::Protocol {

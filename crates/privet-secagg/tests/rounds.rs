@@ -367,3 +367,23 @@ proptest! {
         prop_assert!(distinct.is_empty(), "{:?}", sim.refusals);
     }
 }
+
+/// A round that cannot gather enough keys (two of three clients lost at stage 0) fails before
+/// anyone trains: clients train only once the round's graph exists. The retry trains everyone
+/// once.
+#[test]
+fn no_client_trains_for_a_round_that_fails_at_key_advertisement() {
+    let fx = Fixture::new(3, SecAggConfig::default());
+    let mut sim = fx.sim(1, 3, 1);
+    sim.fault(2, 1, 0, Fault::Drop);
+    sim.fault(3, 1, 0, Fault::Drop);
+    let (outcome, _) = sim.run_round();
+    assert!(
+        matches!(outcome, RoundOutcome::Failed { .. }),
+        "{outcome:?}"
+    );
+    assert!(sim.clients.values().all(|(_, t)| t.fits == 0));
+    let (outcome, _) = sim.run_round();
+    assert!(matches!(outcome, RoundOutcome::Completed(_)), "{outcome:?}");
+    assert!(sim.clients.values().all(|(_, t)| t.fits == 1));
+}

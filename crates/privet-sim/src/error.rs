@@ -6,17 +6,10 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SimError {
-    /// The job file could not be read.
-    #[error("{}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    /// The job file is malformed or inconsistent.
-    #[error("{}: {message}", path.display())]
-    JobFile { path: PathBuf, message: String },
-    /// A job given as text is malformed or inconsistent.
+    /// The job is invalid, or its stack cannot be built.
+    #[error(transparent)]
+    Job(#[from] privet_job::JobError),
+    /// The job does not fit this kind of run (e.g. centralized training of synthetic data).
     #[error("invalid job: {0}")]
     Config(String),
     /// Loading or partitioning the data failed.

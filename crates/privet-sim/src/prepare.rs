@@ -9,8 +9,8 @@ use privet_data::{
     SyntheticSpec, Table, load_csv, partition, train_test_split,
 };
 
-use crate::config::{DataSource, Job};
 use crate::error::SimError;
+use privet_job::{DataSource, Job};
 
 /// Synthetic data: devices whose rows the centralized test set is drawn from, and rows per device.
 const SYNTHETIC_TEST_DEVICES: usize = 1000;

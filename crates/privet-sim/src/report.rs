@@ -58,9 +58,11 @@ impl RunFiles {
 
 /// Writes `bytes` to `path` through a temporary file and a rename.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), SimError> {
-    privet_ml::write_atomic(path, bytes).map_err(|e| SimError::Output {
-        path: path.into(),
-        reason: e.to_string(),
+    privet_files::write_atomic(path, bytes, privet_files::Mode::Public).map_err(|e| {
+        SimError::Output {
+            path: path.into(),
+            reason: e.to_string(),
+        }
     })
 }
 
@@ -119,7 +121,7 @@ pub fn metrics_csv(rounds: &[RoundRecord]) -> String {
 /// the reporting delta, rounds that released a noised sum, and `"status"`: `"budget_exhausted"`
 /// (with `"reason"`) if the job stopped for its budget, else `"within_budget"`.
 pub fn privacy_summary(rounds: &[RoundRecord]) -> Option<Value> {
-    let noised: Vec<&crate::privacy::RoundPrivacy> =
+    let noised: Vec<&privet_dpfedavg::RoundPrivacy> =
         rounds.iter().filter_map(|r| r.privacy.as_ref()).collect();
     let last = noised.last()?;
     let stop = last.budget_stop.clone();
@@ -223,11 +225,24 @@ pub fn draw_chart(
     x_label: &str,
 ) -> Result<(), SimError> {
     ensure_font();
-    let tmp = path.with_extension("tmp.png");
-    let err = |e: String| SimError::Output {
+    // plotters writes the PNG itself, to the temporary file privet-files hands it.
+    privet_files::write_atomic_with(path, privet_files::Mode::Public, |_, tmp| {
+        render_chart(tmp, title, rounds, x_label).map_err(std::io::Error::other)
+    })
+    .map_err(|e| SimError::Output {
         path: path.into(),
-        reason: e,
-    };
+        reason: e.to_string(),
+    })
+}
+
+/// Renders the chart to `tmp` (a PNG).
+fn render_chart(
+    tmp: &Path,
+    title: &str,
+    rounds: &[RoundRecord],
+    x_label: &str,
+) -> Result<(), String> {
+    let err = |e: String| e;
     {
         let root = BitMapBackend::new(&tmp, (1100, 450)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
@@ -312,5 +327,5 @@ pub fn draw_chart(
             .map_err(|e| err(e.to_string()))?;
         root.present().map_err(|e| err(e.to_string()))?;
     }
-    std::fs::rename(&tmp, path).map_err(|e| err(e.to_string()))
+    Ok(())
 }

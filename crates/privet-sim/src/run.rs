@@ -8,16 +8,14 @@ use privet_data::{Encoder, FeatureEncoding};
 use privet_ml::{DpReport, DpTarget, Network, TrainedModel};
 use serde_json::json;
 
-use crate::config::{DataSource, Job};
 use crate::error::SimError;
 use crate::prepare::ClientData;
 use crate::prepare::{Prepared, prepare};
 use crate::report::{
     RunFiles, draw_chart, metrics_csv, metrics_json, partitions_json, peak_rss_mb, write_atomic,
 };
-use crate::simulate::{
-    Observer, RoundRecord, SimOutcome, initial_params, simulate, train_centralized,
-};
+use crate::simulate::{EpochLog, Observer, RoundRecord, SimOutcome, simulate, train_centralized};
+use privet_job::{DataSource, Job, initial_params};
 
 /// Federated simulation or the centralized baseline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -181,9 +179,7 @@ fn train_centralized_dp(
     let initial = initial_params(job, &network);
     let rows: Vec<u32> = (0..x.rows as u32).collect();
     let started = Instant::now();
-    let mut epoch_start = Instant::now();
-    let mut rounds = Vec::new();
-    let total = job.train.epochs as u32;
+    let mut log = EpochLog::new(&network, data, observer, job.train.epochs as u32);
     let (params, report) = network.train_dp_for_target(
         &initial,
         x,
@@ -192,23 +188,11 @@ fn train_centralized_dp(
         target,
         job.train.epochs,
         job.train.optimizer.clone(),
-        &mut |epoch, params, stats| {
-            let eval = network.evaluate(params, &data.test.x, &data.test.y)?;
-            let record = RoundRecord::centralized_epoch(
-                epoch,
-                stats.loss,
-                &eval,
-                epoch_start.elapsed().as_secs_f64(),
-            );
-            observer.round_done(&record, total);
-            rounds.push(record);
-            epoch_start = Instant::now();
-            Ok(())
-        },
+        &mut |epoch, params, stats| log.record(epoch, params, stats),
     )?;
     Ok((
         SimOutcome {
-            rounds,
+            rounds: log.rounds,
             params,
             network,
             train_seconds: started.elapsed().as_secs_f64(),

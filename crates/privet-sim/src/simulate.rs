@@ -11,23 +11,23 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use privet_data::Matrix;
+use privet_dpfedavg::RoundPrivacy;
 use privet_fl::engine::{
-    Action, AggregationProtocol, ClientProtocol, Coordinator, EngineConfig, Event, FromClient,
-    JobStatus, LocalTrainer, PlainAggregation, PlainClient, RoundOutcome, RoundReport, ToClient,
+    Action, ClientProtocol, Event, FromClient, JobStatus, LocalTrainer, RoundOutcome, RoundReport,
+    ToClient,
 };
-use privet_fl::{
-    ClientId, ClientSampler, ClientTrainConfig, ClipL2, FlError, TrainMetrics, UpdateTransform,
+use privet_fl::{ClientId, ClientTrainConfig, FlError, TrainMetrics};
+use privet_job::{
+    Job, JobStack, LocalRows, Purpose, Start, derive_seed, initial_params, train_locally,
 };
 use privet_ml::{Network, TrainConfig};
-use rand::{Rng, SeedableRng};
+use privet_secagg::SecAggDetails;
+use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use rayon::prelude::*;
 
-use crate::config::Job;
 use crate::error::SimError;
 use crate::prepare::{ClientData, Prepared};
-use crate::privacy::{DpClient, PlanSource, PrivacyMode, privacy_transform, secagg_config};
 
 /// One row of the per-round metrics.
 #[derive(Debug, Clone, PartialEq)]
@@ -59,7 +59,7 @@ pub struct RoundRecord {
     pub secure_aggregation: Option<(usize, usize, usize)>,
     /// Differential privacy spent by the round (`None` without `[privacy]` or if the round
     /// released no noised sum).
-    pub privacy: Option<crate::privacy::RoundPrivacy>,
+    pub privacy: Option<RoundPrivacy>,
 }
 
 impl RoundRecord {
@@ -115,29 +115,6 @@ pub struct SimOutcome {
     pub budget_stop: Option<String>,
 }
 
-/// Derives an independent 64-bit seed for (purpose, round, client) from the job seed.
-pub(crate) fn derive_seed(seed: u64, purpose: u64, round: u32, client: u32) -> u64 {
-    let mut rng = ChaCha20Rng::seed_from_u64(seed);
-    rng.set_stream(purpose);
-    rng.set_word_pos(((u128::from(round) << 32) | u128::from(client)) << 4);
-    rng.random()
-}
-
-/// The initial global parameters of a job (seeded).
-pub fn initial_params(job: &Job, network: &Network) -> Vec<f32> {
-    network.init(derive_seed(job.federation.seed, SEED_INIT, 0, 0))
-}
-
-/// The seed of `client`'s minibatch shuffles in `round`.
-pub fn client_shuffle_seed(job: &Job, round: u32, client: u32) -> u64 {
-    derive_seed(job.federation.seed, SEED_SHUFFLE, round, client)
-}
-
-const SEED_SHUFFLE: u64 = 1;
-const SEED_DROPOUT: u64 = 2;
-const SEED_INIT: u64 = 3;
-const SEED_IDENTITY: u64 = 4;
-
 /// Simulated clients' long-term Ed25519 identities for secure aggregation, derived from the job
 /// seed. In a simulation every party lives in one process, so these keys protect nothing; they
 /// exist so that the protocol runs exactly as it does between real nodes.
@@ -149,7 +126,7 @@ struct SimIdentities {
 impl SimIdentities {
     fn signing_key(&self, client: ClientId) -> privet_secagg::SigningKey {
         let mut rng =
-            ChaCha20Rng::seed_from_u64(derive_seed(self.seed, SEED_IDENTITY, 0, client.0));
+            ChaCha20Rng::seed_from_u64(derive_seed(self.seed, Purpose::SimIdentity, 0, client.0));
         let mut bytes = [0u8; 32];
         rand::RngCore::fill_bytes(&mut rng, &mut bytes);
         privet_secagg::SigningKey::from_bytes(&bytes)
@@ -160,84 +137,6 @@ impl privet_secagg::KeyDirectory for SimIdentities {
     fn verifying_key(&self, client: ClientId) -> Option<privet_secagg::VerifyingKey> {
         Some(self.signing_key(client).verifying_key())
     }
-}
-
-/// The local training settings of `client` in `round`: the job's, FedProx's `mu` from the
-/// strategy, and the client's minibatch-shuffle seed. A networked node uses the same, so a
-/// federation of real nodes reproduces the simulation of the same job.
-pub fn local_train_config(
-    job: &Job,
-    round: u32,
-    client: u32,
-    config: &ClientTrainConfig,
-) -> TrainConfig {
-    TrainConfig {
-        epochs: job.train.epochs,
-        batch_size: job.train.batch_size,
-        optimizer: job.train.optimizer.clone(),
-        proximal_mu: config.proximal_mu,
-        seed: client_shuffle_seed(job, round, client),
-    }
-}
-
-/// A client's training rows: row indices into `(x, y)`.
-#[derive(Debug, Clone, Copy)]
-pub struct LocalRows<'a> {
-    /// Encoded features.
-    pub x: &'a Matrix,
-    /// Labels.
-    pub y: &'a [u32],
-    /// The client's rows, in the order its minibatch shuffles start from.
-    pub rows: &'a [u32],
-}
-
-/// Trains `client`'s local model for `round` from the global `params`, with the job's local
-/// settings ([`local_train_config`]): the one place a job becomes a client's training run, for
-/// virtual clients and real nodes alike.
-pub fn train_locally(
-    job: &Job,
-    network: &Network,
-    client: u32,
-    round: u32,
-    params: &[f32],
-    config: &ClientTrainConfig,
-    data: LocalRows<'_>,
-) -> Result<(Vec<f32>, TrainMetrics), FlError> {
-    let cfg = local_train_config(job, round, client, config);
-    let (new, stats) = network
-        .train(params, data.x, data.y, data.rows, &cfg)
-        .map_err(|e| FlError::Training(e.to_string()))?;
-    Ok((
-        new,
-        TrainMetrics {
-            loss: stats.loss,
-            num_examples: stats.num_examples,
-        },
-    ))
-}
-
-/// What every client does to its delta before it leaves: clipping (`clip_norm`), or with
-/// `[privacy]` the DP-FedAvg client ([`DpClient`]), which needs the round's plan from the
-/// coordinator: this variant gives it a plan source that nothing publishes to, so training fails
-/// loudly rather than sending an unclipped update. Use [`client_transforms_with_plan`] with the
-/// plan the coordinator sent (a networked node builds it with
-/// [`PrivacyPlan::client_plan`](crate::privacy::PrivacyPlan::client_plan) from the round's
-/// clipping bound).
-pub fn client_transforms(job: &Job) -> Vec<Box<dyn UpdateTransform>> {
-    client_transforms_with_plan(job, PlanSource::Published(Arc::default()))
-}
-
-/// [`client_transforms`] with the source of the round's privacy plan (ignored without
-/// `[privacy]`).
-pub fn client_transforms_with_plan(job: &Job, plan: PlanSource) -> Vec<Box<dyn UpdateTransform>> {
-    let mut transforms: Vec<Box<dyn UpdateTransform>> = Vec::new();
-    if let Some(max_norm) = job.federation.clip_norm {
-        transforms.push(Box::new(ClipL2 { max_norm }));
-    }
-    if job.privacy.is_some() {
-        transforms.push(Box::new(DpClient::new(plan)));
-    }
-    transforms
 }
 
 /// A virtual client: its data view and the local training settings.
@@ -283,58 +182,17 @@ pub fn simulate(
     let network = Network::new(job.model.clone(), data.input_dim, data.num_classes)?;
     let seed = job.federation.seed;
     let initial = initial_params(job, &network);
-    let strategy = job.strategy.build()?;
     let num_clients = data.clients.num_clients();
-    let config = EngineConfig {
-        rounds: job.federation.rounds,
-        sampler: ClientSampler {
-            size: job.federation.sample,
-            min_clients: 1,
-            seed,
-        },
-        min_clients: job.federation.min_clients,
-        max_retries: 0,
-    };
+    let stack = JobStack::new(job, num_clients)?;
     let identities = SimIdentities { seed };
     let directory: Arc<dyn privet_secagg::KeyDirectory> = Arc::new(identities);
-    let secagg = secagg_config(job, num_clients)?;
-    let (protocol, monitor): (Box<dyn AggregationProtocol>, _) = match &secagg {
-        Some(cfg) => {
-            let protocol = privet_secagg::SecAggProtocol::new(cfg.clone(), Arc::clone(&directory))
-                .map_err(|e| SimError::Config(format!("secure aggregation: {e}")))?;
-            let monitor = protocol.monitor();
-            (Box::new(protocol), Some(monitor))
-        }
-        None => (Box::new(PlainAggregation::new()), None),
-    };
-    let mut engine = Coordinator::new(config, strategy, protocol, initial)?;
-    let dp = privacy_transform(job, num_clients, network.num_params())?;
-    let distributed = dp
-        .as_ref()
-        .is_some_and(|d| d.plan().config.mode == PrivacyMode::Distributed);
-    let (transforms, privacy_monitor) = match dp {
-        Some(dp) => {
-            let source = PlanSource::Published(dp.publisher());
-            let monitor = dp.monitor();
-            engine = engine.with_aggregate_transform(Box::new(dp))?;
-            (client_transforms_with_plan(job, source), Some(monitor))
-        }
-        None => (client_transforms(job), None),
-    };
+    let mut engine = stack.server_engine(Start::Fresh(initial), Arc::clone(&directory), 0)?;
+    // Every virtual client runs the same transforms: built once, not per client and round.
+    let transforms = stack.client_transforms();
     let available: Vec<ClientId> = (0..num_clients as u32).map(ClientId).collect();
     let new_client = |id: ClientId| -> Result<Box<dyn ClientProtocol>, SimError> {
-        Ok(match &secagg {
-            Some(cfg) => Box::new(
-                privet_secagg::SecAggClient::new(
-                    id,
-                    identities.signing_key(id),
-                    Arc::clone(&directory),
-                    cfg.clone(),
-                )
-                .map_err(|e| SimError::Config(format!("secure aggregation: {e}")))?,
-            ),
-            None => Box::new(PlainClient { id }),
-        })
+        let signer = Some(identities.signing_key(id));
+        Ok(stack.client(id, signer, Arc::clone(&directory))?.protocol)
     };
     let started = Instant::now();
     let mut rounds = Vec::new();
@@ -392,7 +250,7 @@ pub fn simulate(
                 .par_iter_mut()
                 .map(|(to, msg, state)| {
                     if job.federation.dropout > 0.0 {
-                        let draw = derive_seed(seed, SEED_DROPOUT, msg.round(), to.0) as f64
+                        let draw = derive_seed(seed, Purpose::Dropout, msg.round(), to.0) as f64
                             / u64::MAX as f64;
                         if draw < job.federation.dropout {
                             return (*to, None);
@@ -417,7 +275,7 @@ pub fn simulate(
                 pending.extend(engine.handle(event)?);
             }
         };
-        let mut record = match &outcome {
+        let record = match &outcome {
             RoundOutcome::Completed(report) => {
                 round_record(report, true, &network, engine.global(), data, round_start)?
             }
@@ -425,16 +283,6 @@ pub fn simulate(
                 round_record(report, false, &network, engine.global(), data, round_start)?
             }
         };
-        record.secure_aggregation = monitor
-            .as_ref()
-            .and_then(|m| m.last_round_info())
-            .and_then(|info| info.params)
-            .map(|p| (p.n, p.k, p.t));
-        record.privacy = privacy_monitor.as_ref().and_then(|m| m.round(record.round));
-        if distributed {
-            // Clients do not reveal their loss under distributed DP (it would carry no noise).
-            record.train_loss = f64::NAN;
-        }
         observer.round_done(&record, job.federation.rounds);
         rounds.push(record);
         if let RoundOutcome::Failed {
@@ -480,6 +328,11 @@ fn round_record(
     round_start: Instant,
 ) -> Result<RoundRecord, SimError> {
     let eval = network.evaluate(global, &data.test.x, &data.test.y)?;
+    let secure_aggregation = report
+        .details
+        .decode::<SecAggDetails>(SecAggDetails::NAME)?
+        .map(|d| (d.n as usize, d.k as usize, d.t as usize));
+    let privacy = report.details.decode::<RoundPrivacy>(RoundPrivacy::NAME)?;
     Ok(RoundRecord {
         round: report.round,
         selected: report.selected.len(),
@@ -492,9 +345,61 @@ fn round_record(
         test_accuracy: eval.accuracy,
         test_auc: eval.auc,
         seconds: round_start.elapsed().as_secs_f64(),
-        secure_aggregation: None,
-        privacy: None,
+        secure_aggregation,
+        privacy,
     })
+}
+
+/// The records of a centralized run: each epoch evaluated on the test set, timed, reported to
+/// the observer.
+pub(crate) struct EpochLog<'a> {
+    network: &'a Network,
+    data: &'a Prepared,
+    observer: &'a mut dyn Observer,
+    total: u32,
+    epoch_start: Instant,
+    /// One record per epoch so far.
+    pub(crate) rounds: Vec<RoundRecord>,
+}
+
+impl<'a> EpochLog<'a> {
+    pub(crate) fn new(
+        network: &'a Network,
+        data: &'a Prepared,
+        observer: &'a mut dyn Observer,
+        total: u32,
+    ) -> Self {
+        EpochLog {
+            network,
+            data,
+            observer,
+            total,
+            epoch_start: Instant::now(),
+            rounds: Vec::new(),
+        }
+    }
+
+    /// Records the epoch that just ended with `params`.
+    pub(crate) fn record(
+        &mut self,
+        epoch: usize,
+        params: &[f32],
+        stats: &privet_ml::TrainStats,
+    ) -> Result<(), privet_ml::MlError> {
+        let eval = self
+            .network
+            .evaluate(params, &self.data.test.x, &self.data.test.y)?;
+        let record = RoundRecord::centralized_epoch(
+            epoch,
+            stats.loss,
+            &eval,
+            self.epoch_start.elapsed().as_secs_f64(),
+        );
+        self.observer.round_done(&record, self.total);
+        self.rounds.push(record);
+        self.epoch_start = Instant::now();
+        Ok(())
+    }
 }
 
 /// Trains one model on all training rows: the centralized baseline that federation is measured
@@ -512,35 +417,23 @@ pub fn train_centralized(
     };
     let network = Network::new(job.model.clone(), data.input_dim, data.num_classes)?;
     let seed = job.federation.seed;
-    let initial = network.init(derive_seed(seed, SEED_INIT, 0, 0));
+    let initial = network.init(derive_seed(seed, Purpose::Init, 0, 0));
     let rows: Vec<u32> = (0..x.rows as u32).collect();
     let cfg = TrainConfig {
         epochs: job.train.epochs,
         batch_size: job.train.batch_size,
         optimizer: job.train.optimizer.clone(),
         proximal_mu: None,
-        seed: derive_seed(seed, SEED_SHUFFLE, 0, u32::MAX),
+        seed: derive_seed(seed, Purpose::Shuffle, 0, u32::MAX),
     };
     let started = Instant::now();
-    let mut epoch_start = Instant::now();
-    let mut rounds = Vec::new();
-    let total = job.train.epochs as u32;
+    let mut log = EpochLog::new(&network, data, observer, job.train.epochs as u32);
     let (params, _) =
         network.train_with(&initial, x, y, &rows, &cfg, &mut |epoch, params, stats| {
-            let eval = network.evaluate(params, &data.test.x, &data.test.y)?;
-            let record = RoundRecord::centralized_epoch(
-                epoch,
-                stats.loss,
-                &eval,
-                epoch_start.elapsed().as_secs_f64(),
-            );
-            observer.round_done(&record, total);
-            rounds.push(record);
-            epoch_start = Instant::now();
-            Ok(())
+            log.record(epoch, params, stats)
         })?;
     Ok(SimOutcome {
-        rounds,
+        rounds: log.rounds,
         params,
         network,
         train_seconds: started.elapsed().as_secs_f64(),

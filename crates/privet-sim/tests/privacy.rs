@@ -9,16 +9,17 @@ use privet_dp::SampledGaussian;
 use privet_dp::budget::BudgetTracker;
 use privet_dp::calibrate::AccountantKind;
 use privet_dp::rdp::{Conversion, RdpAccountant};
+use privet_dpfedavg::{DpAggregator, DpClient, RoundPrivacy};
 use privet_fl::engine::{
-    Action, AggregationProtocol, ClientProtocol, Coordinator, EngineConfig, Event, JobStatus,
-    LocalTrainer, PlainAggregation, PlainClient, RoundOutcome,
+    AggregationProtocol, ClientProtocol, Coordinator, EngineConfig, Event, JobStatus, LocalTrainer,
+    PlainAggregation, PlainClient, RoundOutcome,
 };
 use privet_fl::{
-    Admission, AggregateTransform, ClientId, ClientSampler, ClientTrainConfig, FlError,
-    StrategyConfig, TrainMetrics, UpdateTransform, WeightedSum,
+    Admission, AggregateTransform, ClientId, ClientParams, ClientSampler, ClientTrainConfig,
+    FlError, StrategyConfig, TrainMetrics, UpdateContext, UpdateTransform, WeightedSum,
 };
-use privet_sim::privacy::{DpAggregator, DpClient, PlanSource, privacy_plan, secagg_config};
-use privet_sim::{Job, Silent, client_transforms_with_plan, prepare, simulate};
+use privet_job::{Job, JobStack, privacy_plan, secagg_config};
+use privet_sim::{Silent, prepare, simulate};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 
@@ -58,7 +59,11 @@ fn central_noise_on_the_sum_has_std_z_times_clip() {
     let plan = privacy_plan(&job, 100).unwrap().unwrap();
     let dim = 40_000;
     let mut dp = DpAggregator::with_noise_key(plan, dim, None, [9; 32]).unwrap();
-    assert_eq!(dp.admit_round(1, 10, 100).unwrap(), Admission::Admit);
+    assert_eq!(
+        dp.admit_round(1, 10, 100, &mut ClientParams::new())
+            .unwrap(),
+        Admission::Admit
+    );
     let mut sum = WeightedSum::zeros(dim);
     sum.num_clients = 10;
     sum.total_weight = 10.0;
@@ -71,7 +76,7 @@ fn central_noise_on_the_sum_has_std_z_times_clip() {
     );
     // DP-FedAvg's fixed denominator: the number of clients sampled.
     assert_eq!(sum.total_weight, 10.0);
-    let record = dp.monitor().round(1).unwrap();
+    let record = dp.round_record(1).unwrap();
     assert!((record.noise_std / 0.65 - 1.0).abs() < 1e-6);
     // Replace-one sensitivity 2C: the accountant's multiplier is z / 2.
     assert!((record.accountant_sigma / 0.65 - 1.0).abs() < 1e-6);
@@ -92,18 +97,23 @@ fn adaptive_clip_converges_to_the_target_quantile_of_norms() {
     let plan = privacy_plan(&job, 1000).unwrap().unwrap();
     assert_eq!(plan.count_noise, Some(5.0));
     let dim = 4;
+    let client = DpClient::new(plan.clone());
     let mut dp = DpAggregator::with_noise_key(plan, dim, None, [1; 32]).unwrap();
     assert_eq!(dp.extra_coordinates(), 1);
-    let client = DpClient::new(PlanSource::Published(dp.publisher()));
     let mut rng = ChaCha20Rng::seed_from_u64(5);
     let mut clips = Vec::new();
     for round in 1..=150u32 {
-        assert_eq!(dp.admit_round(round, 100, 1000).unwrap(), Admission::Admit);
+        let mut published = ClientParams::new();
+        assert_eq!(
+            dp.admit_round(round, 100, 1000, &mut published).unwrap(),
+            Admission::Admit
+        );
         let mut sum = WeightedSum::zeros(dim + 1);
         for c in 0..100 {
             let norm: f64 = rng.random_range(0.0..2.0);
             let mut delta = vec![(norm / 2.0) as f32; dim];
-            client.apply_vec(round, ClientId(c), &mut delta).unwrap();
+            let mut ctx = UpdateContext::new(round, ClientId(c), &published);
+            client.apply(&mut ctx, &mut delta).unwrap();
             assert_eq!(delta.len(), dim + 1);
             for (s, d) in sum.sum.iter_mut().zip(&delta) {
                 *s += f64::from(*d);
@@ -299,40 +309,37 @@ impl LocalTrainer for Fixed {
 }
 
 /// Runs `engine` until it finishes or `rounds` more rounds completed, with clients answering
-/// through `clients` and training with per-client fixed deltas.
+/// through `clients` and training with per-client fixed deltas (privet-fl's harness loop);
+/// returns the outcomes.
 fn drive(
     engine: &mut Coordinator,
     clients: &mut [Box<dyn ClientProtocol>],
     deltas: &[Vec<f32>],
     transforms: &[Box<dyn UpdateTransform>],
     rounds: u32,
-) {
+) -> Vec<RoundOutcome> {
     let ids: Vec<ClientId> = (0..clients.len() as u32).map(ClientId).collect();
+    let mut outcomes = Vec::new();
     let mut done = 0;
     while !engine.is_finished() && done < rounds {
-        let mut queue = engine.start_round(&ids).unwrap();
-        while let Some(action) = queue.pop() {
-            match action {
-                Action::Send { to, msg } => {
-                    let mut trainer = Fixed(deltas[to.0 as usize].clone());
-                    let answer = clients[to.0 as usize]
-                        .respond(&msg, &mut trainer, transforms)
-                        .unwrap();
-                    queue.extend(
-                        engine
-                            .handle(Event::Received {
-                                from: to,
-                                msg: answer,
-                            })
-                            .unwrap(),
-                    );
-                }
-                Action::RoundFinished(RoundOutcome::Completed(_)) => done += 1,
-                Action::RoundFinished(other) => panic!("{other:?}"),
-                _ => {}
-            }
+        let actions = engine.start_round(&ids).unwrap();
+        let driven = privet_fl::harness::drive(engine, actions, |to, msg| {
+            let mut trainer = Fixed(deltas[to.0 as usize].clone());
+            let answer = clients[to.0 as usize]
+                .respond(&msg, &mut trainer, transforms)
+                .unwrap();
+            vec![Event::Received {
+                from: to,
+                msg: answer,
+            }]
+        });
+        match &driven.outcome {
+            RoundOutcome::Completed(_) => done += 1,
+            other => panic!("{other:?}"),
         }
+        outcomes.push(driven.outcome);
     }
+    outcomes
 }
 
 #[test]
@@ -353,8 +360,6 @@ fn distributed_noise_under_secagg_has_the_planned_scale() {
     let per_client = cfg.distributed_dp_noise.unwrap();
     assert!((per_client - 0.5 / 8f64.sqrt()).abs() < 1e-12);
     let dp = DpAggregator::new(plan, dim, Some(&cfg)).unwrap();
-    let monitor = dp.monitor();
-    let source = PlanSource::Published(dp.publisher());
 
     let mut keys = privet_secagg::KeyMap::new();
     let signing: Vec<privet_secagg::SigningKey> = (0..n)
@@ -397,8 +402,8 @@ fn distributed_noise_under_secagg_has_the_planned_scale() {
         .collect();
     // Client i moves every coordinate by 0.001 * i: well within the clip.
     let deltas: Vec<Vec<f32>> = (0..n).map(|i| vec![0.001 * i as f32; dim]).collect();
-    let transforms = client_transforms_with_plan(&job, source);
-    drive(&mut engine, &mut clients, &deltas, &transforms, 1);
+    let transforms = JobStack::new(&job, n).unwrap().client_transforms();
+    let outcomes = drive(&mut engine, &mut clients, &deltas, &transforms, 1);
     assert_eq!(engine.completed_rounds(), 1);
     // global = (Σ Δ + noise) / k, so k * global - Σ Δ is what the coordinator's sum carried
     // beyond the clients' updates: the noise of n clients, std sqrt(n) * per-client std.
@@ -419,7 +424,12 @@ fn distributed_noise_under_secagg_has_the_planned_scale() {
         (sd / want - 1.0).abs() < 0.05,
         "noise std {sd}, planned {want}"
     );
-    let record = monitor.round(1).unwrap();
+    let record: RoundPrivacy = outcomes[0]
+        .report()
+        .details
+        .decode(RoundPrivacy::NAME)
+        .unwrap()
+        .unwrap();
     assert_eq!(record.mode, "distributed");
     assert_eq!(record.contributors, n);
     assert!(
@@ -464,7 +474,7 @@ fn adaptive_engine(key: [u8; 32]) -> (Coordinator, Vec<Box<dyn UpdateTransform>>
     );
     let plan = privacy_plan(&job, 20).unwrap().unwrap();
     let dp = DpAggregator::with_noise_key(plan, 6, None, key).unwrap();
-    let transforms = client_transforms_with_plan(&job, PlanSource::Published(dp.publisher()));
+    let transforms = JobStack::new(&job, 20).unwrap().client_transforms();
     let engine = Coordinator::new(
         engine_config(),
         StrategyConfig::fed_adam().build().unwrap(),
@@ -511,7 +521,7 @@ fn privacy_state_round_trips_through_the_checkpoint() {
     let (mut first, transforms, _) = adaptive_engine(key);
     drive(&mut first, &mut cs, &deltas, &transforms, 3);
     let checkpoint = first.checkpoint();
-    let state = checkpoint.transform_state().unwrap().unwrap();
+    let state = checkpoint.transform_state.clone().unwrap();
     assert!(state.contains("\"rounds\":3"), "{state}");
 
     // Resuming without the transform is refused, and so is a transform without its state.
@@ -523,9 +533,7 @@ fn privacy_state_round_trips_through_the_checkpoint() {
     );
     assert!(bare.unwrap().start_round(&[ClientId(0)]).is_err());
     let mut stateless = checkpoint.clone();
-    stateless
-        .strategy_state
-        .retain(|(name, _)| name != privet_fl::engine::Checkpoint::TRANSFORM_STATE);
+    stateless.transform_state = None;
     let (_, _, job) = adaptive_engine(key);
     let plan = privacy_plan(&job, 20).unwrap().unwrap();
     let refused = Coordinator::resume(
@@ -541,7 +549,7 @@ fn privacy_state_round_trips_through_the_checkpoint() {
     assert!(refused.is_err());
 
     let dp = DpAggregator::with_noise_key(plan, 6, None, key).unwrap();
-    let transforms = client_transforms_with_plan(&job, PlanSource::Published(dp.publisher()));
+    let transforms = JobStack::new(&job, 20).unwrap().client_transforms();
     let mut resumed = Coordinator::resume(
         engine_config(),
         StrategyConfig::fed_adam().build().unwrap(),
@@ -555,8 +563,8 @@ fn privacy_state_round_trips_through_the_checkpoint() {
     assert_eq!(resumed.status(), &JobStatus::Completed);
     assert_eq!(resumed.global(), straight.global());
     assert_eq!(
-        resumed.checkpoint().transform_state().unwrap(),
-        straight.checkpoint().transform_state().unwrap()
+        resumed.checkpoint().transform_state,
+        straight.checkpoint().transform_state
     );
 }
 

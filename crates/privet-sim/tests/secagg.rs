@@ -3,7 +3,8 @@
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
-use privet_sim::{Job, Silent, prepare, simulate};
+use privet_job::Job;
+use privet_sim::{Silent, prepare, simulate};
 
 fn job(secure: bool, dropout: f64) -> Job {
     let csv = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/breast_cancer.csv");

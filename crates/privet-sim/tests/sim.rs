@@ -3,8 +3,9 @@
 
 use std::path::Path;
 
+use privet_job::Job;
 use privet_ml::{Network, TrainConfig};
-use privet_sim::{ClientData, Job, Silent, prepare, simulate};
+use privet_sim::{ClientData, Silent, prepare, simulate};
 use proptest::prelude::*;
 
 fn data_path(name: &str) -> String {
@@ -156,7 +157,7 @@ fn client_updates_are_clipped_before_they_leave() {
     let moved = |j: &Job| {
         let data = prepare(j).unwrap();
         let net = Network::new(j.model.clone(), data.input_dim, data.num_classes).unwrap();
-        let init = privet_sim::initial_params(j, &net);
+        let init = privet_job::initial_params(j, &net);
         let out = simulate(j, &data, &mut Silent).unwrap();
         out.params
             .iter()
@@ -229,13 +230,13 @@ proptest! {
         let fed = simulate(&j, &data, &mut Silent).unwrap();
         let ClientData::Shared { x, y, partition } = &data.clients else { panic!("csv data") };
         let net = Network::new(j.model.clone(), data.input_dim, data.num_classes).unwrap();
-        let init = privet_sim::initial_params(&j, &net);
+        let init = privet_job::initial_params(&j, &net);
         let cfg = TrainConfig {
             epochs,
             batch_size: batch,
             optimizer: j.train.optimizer.clone(),
             proximal_mu: None,
-            seed: privet_sim::client_shuffle_seed(&j, 1, 0),
+            seed: privet_job::client_shuffle_seed(&j, 1, 0),
         };
         let (local, _) = net.train(&init, x, y, partition.client(0), &cfg).unwrap();
         prop_assert_eq!(fed.params.len(), local.len());

@@ -9,9 +9,11 @@
 use std::path::Path;
 use std::time::Instant;
 
+use crate::out::outln;
 use anyhow::{Context, Result};
+use privet_job::Job;
 use privet_ml::{Network, TrainConfig};
-use privet_sim::{ClientData, Job, Mode, RunOptions, prepare, run_prepared};
+use privet_sim::{ClientData, Mode, RunOptions, prepare, run_prepared};
 
 static DATA: &str = include_str!("../../../data/breast_cancer.csv");
 
@@ -69,16 +71,17 @@ pub fn run(out: &Path) -> Result<()> {
         anyhow::bail!("the demo data is a CSV file");
     };
 
-    println!(
+    outln!(
         "privet demo: five hospitals train one cancer classifier without sharing a single record\n"
     );
-    println!(
+    outln!(
         "The data: {} breast biopsies (UCI Breast Cancer Wisconsin), 30 measurements each, labelled benign or malignant.",
         x.rows + data.test.x.rows
     );
-    println!(
+    outln!(
         "{} biopsies are held out to test every model; the other {} are spread over five hospitals,\nsome of them referral centres that see mostly malignant cases:",
-        data.test.x.rows, x.rows
+        data.test.x.rows,
+        x.rows
     );
     // Each hospital alone, on its own records, evaluated on the same held-out biopsies.
     let network = Network::new(job.model.clone(), data.input_dim, data.num_classes)?;
@@ -97,7 +100,7 @@ pub fn run(out: &Path) -> Result<()> {
             .evaluate(&params, &data.test.x, &data.test.y)?
             .accuracy;
         let malignant = rows.iter().filter(|&&r| y[r as usize] == 0).count();
-        println!(
+        outln!(
             "  {name:<24} {:>4} patients, {:>3} malignant; a model trained here alone: {:.1}% accurate",
             rows.len(),
             malignant,
@@ -124,53 +127,53 @@ pub fn run(out: &Path) -> Result<()> {
     let (worst, best) = alone
         .iter()
         .fold((f64::MAX, 0f64), |(lo, hi), &a| (lo.min(a), hi.max(a)));
-    println!("\nWhat happened:");
-    println!(
+    outln!("\nWhat happened:");
+    outln!(
         "  1. A coordinator sent the same starting model (logistic regression, {} parameters) to all five hospitals.",
         fed.num_params
     );
-    println!(
+    outln!(
         "  2. For {} rounds, each hospital trained it on its own patients for {} passes and sent back only the change",
         fed.rounds.len(),
         job.train.epochs / job.federation.rounds as usize
     );
-    println!(
+    outln!(
         "     to the model's {} numbers. No patient record left any hospital.",
         fed.num_params
     );
-    println!(
+    outln!(
         "  3. The coordinator averaged the changes, weighting each hospital by its number of patients (FedAvg)."
     );
-    println!(
+    outln!(
         "\nThe result, on {} biopsies no hospital trained on:",
         data.test.x.rows
     );
-    println!(
+    outln!(
         "  federated model (five hospitals together): accuracy {:.1}%{}",
         100.0 * fed.final_accuracy,
         fed.final_auc
             .map(|a| format!(", ROC AUC {a:.3}"))
             .unwrap_or_default()
     );
-    println!(
+    outln!(
         "  each hospital alone:                       accuracy {:.1}% to {:.1}%",
         100.0 * worst,
         100.0 * best
     );
-    println!(
+    outln!(
         "  all records pooled in one place:           accuracy {:.1}% (what privet avoids doing)",
         100.0 * central.final_accuracy
     );
-    println!("\nOutputs (in {}):", out.display());
-    println!("  federated/chart.png      accuracy and loss per round");
-    println!("  federated/metrics.csv    the same figures as a table (also metrics.json)");
-    println!("  federated/model.safetensors + model.json   the trained model; try:");
-    println!(
+    outln!("\nOutputs (in {}):", out.display());
+    outln!("  federated/chart.png      accuracy and loss per round");
+    outln!("  federated/metrics.csv    the same figures as a table (also metrics.json)");
+    outln!("  federated/model.safetensors + model.json   the trained model; try:");
+    outln!(
         "      privet predict {} {}",
         fed.files.model().display(),
         csv.display()
     );
-    println!("  centralized/             the pooled-data baseline, for comparison");
-    println!("\nDone in {:.1} s.", started.elapsed().as_secs_f64());
+    outln!("  centralized/             the pooled-data baseline, for comparison");
+    outln!("\nDone in {:.1} s.", started.elapsed().as_secs_f64());
     Ok(())
 }

@@ -10,6 +10,7 @@
 //! All inputs are validated by `privet-dp`'s typed parameters, whose errors name the parameter,
 //! its domain and the value given.
 
+use crate::out::outln;
 use anyhow::Result;
 use clap::{Args, Subcommand, ValueEnum};
 use privet_dp::calibrate::{
@@ -173,7 +174,7 @@ fn epsilon(args: &EpsilonArgs) -> Result<()> {
                 "value_discretization_interval": d,
             })),
         });
-        println!("{out}");
+        outln!("{out}");
         return Ok(());
     }
 
@@ -181,22 +182,27 @@ fn epsilon(args: &EpsilonArgs) -> Result<()> {
         Sampling::Poisson => "Poisson sampling, add/remove-one",
         _ => "fixed-size sampling, replace-one",
     };
-    println!(
+    outln!(
         "{} steps, q = {}, sigma = {}, delta = {} ({relation})",
-        args.steps, args.q, args.sigma, args.delta
+        args.steps,
+        args.q,
+        args.sigma,
+        args.delta
     );
-    println!(
+    outln!(
         "RDP, improved conversion: epsilon = {:.6} (order {})",
-        improved.epsilon, improved.order
+        improved.epsilon,
+        improved.order
     );
-    println!(
+    outln!(
         "RDP, classic conversion:  epsilon = {:.6} (order {})",
-        classic.epsilon, classic.order
+        classic.epsilon,
+        classic.order
     );
     match pld {
-        Some((eps, d)) => println!("PLD:                       epsilon = {eps:.6} (grid {d:e})"),
+        Some((eps, d)) => outln!("PLD:                       epsilon = {eps:.6} (grid {d:e})"),
         None => {
-            println!("PLD:                       n/a (no PLD analysis for fixed-size sampling)")
+            outln!("PLD:                       n/a (no PLD analysis for fixed-size sampling)")
         }
     }
     Ok(())
@@ -229,11 +235,11 @@ fn noise(args: &NoiseArgs) -> Result<()> {
             "accountant": kind.name(),
             "noise_multiplier": sigma,
         });
-        println!("{out}");
+        outln!("{out}");
     } else {
         // Rounded up, so that the printed value is never less noise than calibrated.
         let shown = (sigma * 1e4).ceil() / 1e4;
-        println!(
+        outln!(
             "noise multiplier {shown:.4} keeps {} steps at q = {} within epsilon = {}, delta = {} \
              ({} accountant)",
             args.steps,

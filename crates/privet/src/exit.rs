@@ -8,21 +8,32 @@
 //! | 4 | bad or unreadable model file |
 //! | 5 | unusable certificates or keys |
 //! | 6 | the coordinator is unreachable, refused the request, or broke the protocol |
+//!
+//! Internal failures (a panicked task, a database that fails mid-run) are 1, never 2.
 
+use privet_coordinator::CoordinatorError;
 use privet_data::DataError;
+use privet_files::FileError;
+use privet_identity::IdentityError;
+use privet_job::JobError;
 use privet_ml::MlError;
-use privet_net::NetError;
+use privet_node::NodeError;
 use privet_sim::SimError;
+use privet_transport::TransportError;
 
 /// The exit code for an error.
 pub fn code(err: &anyhow::Error) -> u8 {
     if let Some(e) = err.downcast_ref::<SimError>() {
         return match e {
-            SimError::Io { .. } | SimError::JobFile { .. } | SimError::Config(_) => 2,
+            SimError::Job(j) => job_code(j),
+            SimError::Config(_) => 2,
             SimError::Data(_) => 3,
             SimError::Ml(m) => ml_code(m),
             _ => 1,
         };
+    }
+    if let Some(e) = err.downcast_ref::<JobError>() {
+        return job_code(e);
     }
     if let Some(e) = err.downcast_ref::<MlError>() {
         return ml_code(e);
@@ -33,12 +44,18 @@ pub fn code(err: &anyhow::Error) -> u8 {
     if err.downcast_ref::<privet_dp::DpError>().is_some() {
         return 2;
     }
-    if let Some(e) = err.downcast_ref::<NetError>() {
+    if let Some(e) = err.downcast_ref::<CoordinatorError>() {
         return match e {
-            NetError::Config(_) | NetError::Io { .. } | NetError::Job(_) => 2,
-            NetError::Data(_) => 3,
-            NetError::Tls(_) => 5,
-            NetError::Connect { .. } | NetError::Remote(_) | NetError::Protocol(_) => 6,
+            CoordinatorError::Config(_) | CoordinatorError::Listen { .. } => 2,
+            CoordinatorError::Job(j) => job_code(j),
+            CoordinatorError::Data(_) => 3,
+            CoordinatorError::Ml(m) => ml_code(m),
+            CoordinatorError::Files(f) => files_code(f),
+            CoordinatorError::Identity(i) => identity_code(i),
+            CoordinatorError::Transport(t) => transport_code(t),
+            CoordinatorError::Remote(_) | CoordinatorError::Protocol(_) => 6,
+            CoordinatorError::Wire(_) => 6,
+            CoordinatorError::Io { .. } => 1,
             _ => 1,
         };
     }
@@ -58,7 +75,66 @@ pub fn code(err: &anyhow::Error) -> u8 {
             _ => 1,
         };
     }
+    if let Some(e) = err.downcast_ref::<NodeError>() {
+        return match e {
+            NodeError::Config(_) => 2,
+            NodeError::Job(j) => job_code(j),
+            NodeError::Data(_) => 3,
+            NodeError::Ml(m) => ml_code(m),
+            NodeError::Files(f) => files_code(f),
+            NodeError::Identity(i) => identity_code(i),
+            NodeError::Transport(t) => transport_code(t),
+            NodeError::Refused(_) | NodeError::Session(_) | NodeError::Wire(_) => 6,
+            _ => 1,
+        };
+    }
+    if let Some(e) = err.downcast_ref::<IdentityError>() {
+        return identity_code(e);
+    }
+    if let Some(e) = err.downcast_ref::<TransportError>() {
+        return transport_code(e);
+    }
+    if let Some(e) = err.downcast_ref::<FileError>() {
+        return files_code(e);
+    }
     1
+}
+
+/// A file that cannot be read or parsed is a bad command line or config (2); one that cannot
+/// be written is a failed run (1).
+fn files_code(e: &FileError) -> u8 {
+    match e {
+        FileError::Toml { .. } | FileError::TooLarge { .. } | FileError::NotText { .. } => 2,
+        FileError::NotRegular { .. } => 2,
+        _ if e.is_disk_full() => 1,
+        _ => 2,
+    }
+}
+
+fn identity_code(e: &IdentityError) -> u8 {
+    match e {
+        IdentityError::BadName { .. } | IdentityError::Invalid(_) => 2,
+        IdentityError::Files(f) => files_code(f),
+        _ => 5,
+    }
+}
+
+fn transport_code(e: &TransportError) -> u8 {
+    match e {
+        TransportError::Identity(i) => identity_code(i),
+        TransportError::Tls(_) => 5,
+        TransportError::Config(_) => 2,
+        _ => 6,
+    }
+}
+
+/// A bad job file is a bad command line (2), whatever else it leads to.
+fn job_code(e: &JobError) -> u8 {
+    match e {
+        JobError::Ml(m) => ml_code(m),
+        JobError::Fl(_) | JobError::SecAgg(_) => 1,
+        _ => 2,
+    }
 }
 
 fn ml_code(e: &MlError) -> u8 {

@@ -4,15 +4,18 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use crate::out::{out, outln};
 use anyhow::Result;
 use clap::{Parser, Subcommand};
-use privet_sim::{Job, Mode, RunOptions, RunSummary, run_job};
+use privet_job::Job;
+use privet_sim::{Mode, RunOptions, RunSummary, run_job};
 
 mod anonymize_cmd;
 mod demo;
 mod dp_cmd;
 mod exit;
 mod net_cmd;
+mod out;
 mod stats_cmd;
 mod train_cmd;
 
@@ -105,6 +108,16 @@ enum Command {
         #[command(flatten)]
         remote: net_cmd::Remote,
     },
+    /// Cancel a job that has not finished (recorded with your name and the reason).
+    Cancel {
+        /// The job id.
+        job: String,
+        /// Why, for the record.
+        #[arg(long, default_value = "cancelled by an operator")]
+        reason: String,
+        #[command(flatten)]
+        remote: net_cmd::Remote,
+    },
     /// Download a job's latest model (model.safetensors + model.json).
     FetchModel {
         /// The job id.
@@ -132,6 +145,14 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
+        // A reader that went away (`privet status | head -1`) is not an error worth a word.
+        Err(err)
+            if err
+                .downcast_ref::<out::StdoutError>()
+                .is_some_and(out::StdoutError::is_broken_pipe) =>
+        {
+            ExitCode::SUCCESS
+        }
         Err(err) => {
             eprintln!("error: {}", exit::one_line(&err));
             ExitCode::from(exit::code(&err))
@@ -164,7 +185,7 @@ fn run(cli: Cli) -> Result<()> {
                 progress: !quiet,
             };
             let summary = run_job(&parsed, &opts)?;
-            print_summary(&summary);
+            print_summary(&summary)?;
             Ok(())
         }
         Command::Train {
@@ -185,6 +206,11 @@ fn run(cli: Cli) -> Result<()> {
         Command::Submit { job, remote } => net_cmd::submit(&job, &remote),
         Command::Status { job, json, remote } => net_cmd::status(job.as_deref(), json, &remote),
         Command::FetchModel { job, out, remote } => net_cmd::fetch_model(&job, &out, &remote),
+        Command::Cancel {
+            job,
+            reason,
+            remote,
+        } => net_cmd::cancel(&job, &reason, &remote),
         Command::Certs(cmd) => net_cmd::certs(cmd),
         Command::Dp(cmd) => dp_cmd::run(cmd),
         Command::Stats(args) => stats_cmd::run(&args),
@@ -192,7 +218,7 @@ fn run(cli: Cli) -> Result<()> {
     }
 }
 
-fn print_summary(s: &RunSummary) {
+fn print_summary(s: &RunSummary) -> anyhow::Result<()> {
     let what = match s.mode {
         Mode::Federated => format!("{} rounds over {} clients", s.rounds.len(), s.num_clients),
         Mode::Centralized => format!("{} epochs on all training rows", s.rounds.len()),
@@ -201,11 +227,14 @@ fn print_summary(s: &RunSummary) {
         .final_auc
         .map(|a| format!(", ROC AUC {a:.4}"))
         .unwrap_or_default();
-    println!(
+    outln!(
         "{what}: test accuracy {:.4}{auc} on {} held-out rows ({} parameters, {} training rows)",
-        s.final_accuracy, s.test_rows, s.num_params, s.train_rows
+        s.final_accuracy,
+        s.test_rows,
+        s.num_params,
+        s.train_rows
     );
-    println!(
+    outln!(
         "time: {:.3} s in all ({:.3} s loading data, {:.3} s training){}",
         s.total_seconds,
         s.load_seconds,
@@ -215,7 +244,7 @@ fn print_summary(s: &RunSummary) {
             .unwrap_or_default()
     );
     if let Some(p) = s.rounds.iter().rev().find_map(|r| r.privacy.as_ref()) {
-        println!(
+        outln!(
             "privacy: epsilon {:.3} at delta {:e} spent in all ({} noise, multiplier {:.3}){}",
             p.cumulative_epsilon,
             p.delta,
@@ -227,10 +256,11 @@ fn print_summary(s: &RunSummary) {
                 .unwrap_or_default()
         );
     }
-    println!(
+    outln!(
         "outputs: {} (metrics.csv, metrics.json, model.safetensors + model.json, chart.png)",
         s.files.dir.display()
     );
+    Ok(())
 }
 
 fn predict(model_path: &Path, csv: &Path, out: Option<&Path>) -> Result<()> {
@@ -260,14 +290,24 @@ fn predict(model_path: &Path, csv: &Path, out: Option<&Path>) -> Result<()> {
     }
     match out {
         Some(path) => {
-            privet_sim::write_atomic(path, text.as_bytes())?;
+            // Refusing a link or a device is a bad argument (2); failing to write is a failed
+            // run (1).
+            privet_files::write_atomic(path, text.as_bytes(), privet_files::Mode::Public).map_err(
+                |e| match e {
+                    e @ privet_files::FileError::NotRegular { .. } => anyhow::Error::new(e),
+                    other => anyhow::Error::new(privet_sim::SimError::Output {
+                        path: path.to_path_buf(),
+                        reason: other.to_string(),
+                    }),
+                },
+            )?;
             eprintln!(
                 "wrote {} predictions to {}",
                 preds.classes.len(),
                 path.display()
             );
         }
-        None => print!("{text}"),
+        None => out!("{text}"),
     }
     if let Some(truth) = &preds.truth {
         let correct = truth

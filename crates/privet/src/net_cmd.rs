@@ -3,10 +3,13 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::out::outln;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
-use privet_net::tls::{self, Role, TlsFiles};
-use privet_net::{CoordinatorConfig, NodeConfig, Security};
+use privet_coordinator::{AdminClient, CoordinatorConfig};
+use privet_identity::{Name, Role, TlsFiles};
+use privet_node::NodeConfig;
+use privet_transport::Security;
 
 /// How an operator command reaches the coordinator.
 #[derive(Debug, Args)]
@@ -23,7 +26,7 @@ pub struct Remote {
     pub certs: PathBuf,
     /// The operator's certificate name.
     #[arg(long, default_value = "admin")]
-    pub name: String,
+    pub name: Name,
     /// Plain text without certificates (development only; logs a warning).
     #[arg(long)]
     pub insecure_dev: bool,
@@ -61,11 +64,15 @@ pub enum CertsCommand {
     /// Issue a certificate for a node, an operator or the coordinator (NAME.pem, NAME.key).
     Issue {
         /// The peer's name: its identity in the federation.
-        name: String,
+        name: Name,
         /// The CA's directory; the new files are written there too.
         #[arg(long, default_value = "certs")]
         dir: PathBuf,
-        /// Issue a coordinator (server) certificate valid for these hosts.
+        /// What the certificate allows: coordinator, node or operator [default: coordinator
+        /// with --host, node without].
+        #[arg(long)]
+        role: Option<Role>,
+        /// The coordinator's DNS names and IP addresses (a coordinator certificate only).
         #[arg(long = "host", value_name = "HOST")]
         hosts: Vec<String>,
         /// Validity in days.
@@ -123,10 +130,10 @@ pub fn coordinator(config: &Path, insecure_dev: bool) -> Result<()> {
     init_tracing();
     let config = CoordinatorConfig::from_file(config, insecure_dev)?;
     runtime()?.block_on(async move {
-        let handle = privet_net::coordinator::start(config).await?;
-        println!("coordinator listening on {}", handle.addr);
+        let handle = privet_coordinator::start(config).await?;
+        outln!("coordinator listening on {}", handle.addr);
         if let Some(m) = handle.metrics_addr {
-            println!("metrics on http://{m}/metrics");
+            outln!("metrics on http://{m}/metrics");
         }
         termination().await;
         tracing::info!("shutting down");
@@ -139,10 +146,10 @@ pub fn coordinator(config: &Path, insecure_dev: bool) -> Result<()> {
 pub fn node(config: &Path, insecure_dev: bool) -> Result<()> {
     init_tracing();
     let config = NodeConfig::from_file(config, insecure_dev)?;
-    let backend = Arc::new(privet_net::node::CsvBackend::new(config.data.clone()));
+    let backend = Arc::new(privet_node::CsvBackend::new(config.data.clone()));
     runtime()?.block_on(async move {
         let (tx, rx) = tokio::sync::watch::channel(false);
-        let node = tokio::spawn(privet_net::node::run_node(config, backend, rx, None));
+        let node = tokio::spawn(privet_node::run_node(config, backend, rx, None));
         tokio::select! {
             result = node => {
                 result.context("node task failed")??;
@@ -160,13 +167,12 @@ pub fn node(config: &Path, insecure_dev: bool) -> Result<()> {
 pub fn submit(job: &Path, remote: &Remote) -> Result<()> {
     let text = std::fs::read_to_string(job).with_context(|| format!("{}", job.display()))?;
     // Check it here first, for a message with the file name.
-    privet_sim::Job::from_file(job)?;
+    privet_job::Job::from_file(job)?;
     let security = remote.security();
     runtime()?.block_on(async move {
-        let mut client =
-            privet_net::client::AdminClient::connect(&remote.coordinator, &security).await?;
+        let mut client = AdminClient::connect(&remote.coordinator, &security).await?;
         let id = client.submit(&text).await?;
-        println!("{id}");
+        outln!("{id}");
         Ok(())
     })
 }
@@ -176,7 +182,7 @@ pub fn status(job: Option<&str>, json: bool, remote: &Remote) -> Result<()> {
     let security = remote.security();
     runtime()?.block_on(async move {
         let mut client =
-            privet_net::client::AdminClient::connect(&remote.coordinator, &security).await?;
+            AdminClient::connect(&remote.coordinator, &security).await?;
         let (jobs, nodes) = match job {
             Some(id) => (vec![client.job(id).await?], None),
             None => {
@@ -189,11 +195,11 @@ pub fn status(job: Option<&str>, json: bool, remote: &Remote) -> Result<()> {
                 "connected_nodes": nodes,
                 "jobs": jobs.iter().map(job_json).collect::<Vec<_>>(),
             });
-            println!("{}", serde_json::to_string_pretty(&value)?);
+            outln!("{}", serde_json::to_string_pretty(&value)?);
             return Ok(());
         }
         if let Some(nodes) = nodes {
-            println!(
+            outln!(
                 "connected nodes: {}",
                 if nodes.is_empty() {
                     "none".into()
@@ -203,7 +209,7 @@ pub fn status(job: Option<&str>, json: bool, remote: &Remote) -> Result<()> {
             );
         }
         for j in &jobs {
-            println!(
+            outln!(
                 "{}  {}  {}/{} rounds  nodes: {}{}",
                 j.job_id,
                 j.state,
@@ -217,8 +223,21 @@ pub fn status(job: Option<&str>, json: bool, remote: &Remote) -> Result<()> {
                 }
             );
             if job.is_some() {
+                let numbers: std::collections::BTreeSet<u32> =
+                    j.rounds.iter().map(|r| r.round).collect();
+                let last = numbers.last().copied().unwrap_or(0);
+                let skipped: Vec<String> = (1..=last)
+                    .filter(|n| !numbers.contains(n))
+                    .map(|n| n.to_string())
+                    .collect();
+                if !skipped.is_empty() {
+                    outln!(
+                        "  round numbers skipped (in progress when the coordinator stopped): {}",
+                        skipped.join(", ")
+                    );
+                }
                 for r in &j.rounds {
-                    println!(
+                    outln!(
                         "  round {:>3}  {}  loss {:.4}  {:.2} s  participants: {}{}{}",
                         r.round,
                         if r.completed {
@@ -228,13 +247,16 @@ pub fn status(job: Option<&str>, json: bool, remote: &Remote) -> Result<()> {
                         },
                         r.train_loss,
                         r.seconds,
-                        r.participants.join(","),
-                        r.secure_aggregation
-                            .as_ref()
-                            .map(|s| format!("  {} n={} k={} t={}", s.protocol, s.n, s.k, s.t))
+                        r.participants.join(",")
+                            + &if r.dropped.is_empty() {
+                                String::new()
+                            } else {
+                                format!("  dropped: {}", r.dropped.join(","))
+                            },
+                        secagg_of(r)
+                            .map(|s| format!("  secagg+ n={} k={} t={}", s.n, s.k, s.t))
                             .unwrap_or_default()
-                            + &r.privacy
-                                .as_ref()
+                            + &privacy_of(r)
                                 .map(|p| format!(
                                     "  DP {}: epsilon {:.3} (total {:.3}) at delta {:e}, clip {:.4}",
                                     p.mode, p.epsilon, p.cumulative_epsilon, p.delta, p.clip
@@ -253,7 +275,7 @@ pub fn status(job: Option<&str>, json: bool, remote: &Remote) -> Result<()> {
     })
 }
 
-fn job_json(j: &privet_net::proto::JobInfo) -> serde_json::Value {
+fn job_json(j: &privet_wire::proto::JobInfo) -> serde_json::Value {
     serde_json::json!({
         "job_id": j.job_id,
         "state": j.state,
@@ -269,10 +291,10 @@ fn job_json(j: &privet_net::proto::JobInfo) -> serde_json::Value {
             "train_loss": if r.train_loss.is_finite() { Some(r.train_loss) } else { None },
             "seconds": r.seconds,
             "failure": r.failure,
-            "secure_aggregation": r.secure_aggregation.as_ref().map(|s| serde_json::json!({
-                "protocol": s.protocol, "n": s.n, "k": s.k, "t": s.t,
+            "secure_aggregation": secagg_of(r).map(|s| serde_json::json!({
+                "protocol": "secagg+", "n": s.n, "k": s.k, "t": s.t,
             })),
-            "privacy": r.privacy.as_ref().map(|p| serde_json::json!({
+            "privacy": privacy_of(r).map(|p| serde_json::json!({
                 "mode": p.mode,
                 "epsilon": p.epsilon,
                 "cumulative_epsilon": p.cumulative_epsilon,
@@ -280,7 +302,55 @@ fn job_json(j: &privet_net::proto::JobInfo) -> serde_json::Value {
                 "noise_multiplier": p.noise_multiplier,
                 "clip": p.clip,
             })),
+            "details": r.details.iter().map(|(name, text)| {
+                let value = serde_json::from_str::<serde_json::Value>(text)
+                    .unwrap_or_else(|_| serde_json::Value::String(text.clone()));
+                (name.clone(), value)
+            }).collect::<serde_json::Map<_, _>>(),
         })).collect::<Vec<_>>(),
+    })
+}
+
+/// A round's secure-aggregation detail, if it has a readable one.
+fn secagg_of(r: &privet_wire::proto::RoundInfo) -> Option<privet_secagg::SecAggDetails> {
+    detail(r, privet_secagg::SecAggDetails::NAME)
+}
+
+/// What a round reports of its privacy spending (rounds stored before December 2026 carry
+/// only these fields).
+#[derive(serde::Deserialize)]
+struct PrivacyView {
+    mode: String,
+    epsilon: f64,
+    cumulative_epsilon: f64,
+    delta: f64,
+    noise_multiplier: f64,
+    clip: f64,
+}
+
+fn privacy_of(r: &privet_wire::proto::RoundInfo) -> Option<PrivacyView> {
+    detail(r, privet_dpfedavg::RoundPrivacy::NAME)
+}
+
+/// The round detail `name`, decoded; `None` when absent or unreadable (a newer coordinator may
+/// report more than this build understands).
+fn detail<T: serde::de::DeserializeOwned>(
+    r: &privet_wire::proto::RoundInfo,
+    name: &str,
+) -> Option<T> {
+    r.details
+        .get(name)
+        .and_then(|text| serde_json::from_str(text).ok())
+}
+
+/// `privet cancel`
+pub fn cancel(job: &str, reason: &str, remote: &Remote) -> Result<()> {
+    let security = remote.security();
+    runtime()?.block_on(async move {
+        let mut client = AdminClient::connect(&remote.coordinator, &security).await?;
+        let info = client.cancel(job, reason).await?;
+        outln!("{}  {}  {}", info.job_id, info.state, info.error);
+        Ok(())
     })
 }
 
@@ -291,10 +361,9 @@ pub fn fetch_model(job: &str, out: &Path, remote: &Remote) -> Result<()> {
         std::fs::create_dir_all(parent).with_context(|| format!("{}", parent.display()))?;
     }
     runtime()?.block_on(async move {
-        let mut client =
-            privet_net::client::AdminClient::connect(&remote.coordinator, &security).await?;
+        let mut client = AdminClient::connect(&remote.coordinator, &security).await?;
         let round = client.fetch_model(job, out).await?;
-        println!(
+        outln!(
             "saved the model after round {round} to {} (+ {})",
             out.display(),
             privet_ml::meta_path(out).display()
@@ -312,8 +381,8 @@ pub fn certs(cmd: CertsCommand) -> Result<()> {
             days,
             force,
         } => {
-            let path = tls::init_ca(&dir, &federation, days, force)?;
-            println!(
+            let path = privet_identity::init_ca(&dir, &federation, days, force)?;
+            outln!(
                 "created the federation CA: {} (keep {} secret)",
                 path.display(),
                 dir.join("ca.key").display()
@@ -322,18 +391,19 @@ pub fn certs(cmd: CertsCommand) -> Result<()> {
         CertsCommand::Issue {
             name,
             dir,
+            role,
             hosts,
             days,
             force,
         } => {
-            let role = if hosts.is_empty() {
-                Role::Client
+            let role = role.unwrap_or(if hosts.is_empty() {
+                Role::Node
             } else {
                 Role::Coordinator
-            };
-            let files = tls::issue(&dir, &name, role, &hosts, days, force)?;
-            println!(
-                "issued {} and {} for {name}{}",
+            });
+            let files = privet_identity::issue(&dir, &name, role, &hosts, days, force)?;
+            outln!(
+                "issued {} and {} for {name} as a {role}{}",
                 files.cert.display(),
                 files.key.display(),
                 if hosts.is_empty() {

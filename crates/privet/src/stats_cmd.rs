@@ -15,6 +15,7 @@
 
 use std::path::PathBuf;
 
+use crate::out::outln;
 use anyhow::Result;
 use clap::Args;
 use privet_data::{Column, CsvOptions, DataError, load_csv, read_header};
@@ -181,9 +182,9 @@ pub fn run(args: &StatsArgs) -> Result<()> {
     };
     let report = release(&mut rng, column, &query, &options, &budget)?;
     if args.json {
-        println!("{}", to_json(args, &options, &budget, &report));
+        outln!("{}", to_json(args, &options, &budget, &report));
     } else {
-        print_text(args, &options, &budget, &report);
+        print_text(args, &options, &budget, &report)?;
     }
     Ok(())
 }
@@ -336,7 +337,12 @@ fn share_text(s: QueryBudget) -> String {
     }
 }
 
-fn print_text(args: &StatsArgs, options: &StatsOptions, budget: &StatsBudget, r: &StatsReport) {
+fn print_text(
+    args: &StatsArgs,
+    options: &StatsOptions,
+    budget: &StatsBudget,
+    r: &StatsReport,
+) -> anyhow::Result<()> {
     let p = decimals(options);
     let contributions = match &args.id {
         Some(id) => format!(
@@ -351,14 +357,14 @@ fn print_text(args: &StatsArgs, options: &StatsOptions, budget: &StatsBudget, r:
     match options.domain {
         Some(d) => {
             let (l, u) = d.effective_bounds();
-            println!(
+            outln!(
                 "column `{}` of {}: values clamped to [{l}, {u}] on a grid of {}; {contributions}",
                 args.column,
                 args.csv.display(),
                 d.resolution()
             );
         }
-        None => println!(
+        None => outln!(
             "column `{}` of {}: {contributions}",
             args.column,
             args.csv.display()
@@ -376,13 +382,13 @@ fn print_text(args: &StatsArgs, options: &StatsOptions, budget: &StatsBudget, r:
         .first()
         .map(|(_, s)| share_text(*s))
         .unwrap_or_default();
-    println!(
+    outln!(
         "privacy: {model}; split equally over {} queries ({share} each); epsilon spent {:.6}",
         r.allocation.len(),
         r.epsilon_spent
     );
     if let Some(c) = &r.count {
-        println!(
+        outln!(
             "count     {:.0}   95% CI [{:.0}, {:.0}]   ({} noise, scale {:.3})",
             c.value,
             c.ci95.0,
@@ -392,7 +398,7 @@ fn print_text(args: &StatsArgs, options: &StatsOptions, budget: &StatsBudget, r:
         );
     }
     if let Some(s) = &r.sum {
-        println!(
+        outln!(
             "sum       {:.p$}   95% CI [{:.p$}, {:.p$}]   ({} noise, scale {:.3})",
             s.value,
             s.ci95.0,
@@ -402,20 +408,26 @@ fn print_text(args: &StatsArgs, options: &StatsOptions, budget: &StatsBudget, r:
         );
     }
     if let Some(m) = &r.mean {
-        println!(
+        outln!(
             "mean      {:.p$}   95% CI [{:.p$}, {:.p$}]   (noisy centred sum / noisy count)",
-            m.value, m.ci95.0, m.ci95.1
+            m.value,
+            m.ci95.0,
+            m.ci95.1
         );
     }
     for q in &r.quantiles {
-        println!(
+        outln!(
             "quantile {}   {:.p$}   (permute-and-flip over {} candidates {:.p$} apart; with 95% \
              probability its rank score is within {:.1} rows of the best candidate's)",
-            q.q, q.value, q.candidates, q.spacing, q.score_error_95
+            q.q,
+            q.value,
+            q.candidates,
+            q.spacing,
+            q.score_error_95
         );
     }
     if let Some(h) = &r.histogram {
-        println!(
+        outln!(
             "histogram ({} bins; each count within ±{:.0} of its exact value with 95% probability, \
              {} noise, scale {:.3}):",
             h.bins.len(),
@@ -424,10 +436,11 @@ fn print_text(args: &StatsArgs, options: &StatsOptions, budget: &StatsBudget, r:
             h.noise.scale
         );
         for b in &h.bins {
-            println!("  {:<24} {}", b.label, b.count);
+            outln!("  {:<24} {}", b.label, b.count);
         }
         if let Some(o) = h.other {
-            println!("  {:<24} {o}", "(other values)");
+            outln!("  {:<24} {o}", "(other values)");
         }
     }
+    Ok(())
 }

@@ -10,12 +10,14 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::out::outln;
 use anyhow::{Result, bail};
 use clap::{Args, ValueEnum};
+use privet_job::Job;
 use privet_ml::{
     AccountantKind, DEFAULT_CLIP_NORM, DEFAULT_LOT_SIZE, DpReport, DpTarget, NoiseSampler,
 };
-use privet_sim::{Job, Mode, RunOptions, run_job};
+use privet_sim::{Mode, RunOptions, run_job};
 
 /// DP-SGD options of `privet train`.
 #[derive(Debug, Clone, Args)]
@@ -104,18 +106,17 @@ pub fn run(job: &Path, out: Option<PathBuf>, quiet: bool, dp: &DpArgs) -> Result
         Some(t) => opts.run_dp(&parsed, t)?,
         None => run_job(&parsed, &opts)?,
     };
-    crate::print_summary(&summary);
+    crate::print_summary(&summary)?;
     match (&target, &summary.dp) {
         (Some(_), Some(report)) => print_dp(report, summary.train_rows),
         (Some(_), None) => bail!("DP-SGD was asked for but the run reports no privacy spent"),
-        _ => {}
+        _ => Ok(()),
     }
-    Ok(())
 }
 
-fn print_dp(r: &DpReport, train_rows: usize) {
+fn print_dp(r: &DpReport, train_rows: usize) -> anyhow::Result<()> {
     let s = &r.spent;
-    println!(
+    outln!(
         "DP-SGD: noise multiplier {:.4} (calibrated by {} for epsilon {} at delta {:e}; {} \
          noise), clip {}, q {:.6} (expected lot {:.1} of {} rows), {} steps over {} epochs",
         s.noise_multiplier,
@@ -130,7 +131,7 @@ fn print_dp(r: &DpReport, train_rows: usize) {
         s.steps,
         r.config.epochs,
     );
-    println!(
+    outln!(
         "privacy spent: epsilon {:.4} (PLD), {:.4} (RDP, order {}) at delta {:e}; {:.1}% of \
          per-example gradients clipped",
         s.epsilon_pld,
@@ -140,10 +141,11 @@ fn print_dp(r: &DpReport, train_rows: usize) {
         100.0 * r.stats.clipped_fraction,
     );
     if s.delta * train_rows as f64 > 1.0 {
-        println!(
+        outln!(
             "warning: delta {:e} is above 1 / {train_rows} training rows; such a delta allows \
              releasing some rows outright",
             s.delta
         );
     }
+    Ok(())
 }

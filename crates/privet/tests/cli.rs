@@ -311,3 +311,85 @@ fn demo_runs_and_explains() {
     );
     assert!(dir.path().join("demo/centralized/metrics.csv").is_file());
 }
+
+/// `privet ... | head -1` and `> /dev/full`: a closed pipe ends the program quietly with
+/// success; a full disk is one line and exit code 1; neither panics.
+#[cfg(unix)]
+#[test]
+fn closed_or_full_stdout_is_not_a_panic() {
+    use std::process::Stdio;
+    let dir = TempDir::new().expect("tempdir");
+    let args = [
+        "dp", "epsilon", "--q", "0.01", "--sigma", "1.1", "--steps", "1000", "--delta", "1e-5",
+    ];
+    // A reader that closes at once.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_privet"))
+        .args(args)
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("wait");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    // A full device.
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("/dev/full");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_privet"))
+        .args(args)
+        .current_dir(dir.path())
+        .stdout(full)
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("standard output"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}
+
+/// `--out` never replaces a symbolic link or a device: the file behind the link is untouched.
+#[cfg(unix)]
+#[test]
+fn out_refuses_links_and_devices() {
+    let dir = TempDir::new().expect("tempdir");
+    std::fs::write(dir.path().join("data.csv"), GOOD_CSV).expect("csv");
+    let job = job(dir.path(), "");
+    let out = privet(dir.path())
+        .args(["train"])
+        .arg(&job)
+        .args(["--out", "model", "--quiet"])
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(dir.path().join("keep.txt"), "keep me").expect("write");
+    std::os::unix::fs::symlink("keep.txt", dir.path().join("link.csv")).expect("link");
+    for (target, needle) in [("link.csv", "symbolic link"), ("/dev/full", "special file")] {
+        let out = privet(dir.path())
+            .args([
+                "predict",
+                "model/model.safetensors",
+                "data.csv",
+                "--out",
+                target,
+            ])
+            .output()
+            .expect("run");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains(needle), "{err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("keep.txt")).expect("read"),
+        "keep me"
+    );
+}

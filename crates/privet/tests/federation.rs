@@ -79,7 +79,10 @@ impl Federation {
                 "127.0.0.1",
             ],
         ));
-        ok(privet(d, &["certs", "issue", "admin"]));
+        ok(privet(
+            d,
+            &["certs", "issue", "admin", "--role", "operator"],
+        ));
         for n in nodes {
             ok(privet(d, &["certs", "issue", n]));
         }
@@ -586,4 +589,151 @@ fn bad_configs_and_certificate_files_get_one_clear_line() {
     expect(&["coordinator", "--config", "c.toml"], 5, "coordinator.pem");
     // The CA is never overwritten by accident.
     expect(&["certs", "init"], 2, "--force");
+}
+
+/// Roles are part of every certificate: a node certificate cannot run the coordinator, the
+/// coordinator's certificate cannot run a node, an operator's cannot either, and `--days 0`
+/// (an already expired certificate) is refused.
+#[test]
+fn certificates_of_the_wrong_role_do_not_start() {
+    let fed = Federation::new(&names(1));
+    let d = fed.path();
+    let expect = |args: &[&str], code: i32, needle: &str| {
+        let out = privet(d, args);
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+    };
+    std::fs::write(
+        d.join("wrong.toml"),
+        "listen = \"127.0.0.1:0\"\nstate = \"w.db\"\n[tls]\nca = \"certs/ca.pem\"\ncert = \
+         \"certs/hospital-0.pem\"\nkey = \"certs/hospital-0.key\"\n",
+    )
+    .unwrap();
+    expect(
+        &["coordinator", "--config", "wrong.toml"],
+        2,
+        "a node's certificate",
+    );
+    assert!(
+        !d.join("w.db").exists(),
+        "nothing is created before the check"
+    );
+    for (name, role) in [("coordinator", "coordinator"), ("admin", "operator")] {
+        std::fs::write(
+            d.join(format!("{name}-as-node.toml")),
+            format!(
+                "name = \"{name}\"\ncoordinator = \"{}\"\n[tls]\nca = \"certs/ca.pem\"\ncert = \
+                 \"certs/{name}.pem\"\nkey = \"certs/{name}.key\"\n[data]\npath = \"x.csv\"\n\
+                 label = \"y\"\n",
+                fed.url()
+            ),
+        )
+        .unwrap();
+        let config = format!("{name}-as-node.toml");
+        expect(
+            &["node", "--config", &config],
+            2,
+            &format!("a {role}'s certificate"),
+        );
+    }
+    expect(
+        &["certs", "issue", "late", "--days", "0"],
+        2,
+        "already expired",
+    );
+    assert!(!d.join("certs/late.pem").exists());
+    expect(
+        &["certs", "issue", "n", "--role", "node", "--host", "h"],
+        2,
+        "--host",
+    );
+}
+
+/// What a node's data holds never reaches the coordinator: a cell value that breaks a node's
+/// CSV (written over the file after the node started, so the node reports it instead of refusing
+/// to start) and, under `[privacy]`, a label outside the job's public list are reported by file,
+/// line and column only. The sentinel appears in no coordinator log, store row or status output.
+#[test]
+fn a_cell_value_never_reaches_the_coordinator() {
+    const SENTINEL: &str = "PATIENT Jane Doe SENTINEL-51f3";
+    let nodes = names(2);
+    let fed = Federation::new(&nodes);
+    let csvs = even_split(2);
+    fed.node_config("hospital-0", &csvs[0], "certs");
+    fed.node_config("hospital-1", &csvs[1], "certs");
+    let _coordinator = fed.coordinator();
+    let _n0 = fed.node("hospital-0");
+    let _n1 = fed.node("hospital-1");
+    fed.wait_for(Duration::from_secs(30), "both nodes", || {
+        fed.status()["connected_nodes"]
+            .as_array()
+            .is_some_and(|n| n.len() == 2)
+    });
+    // hospital-0: a numeric cell holding a name. A plain job runs without it.
+    let mut lines: Vec<String> = csvs[0].lines().map(String::from).collect();
+    let mut cells: Vec<String> = lines[3].split(',').map(String::from).collect();
+    cells[2] = SENTINEL.into();
+    lines[3] = cells.join(",");
+    std::fs::write(fed.path().join("hospital-0.csv"), lines.join("\n") + "\n").unwrap();
+    let plain = job_toml(
+        &nodes,
+        "rounds = 1\nmin_clients = 1",
+        "kind = \"logreg\"",
+        1,
+    )
+    .replace("start_timeout_secs = 30", "start_timeout_secs = 2");
+    std::fs::write(fed.path().join("plain.toml"), &plain).unwrap();
+    let a = fed.submit("plain.toml");
+    fed.wait_job(&a, Duration::from_secs(60));
+    // hospital-1: a label outside the DP job's public list.
+    let mut lines: Vec<String> = csvs[1].lines().map(String::from).collect();
+    let last = lines[5].rfind(',').unwrap();
+    lines[5] = format!("{},{SENTINEL}", &lines[5][..last]);
+    std::fs::write(fed.path().join("hospital-1.csv"), lines.join("\n") + "\n").unwrap();
+    let dp = job_toml(
+        &nodes,
+        "rounds = 1\nmin_clients = 2",
+        "kind = \"logreg\"",
+        1,
+    )
+    .replace(
+        "\n[deployment]",
+        "\n[privacy]\nclip = 1.0\nnoise_multiplier = 1.0\ndelta = 1e-5\n\
+         [privacy.features]\nepsilon = 1.0\nbounds = { \"*\" = [-10000.0, 10000.0] }\n\
+         labels = [\"0\", \"1\"]\n\n[deployment]",
+    );
+    std::fs::write(fed.path().join("dp.toml"), &dp).unwrap();
+    let b = fed.submit("dp.toml");
+    fed.wait_for(Duration::from_secs(30), "the refusals to be logged", || {
+        fed.read_log("coordinator.log")
+            .contains("not in the job's `labels`")
+    });
+    let log = fed.read_log("coordinator.log");
+    assert!(log.contains("not a number"), "{log}");
+    // The nodes' own logs may say more: they stay with the data.
+    let status = fed.status();
+    let mut outputs = vec![status.to_string()];
+    for job in [None, Some(&a), Some(&b)] {
+        let mut args = vec!["status".to_string()];
+        args.extend(job.cloned());
+        args.extend(fed.remote_args());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        outputs.push(ok(privet(fed.path(), &args)));
+    }
+    let store = std::fs::read(fed.path().join("coordinator.db")).unwrap_or_default();
+    let wal = std::fs::read(fed.path().join("coordinator.db-wal")).unwrap_or_default();
+    let mut places: Vec<(&str, &[u8])> = vec![
+        ("coordinator log", log.as_bytes()),
+        ("store", &store[..]),
+        ("store WAL", &wal[..]),
+    ];
+    places.extend(outputs.iter().map(|o| ("status output", o.as_bytes())));
+    for (what, bytes) in places {
+        assert!(
+            !bytes.windows(8).any(|w| w == b"SENTINEL"),
+            "the sentinel reached the {what}"
+        );
+    }
 }

@@ -23,7 +23,7 @@
 
 pub mod cks;
 pub mod gridded;
-mod uniform;
+pub(crate) mod uniform;
 
 pub use cks::{DiscreteGaussian, DiscreteLaplace, Ratio, bernoulli_exp_neg};
 pub use gridded::GriddedGaussian;

@@ -1,7 +1,10 @@
 //! The client side of a plain round: train, compute the delta, transform it, answer.
 
 use crate::engine::{FromClient, ToClient};
-use crate::{ClientId, ClientTrainConfig, ClientUpdate, FlError, TrainMetrics, UpdateTransform};
+use crate::{
+    ClientId, ClientParams, ClientTrainConfig, ClientUpdate, FlError, TrainMetrics, UpdateContext,
+    UpdateTransform,
+};
 
 /// Local training on a client's private data.
 pub trait LocalTrainer {
@@ -15,8 +18,10 @@ pub trait LocalTrainer {
 }
 
 /// Builds a client's update: `delta = local - global`, then `transforms` in order
-/// ([`UpdateTransform::apply_vec`], which may append coordinates). The update's weight is its
-/// example count, or 1 if any transform asks for [`UpdateTransform::unit_weight`] (DP-FedAvg).
+/// ([`UpdateTransform::apply`], which may append coordinates), with the round's `published`
+/// parameters. The update's weight is its example count, or 1 if any transform asks for
+/// [`UpdateTransform::unit_weight`] (DP-FedAvg). Returns the update and the local parameters
+/// the transforms left for the client's aggregation protocol.
 ///
 /// Checks that `local` has the global model's length and is finite, and that the transformed
 /// delta is still finite.
@@ -27,7 +32,8 @@ pub fn compute_update(
     local: &[f32],
     metrics: TrainMetrics,
     transforms: &[Box<dyn UpdateTransform>],
-) -> Result<ClientUpdate, FlError> {
+    published: &ClientParams,
+) -> Result<(ClientUpdate, ClientParams), FlError> {
     if local.len() != global.len() {
         return Err(FlError::ShapeMismatch {
             client,
@@ -39,8 +45,9 @@ pub fn compute_update(
     if delta.iter().any(|x| !x.is_finite()) {
         return Err(FlError::NonFinite { client });
     }
+    let mut ctx = UpdateContext::new(round, client, published);
     for transform in transforms {
-        transform.apply_vec(round, client, &mut delta)?;
+        transform.apply(&mut ctx, &mut delta)?;
     }
     if delta.iter().any(|x| !x.is_finite()) {
         return Err(FlError::NonFinite { client });
@@ -50,12 +57,13 @@ pub fn compute_update(
     } else {
         metrics.num_examples
     };
-    Ok(ClientUpdate {
+    let update = ClientUpdate {
         client,
         delta,
         num_examples,
         metrics,
-    })
+    };
+    Ok((update, ctx.local))
 }
 
 /// Answers a [`ToClient::Fit`] with a [`FromClient::Update`]: trains, computes the delta, applies
@@ -74,9 +82,12 @@ pub fn client_respond(
             round,
             params,
             config,
+            extensions,
         } => {
             let (local, metrics) = trainer.fit(*round, params, config)?;
-            let update = compute_update(client, *round, params, &local, metrics, transforms)?;
+            let (update, _) = compute_update(
+                client, *round, params, &local, metrics, transforms, extensions,
+            )?;
             Ok(FromClient::Update {
                 round: *round,
                 update,

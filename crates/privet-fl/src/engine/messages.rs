@@ -4,10 +4,11 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::engine::RoundOutcome;
-use crate::{ClientId, ClientTrainConfig, ClientUpdate};
+use crate::{ClientId, ClientParams, ClientTrainConfig, ClientUpdate};
 
 /// A message from the coordinator to one client.
 #[derive(Clone, PartialEq)]
+#[non_exhaustive]
 pub enum ToClient {
     /// Train on `params` and answer with a [`FromClient::Update`].
     Fit {
@@ -17,6 +18,8 @@ pub enum ToClient {
         params: Arc<[f32]>,
         /// Strategy instructions for local training.
         config: ClientTrainConfig,
+        /// What the aggregate transform publishes to the round's clients (shared).
+        extensions: Arc<ClientParams>,
     },
     /// An opaque stage message of a multi-stage aggregation protocol (e.g. secure aggregation).
     Protocol {
@@ -45,11 +48,13 @@ impl fmt::Debug for ToClient {
                 round,
                 params,
                 config,
+                extensions,
             } => f
                 .debug_struct("Fit")
                 .field("round", round)
                 .field("params_len", &params.len())
                 .field("config", config)
+                .field("extensions", extensions)
                 .finish(),
             ToClient::Protocol {
                 round,
@@ -67,6 +72,7 @@ impl fmt::Debug for ToClient {
 
 /// A message from a client to the coordinator.
 #[derive(Clone, PartialEq)]
+#[non_exhaustive]
 pub enum FromClient {
     /// A plain (unprotected) update for the current stage of `round`.
     Update {
@@ -128,6 +134,7 @@ impl fmt::Debug for FromClient {
 
 /// Something that happened, reported by the runtime to the coordinator.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub enum Event {
     /// A message arrived from `from` (the runtime vouches for the sender's identity, e.g. mTLS).
     Received {

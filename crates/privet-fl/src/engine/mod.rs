@@ -57,8 +57,8 @@ pub use protocol::{
 pub use report::{JobStatus, RoundOutcome, RoundReport};
 
 use crate::{
-    Admission, AggregateInput, AggregateTransform, ClientId, ClientSampler, ClientUpdate, FlError,
-    Requirement, Strategy, WeightedSum, weighted_sum,
+    Admission, AggregateInput, AggregateTransform, ClientId, ClientParams, ClientSampler,
+    ClientUpdate, FlError, Requirement, RoundDetails, Strategy, WeightedSum, weighted_sum,
 };
 
 /// Configuration of a federated job.
@@ -165,6 +165,7 @@ impl RoundState {
             num_examples,
             train_loss,
             stages: self.stage + 1,
+            details: RoundDetails::new(),
         }
     }
 }
@@ -183,13 +184,6 @@ enum StageEnd {
 }
 
 /// A coordinator's state between rounds (see [`Coordinator::checkpoint`]).
-///
-/// The state of an attached [`AggregateTransform`] (e.g. the privacy ledger and adaptive
-/// clipping bound of DP-FedAvg) travels inside `strategy_state` as one extra entry named
-/// [`Checkpoint::TRANSFORM_STATE`] (its UTF-8 JSON, one byte per `f64`), so a runtime that
-/// already persists `strategy_state` persists it too, and a checkpoint without a transform is
-/// unchanged. [`Coordinator::resume`] takes the entry out before the strategy sees its state;
-/// see [`Checkpoint::transform_state`].
 #[derive(Clone, PartialEq)]
 pub struct Checkpoint {
     /// The last round number used (completed or failed).
@@ -202,50 +196,9 @@ pub struct Checkpoint {
     pub global: Vec<f32>,
     /// The strategy's named state vectors ([`Strategy::state`]).
     pub strategy_state: Vec<(String, Vec<f64>)>,
-}
-
-impl Checkpoint {
-    /// The reserved `strategy_state` name under which an aggregate transform's state is stored
-    /// (versioned: a later encoding gets a new name).
-    pub const TRANSFORM_STATE: &'static str = "privet/aggregate-transform/v1";
-
-    /// The aggregate transform's state stored in this checkpoint, if any.
-    ///
-    /// Errors if the entry is not valid UTF-8 bytes.
-    pub fn transform_state(&self) -> Result<Option<String>, FlError> {
-        self.strategy_state
-            .iter()
-            .find(|(name, _)| name == Self::TRANSFORM_STATE)
-            .map(|(_, values)| decode_text(values))
-            .transpose()
-    }
-}
-
-/// Text as one byte per `f64` (what JSON round-trips exactly).
-fn encode_text(text: &str) -> Vec<f64> {
-    text.bytes().map(f64::from).collect()
-}
-
-fn decode_text(values: &[f64]) -> Result<String, FlError> {
-    let bytes = values
-        .iter()
-        .map(|&v| {
-            if v.fract() == 0.0 && (0.0..=255.0).contains(&v) {
-                Ok(v as u8)
-            } else {
-                Err(FlError::InvalidConfig(format!(
-                    "checkpoint entry {:?} holds {v}, not a byte",
-                    Checkpoint::TRANSFORM_STATE
-                )))
-            }
-        })
-        .collect::<Result<Vec<u8>, FlError>>()?;
-    String::from_utf8(bytes).map_err(|_| {
-        FlError::InvalidConfig(format!(
-            "checkpoint entry {:?} is not UTF-8",
-            Checkpoint::TRANSFORM_STATE
-        ))
-    })
+    /// The aggregate transform's state ([`AggregateTransform::state`], e.g. DP-FedAvg's privacy
+    /// ledger), in the transform's own versioned format; `None` without a stateful transform.
+    pub transform_state: Option<String>,
 }
 
 impl std::fmt::Debug for Checkpoint {
@@ -262,6 +215,10 @@ impl std::fmt::Debug for Checkpoint {
                     .iter()
                     .map(|(n, _)| n)
                     .collect::<Vec<_>>(),
+            )
+            .field(
+                "transform_state_len",
+                &self.transform_state.as_ref().map(String::len),
             )
             .finish()
     }
@@ -399,7 +356,7 @@ impl Coordinator {
     /// between rounds (after [`Action::RoundFinished`]), it captures every finished round; taken
     /// during a round, the round in progress is lost and its number is not reused.
     pub fn checkpoint(&self) -> Checkpoint {
-        let mut strategy_state: Vec<(String, Vec<f64>)> = self
+        let strategy_state: Vec<(String, Vec<f64>)> = self
             .strategy
             .state()
             .into_iter()
@@ -409,15 +366,13 @@ impl Coordinator {
             Some(t) => t.state(),
             None => self.pending_transform_state.clone(),
         };
-        if let Some(state) = transform_state {
-            strategy_state.push((Checkpoint::TRANSFORM_STATE.to_string(), encode_text(&state)));
-        }
         Checkpoint {
             round: self.round,
             completed_rounds: self.completed_rounds,
             consecutive_failures: self.consecutive_failures,
             global: self.global.clone(),
             strategy_state,
+            transform_state,
         }
     }
 
@@ -436,12 +391,9 @@ impl Coordinator {
                 checkpoint.completed_rounds, checkpoint.round
             )));
         }
-        let transform_state = checkpoint.transform_state()?;
-        let mut strategy_state = checkpoint.strategy_state;
-        strategy_state.retain(|(name, _)| name != Checkpoint::TRANSFORM_STATE);
-        strategy.restore_state(strategy_state)?;
+        strategy.restore_state(checkpoint.strategy_state)?;
         let mut coordinator = Coordinator::new(config, strategy, protocol, checkpoint.global)?;
-        coordinator.pending_transform_state = transform_state;
+        coordinator.pending_transform_state = checkpoint.transform_state;
         coordinator.round = checkpoint.round;
         coordinator.completed_rounds = checkpoint.completed_rounds;
         coordinator.consecutive_failures = checkpoint.consecutive_failures;
@@ -554,15 +506,17 @@ impl Coordinator {
             ..self.config.sampler
         };
         let selected = sampler.sample(round, available)?;
+        let mut extensions = ClientParams::new();
         if let Some(transform) = &mut self.aggregate_transform {
             let distinct = available.iter().collect::<HashSet<_>>().len();
             if let Admission::Stop(reason) =
-                transform.admit_round(round, selected.len(), distinct)?
+                transform.admit_round(round, selected.len(), distinct, &mut extensions)?
             {
                 self.status = JobStatus::Stopped { round, reason };
                 return Ok(Vec::new());
             }
         }
+        let extensions = Arc::new(extensions);
         self.round = round;
         let update_len = self.update_len();
 
@@ -575,7 +529,9 @@ impl Coordinator {
             selected: &selected,
             participants: &selected,
         };
-        let begun = self.protocol.begin(&ctx, &params, &train_config);
+        let begun = self
+            .protocol
+            .begin(&ctx, &params, &train_config, &extensions);
         let n = selected.len();
         self.phase = Phase::InRound(Box::new(RoundState {
             round,
@@ -818,17 +774,38 @@ impl Coordinator {
                     self.status = JobStatus::Completed;
                 }
                 let report = rs.report(done.contributors, done.num_examples, done.train_loss);
-                actions.push(Action::RoundFinished(RoundOutcome::Completed(report)));
+                let outcome = self.with_details(RoundOutcome::Completed(report));
+                actions.push(Action::RoundFinished(outcome));
             }
             Err(reason) => self.finish_failed(*rs, reason, actions),
         }
     }
 
     fn fail_round(&mut self, reason: String, actions: &mut Vec<Action>) {
-        self.protocol.abort_round();
         if let Phase::InRound(rs) = std::mem::replace(&mut self.phase, Phase::Idle) {
             self.finish_failed(*rs, reason, actions);
         }
+        self.protocol.abort_round();
+    }
+
+    /// Adds what the protocol and the aggregate transform report about the round. A report
+    /// that cannot be made is noted under `engine.detail_errors`, not fatal: the round stands.
+    fn with_details(&mut self, outcome: RoundOutcome) -> RoundOutcome {
+        let round = outcome.report().round;
+        let mut details = RoundDetails::new();
+        let mut errors = Vec::new();
+        if let Err(e) = self.protocol.round_details(round, &mut details) {
+            errors.push(format!("protocol: {e}"));
+        }
+        if let Some(t) = &mut self.aggregate_transform
+            && let Err(e) = t.round_details(round, &mut details)
+        {
+            errors.push(format!("aggregate transform: {e}"));
+        }
+        if !errors.is_empty() {
+            let _ = details.insert("engine.detail_errors", serde_json::json!(errors));
+        }
+        outcome.with_details(details)
     }
 
     fn finish_failed(&mut self, rs: RoundState, reason: String, actions: &mut Vec<Action>) {
@@ -841,12 +818,13 @@ impl Coordinator {
                 reason: reason.clone(),
             };
         }
-        actions.push(Action::RoundFinished(RoundOutcome::Failed {
+        let outcome = self.with_details(RoundOutcome::Failed {
             round,
             reason,
             report: rs.report(Vec::new(), 0, f32::NAN),
             job_aborted,
-        }));
+        });
+        actions.push(Action::RoundFinished(outcome));
     }
 
     /// Aggregates a protocol's output into a new global model (without committing it).

@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use crate::engine::{FromClient, RejectReason, ToClient};
 use crate::{
-    ClientId, ClientTrainConfig, ClientUpdate, FlError, Requirement, TrainMetrics, WeightedSum,
+    ClientId, ClientParams, ClientTrainConfig, ClientUpdate, FlError, Requirement, RoundDetails,
+    TrainMetrics, WeightedSum,
 };
 
 /// What a protocol sees of the round it runs in.
@@ -77,6 +78,7 @@ pub trait AggregationProtocol: Send + std::fmt::Debug {
         ctx: &StageContext<'_>,
         params: &Arc<[f32]>,
         config: &ClientTrainConfig,
+        extensions: &Arc<ClientParams>,
     ) -> Result<Vec<(ClientId, ToClient)>, FlError>;
     /// A message for the current stage from a participant who has not answered it yet, already
     /// checked for round, stage (for [`FromClient::Protocol`]) and, for [`FromClient::Update`],
@@ -96,6 +98,11 @@ pub trait AggregationProtocol: Send + std::fmt::Debug {
     ) -> Result<StageOutcome, FlError>;
     /// The round failed or was abandoned: drop per-round state (e.g. secrets).
     fn abort_round(&mut self) {}
+    /// Reports what the protocol did in `round` (called when the round ends, completed or
+    /// failed, before [`abort_round`](Self::abort_round)), e.g. secure aggregation's graph.
+    fn round_details(&self, _round: u32, _details: &mut RoundDetails) -> Result<(), FlError> {
+        Ok(())
+    }
 }
 
 /// Plain aggregation: one stage. The coordinator sends [`ToClient::Fit`] and collects
@@ -130,6 +137,7 @@ impl AggregationProtocol for PlainAggregation {
         ctx: &StageContext<'_>,
         params: &Arc<[f32]>,
         config: &ClientTrainConfig,
+        extensions: &Arc<ClientParams>,
     ) -> Result<Vec<(ClientId, ToClient)>, FlError> {
         self.updates.clear();
         Ok(ctx
@@ -140,6 +148,7 @@ impl AggregationProtocol for PlainAggregation {
                     round: ctx.round,
                     params: Arc::clone(params),
                     config: config.clone(),
+                    extensions: Arc::clone(extensions),
                 };
                 (client, msg)
             })

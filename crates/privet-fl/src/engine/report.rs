@@ -1,7 +1,7 @@
 //! What a round and a job report.
 
-use crate::ClientId;
 use crate::engine::Rejection;
+use crate::{ClientId, RoundDetails};
 
 /// What happened in one round.
 ///
@@ -32,6 +32,8 @@ pub struct RoundReport {
     pub train_loss: f32,
     /// Stages run (1 to the protocol's stage count).
     pub stages: u8,
+    /// What the protocol and the aggregate transform report about the round, by name.
+    pub details: RoundDetails,
 }
 
 /// How a round ended.
@@ -60,6 +62,18 @@ impl RoundOutcome {
         match self {
             RoundOutcome::Completed(report) | RoundOutcome::Failed { report, .. } => report,
         }
+    }
+
+    fn report_mut(&mut self) -> &mut RoundReport {
+        match self {
+            RoundOutcome::Completed(report) | RoundOutcome::Failed { report, .. } => report,
+        }
+    }
+
+    /// The round's report with its details filled in.
+    pub(crate) fn with_details(mut self, details: RoundDetails) -> Self {
+        self.report_mut().details = details;
+        self
     }
 }
 

@@ -3,13 +3,14 @@
 
 #![allow(dead_code, clippy::unwrap_used)]
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use privet_fl::engine::{
     Action, ClientProtocol, Coordinator, EngineConfig, Event, FromClient, LocalTrainer,
     RejectReason, RoundOutcome, ToClient, compute_update,
 };
+use privet_fl::harness;
 use privet_fl::{
     ClientId, ClientSampler, ClientTrainConfig, FlError, SampleSize, StrategyConfig, TrainMetrics,
 };
@@ -37,6 +38,8 @@ pub struct Trainer {
     pub loss: f32,
     /// Move every parameter by this instead.
     pub constant: Option<f32>,
+    /// Times `fit` was called.
+    pub fits: u32,
 }
 
 impl Trainer {
@@ -46,6 +49,7 @@ impl Trainer {
             examples: u64::from(client.0) * 7 % 50 + 1,
             loss: 0.25 * client.0 as f32,
             constant: None,
+            fits: 0,
         }
     }
 
@@ -76,6 +80,7 @@ impl LocalTrainer for Trainer {
         params: &[f32],
         _config: &ClientTrainConfig,
     ) -> Result<(Vec<f32>, TrainMetrics), FlError> {
+        self.fits += 1;
         Ok((self.local(round, params), self.metrics()))
     }
 }
@@ -198,19 +203,18 @@ pub struct Sim {
     pub quantizer: Quantizer,
 }
 
-fn stage_of(msg: &ToClient) -> u8 {
-    match msg {
-        ToClient::Fit { .. } => 0,
-        ToClient::Protocol { stage, .. } => *stage,
-    }
+/// The clients' side of a [`Sim`] as one delivery: faults, tampering and what was said.
+struct Net<'a> {
+    clients: &'a mut BTreeMap<ClientId, (SecAggClient, Trainer)>,
+    faults: &'a HashMap<(ClientId, u32), (u8, Fault)>,
+    tamper_from: &'a mut Option<TamperFrom>,
+    tamper_to: &'a mut Option<TamperTo>,
+    refusals: &'a mut Vec<(ClientId, u32, u8, FlError)>,
+    answers: &'a mut Vec<(ClientId, u32, u8, Vec<u8>)>,
+    sent: &'a mut Vec<(ClientId, u32, u8, Vec<u8>)>,
 }
 
-impl Sim {
-    pub fn fault(&mut self, client: u32, round: u32, stage: u8, fault: Fault) {
-        self.faults
-            .insert((ClientId(client), round), (stage, fault));
-    }
-
+impl Net<'_> {
     /// What `to` answers to `msg` (after faults and tampering).
     fn deliver(&mut self, to: ClientId, mut msg: ToClient) -> Vec<Event> {
         let stage = stage_of(&msg);
@@ -254,6 +258,20 @@ impl Sim {
         }
         events
     }
+}
+
+fn stage_of(msg: &ToClient) -> u8 {
+    match msg {
+        ToClient::Protocol { stage, .. } => *stage,
+        _ => 0,
+    }
+}
+
+impl Sim {
+    pub fn fault(&mut self, client: u32, round: u32, stage: u8, fault: Fault) {
+        self.faults
+            .insert((ClientId(client), round), (stage, fault));
+    }
 
     /// Runs one round among all clients; returns its outcome and the global model before it.
     pub fn run_round(&mut self) -> (RoundOutcome, Vec<f32>) {
@@ -263,38 +281,32 @@ impl Sim {
         (self.drive(actions), before)
     }
 
-    /// Delivers `actions` and everything they lead to, firing a stage's deadline once nothing
-    /// else is left; returns the round's outcome.
+    /// Delivers `actions` and everything they lead to (privet-fl's harness loop), firing a
+    /// stage's deadline once nothing else is left; returns the round's outcome.
     pub fn drive(&mut self, actions: Vec<Action>) -> RoundOutcome {
-        let mut actions: VecDeque<Action> = actions.into();
-        let mut events: VecDeque<Event> = VecDeque::new();
-        let mut deadline = None;
-        let mut outcome = None;
-        loop {
-            if let Some(action) = actions.pop_front() {
-                match action {
-                    Action::Send { to, msg } => {
-                        let answered = self.deliver(to, msg);
-                        events.extend(answered);
-                    }
-                    Action::StartDeadline { round, stage } => deadline = Some((round, stage)),
-                    Action::Reject { to, reason } => self.rejects.push((to, reason)),
-                    Action::RoundFinished(o) => {
-                        assert!(outcome.is_none(), "two outcomes for one round");
-                        outcome = Some(o);
-                    }
-                    other => panic!("unexpected action {other:?}"),
-                }
-            } else if let Some(event) = events.pop_front() {
-                actions.extend(self.coordinator.handle(event).unwrap());
-            } else if let Some((round, stage)) = deadline.take() {
-                let event = Event::DeadlineExpired { round, stage };
-                actions.extend(self.coordinator.handle(event).unwrap());
-            } else {
-                break;
-            }
-        }
-        outcome.expect("the round did not finish")
+        let Sim {
+            coordinator,
+            clients,
+            faults,
+            tamper_from,
+            tamper_to,
+            refusals,
+            answers,
+            sent,
+            ..
+        } = self;
+        let mut net = Net {
+            clients,
+            faults,
+            tamper_from,
+            tamper_to,
+            refusals,
+            answers,
+            sent,
+        };
+        let driven = harness::drive(coordinator, actions, |to, msg| net.deliver(to, msg));
+        self.rejects.extend(driven.rejects);
+        driven.outcome
     }
 
     /// The neighbour lists of `round`, read from the stage-1 messages (documented format:
@@ -339,7 +351,16 @@ impl Sim {
         for c in contributors {
             let trainer = &self.clients[c].1;
             let local = trainer.local(round, global);
-            let update = compute_update(*c, round, global, &local, trainer.metrics(), &[]).unwrap();
+            let (update, _) = compute_update(
+                *c,
+                round,
+                global,
+                &local,
+                trainer.metrics(),
+                &[],
+                &Default::default(),
+            )
+            .unwrap();
             let words = self
                 .quantizer
                 .encode(&update.delta, update.num_examples, update.metrics.loss)

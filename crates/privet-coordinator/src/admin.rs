@@ -1,0 +1,338 @@
+//! The operators' `Admin` service: submit a job, a job's or every job's status, fetch a job's
+//! model. Only operator certificates named in the configuration may call it.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use privet_data::Encoder;
+use privet_identity::Role;
+use privet_job::Job;
+use privet_ml::Network;
+use privet_transport::{Security, f32_to_bytes};
+use privet_wire::proto;
+use privet_wire::proto::admin_server::Admin;
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status};
+
+use crate::driver::spawn_driver;
+use crate::error::CoordinatorError;
+use crate::hub::{Shared, lock};
+use crate::store::{JobRow, Store, StoreError};
+
+type ChunkStream = Pin<Box<dyn Stream<Item = Result<proto::ModelChunk, Status>> + Send>>;
+
+/// The services' state.
+#[derive(Clone, Debug)]
+pub(crate) struct Service {
+    pub(crate) shared: Arc<Shared>,
+}
+
+/// An authenticated peer: the name its certificate gives and the certificate (DER).
+pub(crate) struct Peer {
+    pub(crate) name: String,
+    pub(crate) role: Role,
+    pub(crate) cert: Arc<[u8]>,
+}
+
+/// The authenticated caller (TLS), or `None` in insecure dev mode.
+pub(crate) fn caller_cert<T>(shared: &Shared, req: &Request<T>) -> Result<Option<Peer>, Status> {
+    Ok(
+        privet_transport::caller(&shared.config.security, req)?.map(|c| Peer {
+            name: c.identity.name.to_string(),
+            role: c.identity.role,
+            cert: c.cert,
+        }),
+    )
+}
+
+fn require_admin<T>(shared: &Shared, req: &Request<T>) -> Result<(), Status> {
+    match caller_cert(shared, req)? {
+        None => Ok(()),
+        Some(peer) if peer.role != Role::Operator => {
+            tracing::warn!(name = %peer.name, role = %peer.role, "admin call refused: not an operator certificate");
+            Err(Status::permission_denied(format!(
+                "{} is not an admin: it holds a {} certificate, and the admin service needs an \
+                 operator's",
+                peer.name, peer.role
+            )))
+        }
+        Some(peer)
+            if shared
+                .config
+                .admins
+                .iter()
+                .any(|a| *a == peer.name.as_str()) =>
+        {
+            Ok(())
+        }
+        Some(peer) => {
+            tracing::warn!(name = %peer.name, "admin call refused: not an admin");
+            Err(Status::permission_denied(format!(
+                "{} is not an admin of this coordinator",
+                peer.name
+            )))
+        }
+    }
+}
+
+fn job_info(store: &Store, row: &JobRow) -> Result<proto::JobInfo, StoreError> {
+    let rounds = store
+        .rounds(&row.id)?
+        .into_iter()
+        .map(|r| proto::RoundInfo {
+            round: r.round,
+            completed: r.completed,
+            participants: r.participants,
+            dropped: r.dropped,
+            train_loss: r.train_loss,
+            seconds: r.seconds,
+            failure: r.failure,
+            details: r
+                .details
+                .iter()
+                .map(|(name, value)| (name.to_string(), value.to_string()))
+                .collect(),
+        })
+        .collect();
+    Ok(proto::JobInfo {
+        job_id: row.id.clone(),
+        state: row.state.as_str().to_string(),
+        completed_rounds: row.completed_rounds,
+        total_rounds: row.total_rounds,
+        error: row.error.clone(),
+        expected_nodes: row.nodes.clone(),
+        rounds,
+    })
+}
+
+/// An error inside the service: logged in full, reported to the caller without internals.
+fn internal(e: impl std::fmt::Display) -> Status {
+    tracing::error!("admin request failed: {e}");
+    Status::internal("internal error (see the coordinator's log)")
+}
+
+#[tonic::async_trait]
+impl Admin for Service {
+    async fn submit_job(
+        &self,
+        request: Request<proto::SubmitJobRequest>,
+    ) -> Result<Response<proto::SubmitJobResponse>, Status> {
+        require_admin(&self.shared, &request)?;
+        let text = request.into_inner().job_toml;
+        let job = Job::from_toml(&text)
+            .map_err(|e| Status::invalid_argument(format!("job file: {e}")))?;
+        let Some(deployment) = &job.deployment else {
+            return Err(Status::invalid_argument(
+                "job file: a networked job needs a [deployment] section with `nodes`",
+            ));
+        };
+        if job.secure_aggregation.is_some() && self.shared.config.security == Security::InsecureDev
+        {
+            return Err(Status::invalid_argument(
+                "job file: secure aggregation needs mutual TLS (nodes' signing identities are \
+                 their certificates), so it cannot run with --insecure-dev",
+            ));
+        }
+        if let privet_job::DataSource::Synthetic { .. } = job.data {
+            return Err(Status::invalid_argument(
+                "job file: networked jobs train on the nodes' CSV data, not synthetic data",
+            ));
+        }
+        let admins = &self.shared.config.admins;
+        if let Some(other) = deployment.nodes.iter().find(|n| {
+            admins.iter().any(|a| a == n.as_str())
+                || self.shared.own_name.as_deref() == Some(n.as_str())
+        }) {
+            return Err(Status::invalid_argument(format!(
+                "job file: {other:?} is an operator's or this coordinator's name, not a node's"
+            )));
+        }
+        let allowed = &self.shared.config.nodes;
+        if let Some(stranger) = deployment
+            .nodes
+            .iter()
+            .find(|n| !allowed.is_empty() && !allowed.iter().any(|a| a == n.as_str()))
+        {
+            return Err(Status::invalid_argument(format!(
+                "job file: node {stranger:?} is not admitted by this coordinator"
+            )));
+        }
+        let id = format!("job-{:016x}", rand::random::<u64>());
+        let nodes: Vec<String> = deployment.nodes.iter().map(|n| n.to_string()).collect();
+        let rounds = job.federation.rounds;
+        let (job_id, job_text) = (id.clone(), text.clone());
+        let row = self
+            .shared
+            .store
+            .call(move |s| {
+                s.insert_job(&job_id, &job_text, &nodes, rounds)?;
+                s.job(&job_id)
+            })
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| internal("the job vanished after it was stored"))?;
+        spawn_driver(&self.shared, row).map_err(internal)?;
+        tracing::info!(job = %id, nodes = deployment.nodes.len(), "job submitted");
+        Ok(Response::new(proto::SubmitJobResponse { job_id: id }))
+    }
+
+    async fn get_job(
+        &self,
+        request: Request<proto::GetJobRequest>,
+    ) -> Result<Response<proto::JobInfo>, Status> {
+        require_admin(&self.shared, &request)?;
+        let id = request.into_inner().job_id;
+        let wanted = id.clone();
+        let info = self
+            .shared
+            .store
+            .call(move |s| match s.job(&wanted)? {
+                Some(row) => job_info(s, &row).map(Some),
+                None => Ok(None),
+            })
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| Status::not_found(format!("no job {id:?}")))?;
+        Ok(Response::new(info))
+    }
+
+    async fn status(
+        &self,
+        request: Request<proto::StatusRequest>,
+    ) -> Result<Response<proto::StatusResponse>, Status> {
+        require_admin(&self.shared, &request)?;
+        let jobs = self
+            .shared
+            .store
+            .call(|s| {
+                let mut jobs = Vec::new();
+                for row in s.jobs()? {
+                    jobs.push(job_info(s, &row)?);
+                }
+                Ok(jobs)
+            })
+            .await
+            .map_err(internal)?;
+        let mut connected_nodes: Vec<String> =
+            lock(&self.shared.hub).nodes.keys().cloned().collect();
+        connected_nodes.sort();
+        Ok(Response::new(proto::StatusResponse {
+            jobs,
+            connected_nodes,
+        }))
+    }
+
+    async fn cancel_job(
+        &self,
+        request: Request<proto::CancelJobRequest>,
+    ) -> Result<Response<proto::JobInfo>, Status> {
+        require_admin(&self.shared, &request)?;
+        let actor = caller_cert(&self.shared, &request)?
+            .map(|p| p.name)
+            .unwrap_or_else(|| "insecure-dev operator".into());
+        let proto::CancelJobRequest { job_id, reason } = request.into_inner();
+        let reason: String = reason
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(500)
+            .collect();
+        let (wanted, who, why) = (job_id.clone(), actor.clone(), reason.clone());
+        let (cancelled, info) = self
+            .shared
+            .store
+            .call(move |s| {
+                let cancelled = s.cancel(&wanted, &who, &why)?;
+                match s.job(&wanted)? {
+                    Some(row) => Ok(Some((cancelled, job_info(s, &row)?))),
+                    None => Ok(None),
+                }
+            })
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| Status::not_found(format!("no job {job_id:?}")))?;
+        if !cancelled {
+            return Err(Status::failed_precondition(format!(
+                "job {job_id} has already finished ({})",
+                info.state
+            )));
+        }
+        if let Some(tx) = lock(&self.shared.hub).jobs.get(&job_id) {
+            let _ = tx.send(crate::hub::JobEvent::Cancel);
+        }
+        tracing::warn!(job = %job_id, by = %actor, "job cancelled: {reason}");
+        Ok(Response::new(info))
+    }
+
+    type FetchModelStream = ChunkStream;
+
+    async fn fetch_model(
+        &self,
+        request: Request<proto::FetchModelRequest>,
+    ) -> Result<Response<Self::FetchModelStream>, Status> {
+        require_admin(&self.shared, &request)?;
+        let id = request.into_inner().job_id;
+        let wanted = id.clone();
+        let (row, checkpoint) = self
+            .shared
+            .store
+            .call(move |s| match s.job(&wanted)? {
+                Some(row) => Ok(Some((row, s.checkpoint(&wanted)?))),
+                None => Ok(None),
+            })
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| Status::not_found(format!("no job {id:?}")))?;
+        let checkpoint = checkpoint.ok_or_else(|| {
+            Status::failed_precondition(format!("job {id} has no completed round yet"))
+        })?;
+        let meta = model_meta(&row).map_err(internal)?;
+        let chunk = self.shared.config.limits.max_frame_bytes / 4 * 4;
+        let params = f32_to_bytes(&checkpoint.global);
+        let num_params = checkpoint.global.len() as u64;
+        let mut chunks = vec![Ok(proto::ModelChunk {
+            meta_json: meta,
+            round: checkpoint.round,
+            params: Default::default(),
+            num_params,
+        })];
+        let mut at = 0;
+        while at < params.len() {
+            let end = (at + chunk.max(4)).min(params.len());
+            chunks.push(Ok(proto::ModelChunk {
+                params: params.slice(at..end),
+                ..Default::default()
+            }));
+            at = end;
+        }
+        Ok(Response::new(Box::pin(tokio_stream::iter(chunks))))
+    }
+}
+
+/// The model metadata (privet-ml's `model.json`) of a job.
+fn model_meta(row: &JobRow) -> Result<String, CoordinatorError> {
+    let job = Job::from_toml(&row.job_toml)?;
+    let encoder: Encoder =
+        serde_json::from_str(row.encoder.as_deref().ok_or_else(|| {
+            CoordinatorError::Config("the job has no feature encoding yet".into())
+        })?)
+        .map_err(|e| StoreError::Corrupt(format!("stored encoder: {e}")))?;
+    let (label, categorical) = match &job.data {
+        privet_job::DataSource::Csv {
+            label, categorical, ..
+        } => (label.clone(), categorical.clone()),
+        privet_job::DataSource::Synthetic { .. } => (String::new(), Vec::new()),
+    };
+    let network = Network::new(
+        job.model.clone(),
+        encoder.output_dim(),
+        encoder.num_classes(),
+    )?;
+    let model = privet_ml::TrainedModel {
+        network,
+        params: Vec::new(),
+        encoder,
+        label,
+        categorical,
+    };
+    serde_json::to_string(&model.meta()).map_err(|e| CoordinatorError::Config(e.to_string()))
+}

@@ -1,0 +1,81 @@
+//! `coordinator.toml`: strict TOML (unknown keys are refused by name), paths relative to the
+//! file's directory.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use privet_identity::Name;
+pub use privet_transport::Security;
+use privet_transport::{Limits, LimitsSection, TlsSection};
+use serde::Deserialize;
+
+use crate::error::CoordinatorError;
+
+const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
+/// The coordinator's configuration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CoordinatorConfig {
+    /// gRPC listen address.
+    pub listen: SocketAddr,
+    /// Prometheus `/metrics` listen address (plain HTTP), if any.
+    pub metrics_listen: Option<SocketAddr>,
+    /// SQLite state file.
+    pub state: PathBuf,
+    /// Certificates, or insecure development mode.
+    pub security: Security,
+    /// Operators allowed to use the admin service (submit, status, fetch-model); their
+    /// certificates must also carry the operator role.
+    pub admins: Vec<Name>,
+    /// Node names admitted to sessions; empty admits any node the CA certified.
+    pub nodes: Vec<Name>,
+    /// Message size limits and compression.
+    pub limits: Limits,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCoordinator {
+    listen: String,
+    metrics_listen: Option<String>,
+    state: PathBuf,
+    tls: Option<TlsSection>,
+    admins: Option<Vec<Name>>,
+    #[serde(default)]
+    nodes: Vec<Name>,
+    #[serde(default)]
+    limits: LimitsSection,
+}
+
+fn relative(base: &Path, p: PathBuf) -> PathBuf {
+    if p.is_absolute() { p } else { base.join(p) }
+}
+
+fn addr(key: &str, s: &str) -> Result<SocketAddr, CoordinatorError> {
+    s.parse()
+        .map_err(|_| CoordinatorError::Config(format!("`{key}` must be IP:PORT, got {s:?}")))
+}
+
+impl CoordinatorConfig {
+    /// Reads `coordinator.toml`.
+    pub fn from_file(path: &Path, insecure_dev: bool) -> Result<Self, CoordinatorError> {
+        let raw: RawCoordinator = privet_files::read_toml(path, MAX_CONFIG_BYTES)?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Ok(CoordinatorConfig {
+            listen: addr("listen", &raw.listen)?,
+            metrics_listen: raw
+                .metrics_listen
+                .as_deref()
+                .map(|s| addr("metrics_listen", s))
+                .transpose()?,
+            state: relative(base, raw.state),
+            security: TlsSection::resolve(raw.tls.as_ref(), base, insecure_dev)?,
+            admins: match raw.admins {
+                Some(admins) => admins,
+                None => vec!["admin".parse()?],
+            },
+            nodes: raw.nodes,
+            limits: raw.limits.resolve()?,
+        })
+    }
+}
