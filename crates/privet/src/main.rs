@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 use privet_job::Job;
 use privet_sim::{Mode, RunOptions, RunSummary, run_job};
 
+mod anonymize_cmd;
 mod demo;
 mod dp_cmd;
 mod exit;
@@ -143,6 +144,9 @@ enum Command {
     /// Encrypted inference (CKKS): keygen, infer (in-process or against a server), serve.
     #[command(subcommand)]
     He(he_cmd::HeCommand),
+    /// Blur, pixelate, black out or remove faces and licence plates in an image or a video; erase
+    /// moving objects from static-camera video.
+    Anonymize(anonymize_cmd::AnonymizeArgs),
 }
 
 fn main() -> ExitCode {
@@ -220,6 +224,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Stats(args) => stats_cmd::run(&args),
         Command::Pjc(cmd) => pjc_cmd::run(cmd),
         Command::He(cmd) => he_cmd::run(cmd),
+        Command::Anonymize(args) => anonymize_cmd::run(&args),
     }
 }
 
