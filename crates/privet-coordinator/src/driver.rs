@@ -42,6 +42,7 @@ pub(crate) fn spawn_driver(shared: &Arc<Shared>, row: JobRow) -> Result<(), Coor
         nodes: deployment.nodes.iter().map(|n| n.to_string()).collect(),
         deployment,
         encoder_json: row.encoder.clone(),
+        largest_client: row.largest_client,
         job,
         shared: Arc::clone(shared),
         tx,
@@ -65,6 +66,9 @@ struct Driver {
     nodes: Vec<String>,
     index: HashMap<String, u32>,
     encoder_json: Option<String>,
+    /// The most rows any node reported (exact summaries only), fixed with the encoding: SecAgg+
+    /// derives its `max_weight` from it, and nodes are told in `JoinJob`.
+    largest_client: Option<u64>,
     shared: Arc<Shared>,
     tx: mpsc::UnboundedSender<JobEvent>,
     rx: mpsc::UnboundedReceiver<JobEvent>,
@@ -160,8 +164,8 @@ impl Driver {
 
     async fn run_inner(&mut self) -> Result<(), CoordinatorError> {
         if self.encoder_json.is_none() {
-            let encoder = self.fit_encoder().await?;
-            let Some(encoder) = encoder else {
+            let fitted = self.fit_encoder().await?;
+            let Some((encoder, largest)) = fitted else {
                 return Ok(());
             };
             let json = serde_json::to_string(&encoder)
@@ -169,9 +173,10 @@ impl Driver {
             let (job, text) = (self.id.clone(), json.clone());
             self.shared
                 .store
-                .call(move |s| s.set_encoder(&job, &text))
+                .call(move |s| s.set_encoder(&job, &text, largest))
                 .await?;
             self.encoder_json = Some(json);
+            self.largest_client = largest;
         }
         let encoder: Encoder = serde_json::from_str(self.encoder_json.as_deref().unwrap_or(""))
             .map_err(|e| StoreError::Corrupt(format!("stored encoder: {e}")))?;
@@ -180,7 +185,7 @@ impl Driver {
             encoder.output_dim(),
             encoder.num_classes(),
         )?;
-        let stack = JobStack::new(&self.job, self.nodes.len())?;
+        let stack = JobStack::sized(&self.job, self.nodes.len(), self.largest_client)?;
         let keys = SharedKeyMap::default();
         if matches!(stack.protocol(), Protocol::SecAggPlus(_)) {
             self.secagg_keys = Some(keys.clone());
@@ -356,6 +361,7 @@ impl Driver {
             job_toml: self.job_toml.clone(),
             encoder_json: encoder.clone(),
             client,
+            largest_client: self.largest_client.unwrap_or(0),
         }));
         if let Ok(msg) = msg
             && self.shared.send(node, msg)
@@ -364,8 +370,9 @@ impl Driver {
         }
     }
 
-    /// Collects every expected node's data summary and fits the shared feature encoding.
-    async fn fit_encoder(&mut self) -> Result<Option<Encoder>, CoordinatorError> {
+    /// Collects every expected node's data summary and fits the shared feature encoding; with
+    /// exact summaries, also returns the most rows any node holds.
+    async fn fit_encoder(&mut self) -> Result<Option<(Encoder, Option<u64>)>, CoordinatorError> {
         let label = match &self.job.data {
             privet_job::DataSource::Csv { label, .. } => label.clone(),
             privet_job::DataSource::Synthetic { .. } => {
@@ -458,7 +465,13 @@ impl Driver {
                     .collect();
                 let encoder = Encoder::from_summaries(&ordered)?;
                 tracing::info!(job = %self.id, features = encoder.output_dim(), classes = encoder.num_classes(), "feature encoding fitted from node summaries");
-                return Ok(Some(encoder));
+                // DP summaries' row counts are noisy (and DP-FedAvg fixes every weight to 1).
+                let largest = if self.job.privacy.is_none() {
+                    ordered.iter().map(|(_, s)| s.rows).max()
+                } else {
+                    None
+                };
+                return Ok(Some((encoder, largest)));
             }
             if Instant::now() >= start_deadline {
                 return Err(CoordinatorError::JobFailed(format!(

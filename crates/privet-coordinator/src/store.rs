@@ -75,6 +75,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     state TEXT NOT NULL,
     error TEXT NOT NULL DEFAULT '',
     encoder TEXT,
+    largest_client INTEGER,
     total_rounds INTEGER NOT NULL,
     completed_rounds INTEGER NOT NULL DEFAULT 0,
     last_round_started INTEGER NOT NULL DEFAULT 0,
@@ -179,6 +180,9 @@ pub struct JobRow {
     pub error: String,
     /// The fitted feature encoding (JSON), once known.
     pub encoder: Option<String>,
+    /// The most rows any node reported, fixed with the encoding (`None` under `[privacy]`,
+    /// whose summaries are noisy, and in jobs stored before schema 4).
+    pub largest_client: Option<u64>,
     /// Rounds to complete.
     pub total_rounds: u32,
     /// Rounds completed.
@@ -283,6 +287,11 @@ impl Store {
                 if found < 3 {
                     migrate_transform_state(&tx)?;
                 }
+                if found < 4 {
+                    // Version 3 did not keep the largest node's row count (SecAgg+ derives its
+                    // max_weight from it); its jobs keep the default.
+                    tx.execute_batch("ALTER TABLE jobs ADD COLUMN largest_client INTEGER;")?;
+                }
                 tx.execute(
                     "UPDATE meta SET value = ?1 WHERE key = 'schema_version'",
                     params![SCHEMA_VERSION.to_string()],
@@ -323,13 +332,14 @@ impl Store {
                 encoder: r.get(5)?,
                 total_rounds: r.get(6)?,
                 completed_rounds: r.get(7)?,
+                largest_client: r.get(8)?,
             },
             r.get(3)?,
         ))
     }
 
-    const JOB_COLUMNS: &'static str =
-        "id, job_toml, nodes, state, error, encoder, total_rounds, completed_rounds";
+    const JOB_COLUMNS: &'static str = "id, job_toml, nodes, state, error, encoder, total_rounds, completed_rounds, \
+         largest_client";
 
     /// All jobs, oldest first.
     pub fn jobs(&self) -> Result<Vec<JobRow>, StoreError> {
@@ -359,11 +369,18 @@ impl Store {
         row.map(|(raw, state)| raw.finish(&state)).transpose()
     }
 
-    /// Stores the fitted encoding and marks the job running.
-    pub fn set_encoder(&self, id: &str, encoder_json: &str) -> Result<(), StoreError> {
+    /// Stores the fitted encoding (with the most rows any node reported, when known) and marks
+    /// the job running.
+    pub fn set_encoder(
+        &self,
+        id: &str,
+        encoder_json: &str,
+        largest_client: Option<u64>,
+    ) -> Result<(), StoreError> {
+        let largest = largest_client.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
         self.conn.execute(
-            "UPDATE jobs SET encoder = ?2, state = 'running' WHERE id = ?1",
-            params![id, encoder_json],
+            "UPDATE jobs SET encoder = ?2, largest_client = ?3, state = 'running' WHERE id = ?1",
+            params![id, encoder_json, largest],
         )?;
         Ok(())
     }
@@ -776,6 +793,7 @@ struct JobRowRaw {
     encoder: Option<String>,
     total_rounds: u32,
     completed_rounds: u32,
+    largest_client: Option<i64>,
 }
 
 impl JobRowRaw {
@@ -787,6 +805,7 @@ impl JobRowRaw {
             state: JobState::parse(state)?,
             error: self.error,
             encoder: self.encoder,
+            largest_client: self.largest_client.and_then(|n| u64::try_from(n).ok()),
             total_rounds: self.total_rounds,
             completed_rounds: self.completed_rounds,
         })
@@ -912,6 +931,7 @@ mod tests {
         {
             let conn = Connection::open(&path).unwrap();
             let v1 = SCHEMA
+                .replace("    largest_client INTEGER,\n", "")
                 .replace("    details TEXT NOT NULL DEFAULT '{}',\n", "")
                 .replace(",\n    transform_state TEXT\n", "\n")
                 .split("CREATE TABLE IF NOT EXISTS job_events")
@@ -957,6 +977,7 @@ mod tests {
         {
             let conn = Connection::open(&path).unwrap();
             let v2 = SCHEMA
+                .replace("    largest_client INTEGER,\n", "")
                 .replace(",\n    transform_state TEXT\n", "\n")
                 .split("CREATE TABLE IF NOT EXISTS job_events")
                 .next()
@@ -995,5 +1016,41 @@ mod tests {
         // Opening again is a no-op: the migration ran once.
         let store = Store::open(&path).unwrap();
         assert_eq!(store.checkpoint("j1").unwrap().unwrap(), cp);
+    }
+    /// A version 3 database (before cancellations and the largest node's row count) opens as
+    /// version 4: its jobs keep their encoding, with no row count (SecAgg+ then keeps its
+    /// default weight bound), and new encodings store theirs.
+    #[test]
+    fn a_version_3_database_is_migrated_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            let v3 = SCHEMA
+                .replace("    largest_client INTEGER,\n", "")
+                .split("CREATE TABLE IF NOT EXISTS job_events")
+                .next()
+                .unwrap()
+                .to_string();
+            assert_ne!(v3, SCHEMA);
+            conn.execute_batch(&v3).unwrap();
+            conn.execute_batch(
+                "INSERT INTO meta (key, value) VALUES ('schema_version', '3');
+                 INSERT INTO jobs (id, job_toml, nodes, state, encoder, total_rounds, created_at)
+                     VALUES ('j1', 'toml', '[\"a\"]', 'running', '{}', 5, 0);",
+            )
+            .unwrap();
+        }
+        let mut store = Store::open(&path).unwrap();
+        let job = store.job("j1").unwrap().unwrap();
+        assert_eq!(job.encoder.as_deref(), Some("{}"));
+        assert_eq!(job.largest_client, None);
+        store.set_encoder("j1", "{}", Some(569)).unwrap();
+        assert_eq!(store.job("j1").unwrap().unwrap().largest_client, Some(569));
+        assert!(store.cancel("j1", "admin", "test").unwrap());
+        assert_eq!(store.events("j1").unwrap().len(), 1);
+        drop(store);
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.job("j1").unwrap().unwrap().largest_client, Some(569));
     }
 }

@@ -19,7 +19,7 @@
 //!      [model]\nkind = \"logreg\"\n[federation]\nrounds = 3\nclients_per_round = 2\n",
 //! )?;
 //! assert_eq!(job.federation.rounds, 3);
-//! assert_eq!(privet_job::Protocol::of(&job, 10)?, privet_job::Protocol::Plain);
+//! assert_eq!(privet_job::Protocol::of(&job, 10, None)?, privet_job::Protocol::Plain);
 //! # Ok(())
 //! # }
 //! ```
@@ -35,7 +35,7 @@ pub use error::JobError;
 pub use local::{LocalRows, local_train_config, train_locally};
 pub use policy::{AnswerPolicy, EgressPolicy, FeaturePrivacy, SummaryPolicy, release_dp_summary};
 pub use seeds::{Purpose, client_shuffle_seed, derive_seed, initial_params};
-pub use spec::{DataSource, Deployment, Federation, Job, LocalTraining};
+pub use spec::{DataSource, Deployment, DeriveSecAgg, Federation, Job, LocalTraining};
 pub use stack::{
     ClientStack, JobStack, Protocol, Start, engine_config, privacy_plan, secagg_config,
 };

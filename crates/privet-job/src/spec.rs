@@ -84,6 +84,33 @@ pub struct Job {
     /// How nodes release feature statistics under `[privacy]` (`[privacy.features]`; required
     /// for networked jobs with `[privacy]`, see [`crate::policy`]).
     pub feature_privacy: Option<FeaturePrivacy>,
+    /// Which SecAgg+ quantization bounds the job left unset, so that the stack derives them
+    /// from the federation (see [`crate::stack::secagg_config`]).
+    pub derive_secagg: DeriveSecAgg,
+}
+
+/// SecAgg+ quantization bounds left to the stack: `max_clients` from the clients per round,
+/// `max_weight` from the largest client's example count. A bound set in `[secure_aggregation]`
+/// (or by `[privacy]`, which fixes `max_weight = 1`) is kept as it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DeriveSecAgg {
+    /// Derive `max_clients`.
+    pub max_clients: bool,
+    /// Derive `max_weight`.
+    pub max_weight: bool,
+}
+
+/// Which keys `[secure_aggregation]` sets (read beside the typed parse).
+#[derive(Deserialize)]
+struct ExplicitKeys {
+    #[serde(default)]
+    secure_aggregation: Option<ExplicitSecAggKeys>,
+}
+
+#[derive(Deserialize)]
+struct ExplicitSecAggKeys {
+    max_clients: Option<serde::de::IgnoredAny>,
+    max_weight: Option<serde::de::IgnoredAny>,
 }
 
 /// The `[deployment]` section: who takes part in a networked run, and its timeouts.
@@ -345,12 +372,19 @@ impl Job {
             privet_files::FileError::Toml { message, .. } => invalid(message),
             other => invalid(other.to_string()),
         })?;
-        raw.validate()
+        let keys: ExplicitKeys =
+            privet_files::parse_toml(text).map_err(|e| invalid(e.to_string()))?;
+        let set = keys.secure_aggregation;
+        let derive = DeriveSecAgg {
+            max_clients: set.as_ref().is_none_or(|k| k.max_clients.is_none()),
+            max_weight: set.as_ref().is_none_or(|k| k.max_weight.is_none()),
+        };
+        raw.validate(derive)
     }
 }
 
 impl RawJob {
-    fn validate(self) -> Result<Job, JobError> {
+    fn validate(self, mut derive_secagg: DeriveSecAgg) -> Result<Job, JobError> {
         let data = self.data.validate()?;
         let (partition, clients) = self.partition.validate(&data)?;
         let model = self.model.validate()?;
@@ -386,6 +420,8 @@ impl RawJob {
         }
         if let Some(p) = &privacy {
             check_privacy(p, &federation, &strategy, secure_aggregation.as_mut())?;
+            // DP-FedAvg weighs every client 1: max_weight is fixed, not derived.
+            derive_secagg.max_weight = false;
             if deployment.is_some() && feature_privacy.is_none() {
                 return Err(invalid(
                     "[privacy] a networked job needs [privacy.features] (epsilon, public `bounds` \
@@ -406,6 +442,7 @@ impl RawJob {
             secure_aggregation,
             privacy,
             feature_privacy,
+            derive_secagg,
         })
     }
 }

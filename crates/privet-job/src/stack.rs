@@ -31,8 +31,13 @@ pub enum Protocol {
 
 impl Protocol {
     /// The protocol of `job` in a federation of `num_clients` clients.
-    pub fn of(job: &Job, num_clients: usize) -> Result<Protocol, JobError> {
-        Ok(match secagg_config(job, num_clients)? {
+    /// `largest_client` as in [`secagg_config`].
+    pub fn of(
+        job: &Job,
+        num_clients: usize,
+        largest_client: Option<u64>,
+    ) -> Result<Protocol, JobError> {
+        Ok(match secagg_config(job, num_clients, largest_client)? {
             None => Protocol::Plain,
             Some(cfg) => Protocol::SecAggPlus(cfg),
         })
@@ -71,20 +76,62 @@ pub fn privacy_plan(job: &Job, num_clients: usize) -> Result<Option<PrivacyPlan>
     Ok(Some(PrivacyPlan::resolve(
         config,
         &federation,
-        job.secure_aggregation.as_ref(),
+        derived_secagg(job, num_clients, None).as_ref(),
     )?))
+}
+
+/// The job's `[secure_aggregation]` table with the bounds it left unset derived from the
+/// federation ([`Job::derive_secagg`](crate::Job::derive_secagg)): `max_clients` from the most
+/// clients a round can have (every client under Poisson sampling; at least 3), `max_weight`
+/// from `largest_client`, the most examples any client holds, when it is known. Coordinator and
+/// clients must derive the same values: a networked coordinator sends its `largest_client` to
+/// the nodes.
+fn derived_secagg(
+    job: &Job,
+    num_clients: usize,
+    largest_client: Option<u64>,
+) -> Option<SecAggConfig> {
+    let mut cfg = job.secure_aggregation.clone()?;
+    if job.derive_secagg.max_clients {
+        let per_round = match job.federation.sample {
+            privet_fl::SampleSize::Poisson(_) => num_clients,
+            _ => engine_config(job, 0).sampler.target_size(num_clients),
+        };
+        let most = per_round.clamp(privet_secagg::MIN_CLIENTS, 1_000_000);
+        cfg.max_clients = u32::try_from(most).unwrap_or(1_000_000);
+    }
+    if job.derive_secagg.max_weight
+        && let Some(w) = largest_client
+    {
+        cfg.max_weight = w.clamp(1, 1 << 32);
+    }
+    Some(cfg)
 }
 
 /// The SecAgg+ configuration a job runs with: its `[secure_aggregation]` table, adjusted for
 /// `[privacy]` (unit weights; distributed mode reserves room for the noise). Coordinator and
 /// clients derive the same. `None` without secure aggregation.
-pub fn secagg_config(job: &Job, num_clients: usize) -> Result<Option<SecAggConfig>, JobError> {
-    let Some(mut cfg) = job.secure_aggregation.clone() else {
+///
+/// Bounds the job leaves unset are derived (see [`derived_secagg`]); `largest_client` is the
+/// most examples any client holds (`None`: unknown, `max_weight` keeps its default).
+pub fn secagg_config(
+    job: &Job,
+    num_clients: usize,
+    largest_client: Option<u64>,
+) -> Result<Option<SecAggConfig>, JobError> {
+    let Some(mut cfg) = derived_secagg(job, num_clients, largest_client) else {
         return Ok(None);
     };
     if let Some(plan) = privacy_plan(job, num_clients)? {
         privet_dpfedavg::adjust_secagg(&plan, &mut cfg)?;
     }
+    cfg.validate().map_err(|e| {
+        JobError::Config(format!(
+            "[secure_aggregation] with max_clients = {} and max_weight = {} derived from the \
+             federation: {e}; set them in [secure_aggregation]",
+            cfg.max_clients, cfg.max_weight
+        ))
+    })?;
     Ok(Some(cfg))
 }
 
@@ -128,7 +175,17 @@ impl<'a> JobStack<'a> {
     /// The stack of `job` in a federation of `num_clients` clients. Refuses a federation or a
     /// sample too small for the job's protocol (SecAgg+ needs 3 clients per round).
     pub fn new(job: &'a Job, num_clients: usize) -> Result<Self, JobError> {
-        let protocol = Protocol::of(job, num_clients)?;
+        Self::sized(job, num_clients, None)
+    }
+
+    /// As [`JobStack::new`], knowing the most examples any client holds: SecAgg+ then derives
+    /// its `max_weight` from it unless the job sets one (see [`secagg_config`]).
+    pub fn sized(
+        job: &'a Job,
+        num_clients: usize,
+        largest_client: Option<u64>,
+    ) -> Result<Self, JobError> {
+        let protocol = Protocol::of(job, num_clients, largest_client)?;
         let needed = protocol.min_participants();
         let per_round = engine_config(job, 0).sampler.target_size(num_clients);
         if per_round < needed {

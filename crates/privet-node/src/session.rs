@@ -342,7 +342,10 @@ fn join(
             config.name.as_str()
         )));
     }
-    let stack = JobStack::new(&job, nodes.len())?;
+    // The coordinator's count of the largest node's rows fixes SecAgg+'s weight bound (both
+    // ends must quantize alike); a smaller one than this node's only clips its weight.
+    let largest = (j.largest_client > 0).then_some(j.largest_client);
+    let stack = JobStack::sized(&job, nodes.len(), largest)?;
     let keys = SharedKeyMap::default();
     let (signer, peers) = match stack.protocol() {
         Protocol::Plain => (None, None),

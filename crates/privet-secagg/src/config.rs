@@ -50,10 +50,14 @@ pub struct SecAggConfig {
     pub clipping_range: f64,
     /// Arithmetic is modulo `2^b` (default 32; 16 to 64).
     pub modulus_bits: u32,
-    /// The most clients one round may have (default 1000). With `max_weight`, it fixes the
-    /// quantization headroom, so that the sum cannot wrap around the modulus.
+    /// The most clients one round may have (default 1000; a job that leaves it unset gets the
+    /// most clients one of its rounds can have, see `privet_job::secagg_config`). With
+    /// `max_weight`, it fixes the quantization headroom, so that the sum cannot wrap around
+    /// the modulus.
     pub max_clients: u32,
-    /// Aggregation weights (example counts) are clipped to `1..=max_weight` (default 10,000).
+    /// Aggregation weights (example counts) are clipped to `1..=max_weight` (default 10,000;
+    /// a job that leaves it unset gets the largest client's example count when the runtime
+    /// knows it, and 1 under DP-FedAvg).
     pub max_weight: u64,
     /// Reported training losses are clipped to `[-max_loss, max_loss]` (default 100).
     pub max_loss: f64,

@@ -772,6 +772,9 @@ impl AggregationProtocol for SecAggProtocol {
             k: p.k as u32,
             t: p.t as u32,
             masks_rebuilt: info.masks_rebuilt as u32,
+            max_clients: u32::try_from(self.quantizer.max_clients()).unwrap_or(u32::MAX),
+            max_weight: self.quantizer.max_weight(),
+            delta_step: self.quantizer.delta_step(),
         };
         let value = serde_json::to_value(record)
             .map_err(|e| FlError::InvalidState(format!("secure aggregation details: {e}")))?;
@@ -781,7 +784,7 @@ impl AggregationProtocol for SecAggProtocol {
 
 /// What a round's report says about secure aggregation, under
 /// [`SecAggDetails::NAME`] in its [`RoundDetails`].
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SecAggDetails {
     /// The protocol: "secagg+" (SecAgg when the graph is complete).
     #[serde(default = "secagg_plus")]
@@ -795,6 +798,18 @@ pub struct SecAggDetails {
     /// Pairwise masks rebuilt for clients lost after sharing their keys.
     #[serde(default)]
     pub masks_rebuilt: u32,
+    /// The most clients the quantization leaves room for (0 in rounds stored before it was
+    /// reported).
+    #[serde(default)]
+    pub max_clients: u32,
+    /// The largest aggregation weight `W` (a client's example count is clipped to it; 1 under
+    /// DP-FedAvg).
+    #[serde(default)]
+    pub max_weight: u64,
+    /// The precision: one quantization step of a client's `w·Δ` coordinate, `W c / Q`. A client
+    /// of weight `w` sends its delta rounded to `W c / (Q w)`.
+    #[serde(default)]
+    pub delta_step: f64,
 }
 
 fn secagg_plus() -> String {

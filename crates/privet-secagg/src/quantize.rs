@@ -84,6 +84,16 @@ impl Quantizer {
         model_len.saturating_add(2)
     }
 
+    /// The largest aggregation weight `W`.
+    pub fn max_weight(&self) -> u64 {
+        self.max_weight
+    }
+
+    /// The most clients a sum may have.
+    pub fn max_clients(&self) -> u64 {
+        self.max_clients
+    }
+
     /// The aggregation weight of a client that trained on `num_examples` examples.
     pub fn weight(&self, num_examples: u64) -> u64 {
         num_examples.min(self.max_weight)

@@ -37,6 +37,16 @@ impl ClientData {
             ClientData::Synthetic(s) => s.num_clients(),
         }
     }
+
+    /// The most training rows any client holds (SecAgg+ derives its `max_weight` from it).
+    pub fn largest_client(&self) -> u64 {
+        match self {
+            ClientData::Shared { partition, .. } => {
+                partition.sizes().into_iter().max().unwrap_or(0) as u64
+            }
+            ClientData::Synthetic(s) => s.spec().rows_per_client as u64,
+        }
+    }
 }
 
 /// Everything a run needs from the data, encoded.

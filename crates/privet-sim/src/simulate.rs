@@ -187,7 +187,7 @@ pub fn simulate(
     let seed = job.federation.seed;
     let initial = initial_params(job, &network);
     let num_clients = data.clients.num_clients();
-    let stack = JobStack::new(job, num_clients)?;
+    let stack = JobStack::sized(job, num_clients, Some(data.clients.largest_client()))?;
     let identities = SimIdentities { seed };
     let directory: Arc<dyn privet_secagg::KeyDirectory> = Arc::new(identities);
     // A failed round ends a simulation, except Poisson draws too small for min_clients, which

@@ -355,7 +355,7 @@ fn distributed_noise_under_secagg_has_the_planned_scale() {
     ))
     .unwrap();
     let plan = privacy_plan(&job, n).unwrap().unwrap();
-    let cfg = secagg_config(&job, n).unwrap().unwrap();
+    let cfg = secagg_config(&job, n, None).unwrap().unwrap();
     assert_eq!(cfg.max_weight, 1);
     let per_client = cfg.distributed_dp_noise.unwrap();
     assert!((per_client - 0.5 / 8f64.sqrt()).abs() < 1e-12);

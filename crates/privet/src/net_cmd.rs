@@ -254,7 +254,14 @@ pub fn status(job: Option<&str>, json: bool, remote: &Remote) -> Result<()> {
                                 format!("  dropped: {}", r.dropped.join(","))
                             },
                         secagg_of(r)
-                            .map(|s| format!("  secagg+ n={} k={} t={}", s.n, s.k, s.t))
+                            .map(|s| {
+                                let step = if s.delta_step > 0.0 {
+                                    format!(" step {:.1e} (W={})", s.delta_step, s.max_weight)
+                                } else {
+                                    String::new()
+                                };
+                                format!("  secagg+ n={} k={} t={}{step}", s.n, s.k, s.t)
+                            })
                             .unwrap_or_default()
                             + &privacy_of(r)
                                 .map(|p| format!(
@@ -293,6 +300,8 @@ fn job_json(j: &privet_wire::proto::JobInfo) -> serde_json::Value {
             "failure": r.failure,
             "secure_aggregation": secagg_of(r).map(|s| serde_json::json!({
                 "protocol": "secagg+", "n": s.n, "k": s.k, "t": s.t,
+                "max_clients": s.max_clients, "max_weight": s.max_weight,
+                "delta_step": s.delta_step,
             })),
             "privacy": privacy_of(r).map(|p| serde_json::json!({
                 "mode": p.mode,

@@ -291,6 +291,13 @@ fn four_nodes_with_secure_aggregation_reach_the_simulations_model() {
         assert_eq!(s["protocol"], "secagg+", "{round}");
         assert_eq!(s["n"], 4, "{round}");
         assert_eq!(s["k"], 3, "{round}");
+        // Quantization bounds derived from the job (4 per round) and the largest node's rows,
+        // not the defaults (1,000 clients, weight 10,000), so the grid is finer.
+        assert_eq!(s["max_clients"], 4, "{round}");
+        let w = s["max_weight"].as_u64().unwrap();
+        assert!((100..300).contains(&w), "{round}");
+        let step = s["delta_step"].as_f64().unwrap();
+        assert!(step > 0.0 && step < 1e-5, "{round}");
     }
 }
 
