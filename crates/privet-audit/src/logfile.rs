@@ -825,14 +825,16 @@ impl LogFile {
                 }
             }
         }
+        if let Some(largest) = all.iter().map(|h| h.head.size).max()
+            && largest > size
+        {
+            return Err(AuditError::Truncated {
+                coordinator: self.coordinator.clone(),
+                signed: largest,
+                now: size,
+            });
+        }
         for h in &all {
-            if h.head.size > size {
-                return Err(AuditError::Truncated {
-                    coordinator: self.coordinator.clone(),
-                    signed: h.head.size,
-                    now: size,
-                });
-            }
             let root = tree.root_at(h.head.size)?;
             if root != h.head.root {
                 return Err(AuditError::HeadMismatch {
