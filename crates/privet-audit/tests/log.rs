@@ -262,7 +262,7 @@ fn a_forked_log_is_detected() {
     );
     let forked = AuditLog::restore(name("coordinator"), &forked_entries);
     let forked_head = forked.sign_head(&key, at(100));
-    let err = exported().verify(None, &[forked_head.clone()]).unwrap_err();
+    let err = exported().verify(None, &[forked_head]).unwrap_err();
     assert!(matches!(err, AuditError::Forked { size: 8, .. }), "{err}");
     assert!(
         err.to_string()
