@@ -12,6 +12,9 @@ use time::format_description::well_known::Rfc3339;
 pub struct Timestamp(i64);
 
 impl Timestamp {
+    /// 1970-01-01T00:00:00Z.
+    pub const UNIX_EPOCH: Timestamp = Timestamp(0);
+
     /// From seconds since the Unix epoch; `None` outside the years 0001-9999.
     pub fn from_unix(seconds: i64) -> Option<Timestamp> {
         let t = OffsetDateTime::from_unix_timestamp(seconds).ok()?;

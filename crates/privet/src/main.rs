@@ -10,6 +10,8 @@ use clap::{Parser, Subcommand};
 use privet_job::Job;
 use privet_sim::{Mode, RunOptions, RunSummary, run_job};
 
+mod agreement_cmd;
+mod audit_cmd;
 mod demo;
 mod dp_cmd;
 mod exit;
@@ -125,6 +127,12 @@ enum Command {
     Dp(dp_cmd::DpCommand),
     /// Differentially private count, sum, mean, histogram and quantiles of one CSV column.
     Stats(stats_cmd::StatsArgs),
+    /// Data-sharing agreements: new, sign, verify, show.
+    #[command(subcommand)]
+    Agreement(agreement_cmd::AgreementCommand),
+    /// Offline checks of an exported audit log: verify, show, prove, report.
+    #[command(subcommand)]
+    Audit(audit_cmd::AuditCommand),
 }
 
 fn main() -> ExitCode {
@@ -195,6 +203,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Certs(cmd) => net_cmd::certs(cmd),
         Command::Dp(cmd) => dp_cmd::run(cmd),
         Command::Stats(args) => stats_cmd::run(&args),
+        Command::Agreement(cmd) => agreement_cmd::run(cmd),
+        Command::Audit(cmd) => audit_cmd::run(cmd),
     }
 }
 
@@ -272,14 +282,15 @@ fn predict(model_path: &Path, csv: &Path, out: Option<&Path>) -> Result<()> {
         Some(path) => {
             // Refusing a link or a device is a bad argument (2); failing to write is a failed
             // run (1).
-            privet_files::write_atomic(path, text.as_bytes(), privet_files::Mode::Public)
-                .map_err(|e| match e {
+            privet_files::write_atomic(path, text.as_bytes(), privet_files::Mode::Public).map_err(
+                |e| match e {
                     e @ privet_files::FileError::NotRegular { .. } => anyhow::Error::new(e),
                     other => anyhow::Error::new(privet_sim::SimError::Output {
                         path: path.to_path_buf(),
                         reason: other.to_string(),
                     }),
-                })?;
+                },
+            )?;
             eprintln!(
                 "wrote {} predictions to {}",
                 preds.classes.len(),
