@@ -649,3 +649,34 @@ fn parties_can_be_given_by_certificate() {
     // Without a directory, a certificate path cannot be resolved.
     assert!(Agreement::parse(&text, None).is_err());
 }
+
+#[test]
+fn a_node_with_its_own_copy_and_count_refuses_what_the_coordinator_admits() {
+    // The coordinator holds version 1 and has counted 5 epsilon spent; the node holds the same
+    // version but counted 8 (it also served jobs the coordinator's count missed), so its check
+    // at egress refuses the round the coordinator admitted.
+    let coordinator_copy = signed(&text());
+    let node_copy = signed(&text());
+    let mut at_coordinator = job(&coordinator_copy);
+    at_coordinator.spent = DpBudget::new(5.0, 0.0).unwrap();
+    coordinator_copy.permits(&at_coordinator).unwrap();
+    let mut at_node = at_coordinator.clone();
+    at_node.spent = DpBudget::new(8.0, 0.0).unwrap();
+    assert_eq!(
+        node_copy.permits(&at_node).unwrap_err().code(),
+        "over_total_budget"
+    );
+    // A node that signed a stricter amendment refuses a job naming the older version.
+    let v2_text = text_with("", 2, Some(coordinator_copy.hash()))
+        .replace("epsilon_per_job = 3.0", "epsilon_per_job = 1.0");
+    let v2 = signed(&v2_text);
+    let r = v2.permits(&at_coordinator).unwrap_err();
+    assert_eq!(r.code(), "other_agreement", "{r}");
+    // And the job itself, re-checked against version 2, is over its per-job limit.
+    let mut under_v2 = at_coordinator.clone();
+    under_v2.agreement = Some(v2.hash());
+    assert_eq!(
+        v2.permits(&under_v2).unwrap_err().code(),
+        "over_per_job_budget"
+    );
+}
