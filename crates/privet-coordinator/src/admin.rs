@@ -138,6 +138,15 @@ impl Admin for Service {
                 "job file: networked jobs train on the nodes' CSV data, not synthetic data",
             ));
         }
+        let admins = &self.shared.config.admins;
+        if let Some(other) = deployment.nodes.iter().find(|n| {
+            admins.iter().any(|a| a == n.as_str())
+                || self.shared.own_name.as_deref() == Some(n.as_str())
+        }) {
+            return Err(Status::invalid_argument(format!(
+                "job file: {other:?} is an operator's or this coordinator's name, not a node's"
+            )));
+        }
         let allowed = &self.shared.config.nodes;
         if let Some(stranger) = deployment
             .nodes
@@ -211,6 +220,47 @@ impl Admin for Service {
             jobs,
             connected_nodes,
         }))
+    }
+
+    async fn cancel_job(
+        &self,
+        request: Request<proto::CancelJobRequest>,
+    ) -> Result<Response<proto::JobInfo>, Status> {
+        require_admin(&self.shared, &request)?;
+        let actor = caller_cert(&self.shared, &request)?
+            .map(|p| p.name)
+            .unwrap_or_else(|| "insecure-dev operator".into());
+        let proto::CancelJobRequest { job_id, reason } = request.into_inner();
+        let reason: String = reason
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(500)
+            .collect();
+        let (wanted, who, why) = (job_id.clone(), actor.clone(), reason.clone());
+        let (cancelled, info) = self
+            .shared
+            .store
+            .call(move |s| {
+                let cancelled = s.cancel(&wanted, &who, &why)?;
+                match s.job(&wanted)? {
+                    Some(row) => Ok(Some((cancelled, job_info(s, &row)?))),
+                    None => Ok(None),
+                }
+            })
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| Status::not_found(format!("no job {job_id:?}")))?;
+        if !cancelled {
+            return Err(Status::failed_precondition(format!(
+                "job {job_id} has already finished ({})",
+                info.state
+            )));
+        }
+        if let Some(tx) = lock(&self.shared.hub).jobs.get(&job_id) {
+            let _ = tx.send(crate::hub::JobEvent::Cancel);
+        }
+        tracing::warn!(job = %job_id, by = %actor, "job cancelled: {reason}");
+        Ok(Response::new(info))
     }
 
     type FetchModelStream = ChunkStream;

@@ -29,6 +29,22 @@ impl AdminClient {
         Ok(AdminClient { inner, limits })
     }
 
+    /// Cancels a job; returns its state after the cancellation.
+    pub async fn cancel(
+        &mut self,
+        job_id: &str,
+        reason: &str,
+    ) -> Result<proto::JobInfo, CoordinatorError> {
+        Ok(self
+            .inner
+            .cancel_job(proto::CancelJobRequest {
+                job_id: job_id.to_string(),
+                reason: reason.to_string(),
+            })
+            .await?
+            .into_inner())
+    }
+
     /// Submits a job file's text; returns the job id.
     pub async fn submit(&mut self, job_toml: &str) -> Result<String, CoordinatorError> {
         let reply = self

@@ -50,6 +50,7 @@ pub(crate) fn spawn_driver(shared: &Arc<Shared>, row: JobRow) -> Result<(), Coor
         round_started: Instant::now(),
         fit_cache: None,
         secagg_keys: None,
+        cancelled: false,
     };
     tokio::spawn(driver.run());
     Ok(())
@@ -74,7 +75,12 @@ struct Driver {
     /// Secure aggregation: participants' identity keys, from the certificates their TLS
     /// handshakes verified (`None` when the job does not use it).
     secagg_keys: Option<SharedKeyMap>,
+    /// An operator cancelled the job.
+    cancelled: bool,
 }
+
+/// The longest wait between two attempts after failed rounds.
+const RETRY_CAP: Duration = Duration::from_secs(30);
 
 enum Step {
     Continue,
@@ -84,7 +90,11 @@ enum Step {
 impl Driver {
     async fn run(mut self) {
         let id = self.id.clone();
-        if let Err(e) = self.run_inner().await {
+        let result = self.run_inner().await;
+        if self.cancelled {
+            tracing::info!(job = %id, "job cancelled");
+            self.announce_done("cancelled");
+        } else if let Err(e) = result {
             if self.shutting_down() {
                 // The store may already be closed: the job resumes at the next start.
                 tracing::info!(job = %id, "driver stopped by shutdown: {e}");
@@ -115,7 +125,7 @@ impl Driver {
     }
 
     fn shutting_down(&self) -> bool {
-        *self.shared.shutdown.borrow()
+        self.cancelled || *self.shared.shutdown.borrow()
     }
 
     /// The next event, or `None` at shutdown or after `timeout`.
@@ -127,11 +137,17 @@ impl Driver {
                 None => std::future::pending().await,
             }
         };
-        tokio::select! {
+        let ev = tokio::select! {
             ev = self.rx.recv() => ev,
             _ = stop.wait_for(|s| *s) => None,
             _ = sleep => Some(JobEvent::Wake),
+        };
+        if matches!(ev, Some(JobEvent::Cancel)) {
+            // Like a shutdown for this job only: everything returns at once.
+            self.cancelled = true;
+            return None;
         }
+        ev
     }
 
     fn connected_nodes(&self) -> Vec<String> {
@@ -203,21 +219,22 @@ impl Driver {
             Arc::new(keys),
             self.deployment.max_retries,
         )?;
+        let needed = stack.min_per_round();
         for node in self.connected_nodes() {
             self.join(&node);
         }
         // Wait for every expected node before the first round of this run (a resumed job too),
-        // so a full federation reproduces the simulation's sampling.
-        let deadline = Instant::now() + Duration::from_secs_f64(self.deployment.start_timeout_secs);
-        while self.joined.len() < self.nodes.len() && Instant::now() < deadline {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.next_event(Some(left)).await {
-                None => return Ok(()),
-                Some(ev) => self.membership(ev),
-            }
+        // so a full federation reproduces the simulation's sampling; go on with `needed` after
+        // the start timeout, and fail the job if even those do not come.
+        if !self.wait_for_nodes(self.nodes.len(), needed).await? {
+            return Ok(());
         }
         while !engine.is_finished() {
             if self.shutting_down() {
+                return Ok(());
+            }
+            // Never start a round that cannot complete: wait (bounded) for enough nodes.
+            if !self.wait_for_nodes(needed, needed).await? {
                 return Ok(());
             }
             let available: Vec<ClientId> = self
@@ -226,13 +243,6 @@ impl Driver {
                 .filter(|n| self.joined.contains(*n))
                 .filter_map(|n| self.index.get(n).map(|&i| ClientId(i)))
                 .collect();
-            if available.len() < self.job.federation.min_clients {
-                match self.next_event(Some(Duration::from_secs(1))).await {
-                    None => return Ok(()),
-                    Some(ev) => self.membership(ev),
-                }
-                continue;
-            }
             self.round_started = Instant::now();
             let actions = engine.start_round(&available)?;
             if engine.is_finished() {
@@ -249,6 +259,21 @@ impl Driver {
             match self.drive_round(&mut engine, actions).await? {
                 Step::Continue => {}
                 Step::Stop => return Ok(()),
+            }
+            // After a failed round, back off before the retry (1, 2, 4... up to 30 s), taking
+            // in nodes that come back meanwhile.
+            let failures = engine.checkpoint().consecutive_failures;
+            if failures > 0 && !engine.is_finished() {
+                let wait = Duration::from_secs(1u64 << (failures - 1).min(5)).min(RETRY_CAP);
+                tracing::info!(job = %self.id, "retrying in {} s", wait.as_secs());
+                let until = Instant::now() + wait;
+                while Instant::now() < until {
+                    let left = until.saturating_duration_since(Instant::now());
+                    match self.next_event(Some(left)).await {
+                        None => return Ok(()),
+                        Some(ev) => self.membership(ev),
+                    }
+                }
             }
         }
         let (state, error) = match engine.status() {
@@ -271,6 +296,43 @@ impl Driver {
         Ok(())
     }
 
+    /// Waits until `wanted` nodes have joined, or until `needed` have once the start timeout
+    /// has passed. Fails the job (naming the missing nodes) if not even `needed` come within
+    /// the start timeout; `Ok(false)` at shutdown.
+    async fn wait_for_nodes(
+        &mut self,
+        wanted: usize,
+        needed: usize,
+    ) -> Result<bool, CoordinatorError> {
+        let timeout = Duration::from_secs_f64(self.deployment.start_timeout_secs);
+        let deadline = Instant::now() + timeout;
+        loop {
+            let joined = self.joined.len();
+            let now = Instant::now();
+            if joined >= wanted || (joined >= needed && now >= deadline) {
+                return Ok(true);
+            }
+            if now >= deadline {
+                let missing: Vec<&str> = self
+                    .nodes
+                    .iter()
+                    .filter(|n| !self.joined.contains(*n))
+                    .map(String::as_str)
+                    .collect();
+                return Err(CoordinatorError::JobFailed(format!(
+                    "start_timeout_secs ({:.0} s) passed with {joined} of the {needed} nodes a \
+                     round needs (missing: {})",
+                    timeout.as_secs_f64(),
+                    missing.join(", ")
+                )));
+            }
+            match self.next_event(Some(deadline - now)).await {
+                None => return Ok(false),
+                Some(ev) => self.membership(ev),
+            }
+        }
+    }
+
     /// Handles node arrivals and departures outside rounds.
     fn membership(&mut self, ev: JobEvent) {
         match ev {
@@ -281,7 +343,7 @@ impl Driver {
             JobEvent::FromNode(node, body) => {
                 tracing::debug!(job = %self.id, %node, "message outside a round ignored: {:?}", kind(&body));
             }
-            JobEvent::Deadline { .. } | JobEvent::Wake => {}
+            JobEvent::Deadline { .. } | JobEvent::Wake | JobEvent::Cancel => {}
         }
     }
 
@@ -312,16 +374,31 @@ impl Driver {
                 ));
             }
         };
-        let start_deadline =
-            Instant::now() + Duration::from_secs_f64(self.deployment.start_timeout_secs);
+        let timeout = Duration::from_secs_f64(self.deployment.start_timeout_secs);
+        let start_deadline = Instant::now() + timeout;
+        let needed = self.job.federation.min_clients;
         loop {
-            // Wait for all nodes, or for min_clients once the start timeout has passed.
+            // Wait for all nodes, or for min_clients once the start timeout has passed; fail the
+            // job if not even those come.
             loop {
                 let up = self.connected_nodes().len();
-                if up == self.nodes.len()
-                    || (up >= self.job.federation.min_clients && Instant::now() >= start_deadline)
-                {
+                let now = Instant::now();
+                if up == self.nodes.len() || (up >= needed && now >= start_deadline) {
                     break;
+                }
+                if now >= start_deadline {
+                    let missing: Vec<String> = self
+                        .nodes
+                        .iter()
+                        .filter(|n| !self.shared.connected(n))
+                        .cloned()
+                        .collect();
+                    return Err(CoordinatorError::JobFailed(format!(
+                        "start_timeout_secs ({:.0} s) passed with {up} of the {needed} nodes the \
+                         job needs connected (missing: {})",
+                        timeout.as_secs_f64(),
+                        missing.join(", ")
+                    )));
                 }
                 if self
                     .next_event(Some(Duration::from_millis(500)))
@@ -383,7 +460,23 @@ impl Driver {
                 tracing::info!(job = %self.id, features = encoder.output_dim(), classes = encoder.num_classes(), "feature encoding fitted from node summaries");
                 return Ok(Some(encoder));
             }
+            if Instant::now() >= start_deadline {
+                return Err(CoordinatorError::JobFailed(format!(
+                    "start_timeout_secs ({:.0} s) passed with {} usable data summaries of the {needed} \
+                     the job needs (nodes that could not describe their data are in the log)",
+                    timeout.as_secs_f64(),
+                    summaries.len()
+                )));
+            }
             tracing::warn!(job = %self.id, got = summaries.len(), "too few data summaries; asking again");
+            // Wait a moment (taking in arrivals) before asking again.
+            if self
+                .next_event(Some(Duration::from_secs(1)))
+                .await
+                .is_none()
+            {
+                return Ok(None);
+            }
         }
     }
 
@@ -452,7 +545,7 @@ impl Driver {
                     Some(Event::DeadlineExpired { round, stage })
                 }
                 JobEvent::FromNode(node, body) => self.node_event(&node, body),
-                JobEvent::Wake => None,
+                JobEvent::Wake | JobEvent::Cancel => None,
             };
             if let Some(event) = event {
                 pending.extend(engine.handle(event)?);

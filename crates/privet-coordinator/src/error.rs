@@ -46,6 +46,10 @@ pub enum CoordinatorError {
     /// A peer sent a malformed message.
     #[error(transparent)]
     Wire(#[from] privet_wire::WireError),
+    /// A job cannot go on (its nodes did not come in time, their data could not be described):
+    /// the job is failed with this reason.
+    #[error("{0}")]
+    JobFailed(String),
     /// The coordinator broke the protocol (for the operator's client: a bad download).
     #[error("protocol error: {0}")]
     Protocol(String),

@@ -26,8 +26,13 @@ pub(crate) enum JobEvent {
     NodeUp(String),
     NodeDown(String),
     FromNode(String, In),
-    Deadline { round: u32, stage: u8 },
+    Deadline {
+        round: u32,
+        stage: u8,
+    },
     Wake,
+    /// An operator cancelled the job (already recorded in the store).
+    Cancel,
 }
 
 #[derive(Debug)]
@@ -53,6 +58,8 @@ pub(crate) struct Shared {
     pub(crate) config: CoordinatorConfig,
     pub(crate) metrics: Metrics,
     pub(crate) shutdown: watch::Receiver<bool>,
+    /// The coordinator's own certificate name (`None` in insecure dev mode).
+    pub(crate) own_name: Option<String>,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -80,6 +80,7 @@ pub async fn start(config: CoordinatorConfig) -> Result<CoordinatorHandle, Coord
         );
     }
     // Certificates first: a misconfigured coordinator creates nothing.
+    let mut own_name = None;
     let tls = match &config.security {
         Security::Tls(files) => {
             let own = privet_identity::own_identity(files)?;
@@ -91,6 +92,7 @@ pub async fn start(config: CoordinatorConfig) -> Result<CoordinatorHandle, Coord
                     own.role
                 )));
             }
+            own_name = Some(own.name.to_string());
             Some(privet_transport::server_config(files)?)
         }
         Security::InsecureDev => None,
@@ -123,6 +125,7 @@ pub async fn start(config: CoordinatorConfig) -> Result<CoordinatorHandle, Coord
         config,
         metrics,
         shutdown: shutdown_rx.clone(),
+        own_name,
     });
     let unfinished: Vec<JobRow> = store
         .call(|s| s.jobs())

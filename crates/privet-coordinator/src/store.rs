@@ -63,8 +63,8 @@ pub enum StoreError {
 
 /// Schema version of the database; a newer file is refused, not guessed at, and an older one is
 /// migrated in place (1: no round details; 2: the aggregate transform's state inside the
-/// strategy state).
-pub const SCHEMA_VERSION: i64 = 3;
+/// strategy state; 3: no job events).
+pub const SCHEMA_VERSION: i64 = 4;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -102,6 +102,14 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     strategy_state TEXT NOT NULL,
     transform_state TEXT
 );
+CREATE TABLE IF NOT EXISTS job_events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    job_id TEXT NOT NULL REFERENCES jobs(id),
+    at INTEGER NOT NULL,
+    actor TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    detail TEXT NOT NULL DEFAULT ''
+);
 ";
 
 /// Where a job stands.
@@ -118,6 +126,8 @@ pub enum JobState {
     /// Stopped before a round that would have exceeded the job's privacy budget; the rounds
     /// before it stand.
     Stopped,
+    /// Cancelled by an operator; the rounds before it stand.
+    Cancelled,
 }
 
 impl JobState {
@@ -129,6 +139,7 @@ impl JobState {
             JobState::Completed => "completed",
             JobState::Failed => "failed",
             JobState::Stopped => "stopped",
+            JobState::Cancelled => "cancelled",
         }
     }
 
@@ -139,6 +150,7 @@ impl JobState {
             "completed" => JobState::Completed,
             "failed" => JobState::Failed,
             "stopped" => JobState::Stopped,
+            "cancelled" => JobState::Cancelled,
             other => return Err(StoreError::Corrupt(format!("unknown job state {other:?}"))),
         })
     }
@@ -147,7 +159,7 @@ impl JobState {
     pub fn is_final(self) -> bool {
         matches!(
             self,
-            JobState::Completed | JobState::Failed | JobState::Stopped
+            JobState::Completed | JobState::Failed | JobState::Stopped | JobState::Cancelled
         )
     }
 }
@@ -356,13 +368,77 @@ impl Store {
         Ok(())
     }
 
-    /// Sets a job's state (and failure reason).
+    /// Sets a job's state (and failure reason), unless it has already finished (a cancellation
+    /// is not overwritten by a driver that ends after it).
     pub fn set_state(&self, id: &str, state: JobState, error: &str) -> Result<(), StoreError> {
         self.conn.execute(
-            "UPDATE jobs SET state = ?2, error = ?3 WHERE id = ?1",
+            "UPDATE jobs SET state = ?2, error = ?3
+             WHERE id = ?1 AND state NOT IN ('completed', 'failed', 'stopped', 'cancelled')",
             params![id, state.as_str(), error],
         )?;
         Ok(())
+    }
+
+    /// Records an event in a job's history (who did what, when): cancellations now.
+    pub fn record_event(
+        &self,
+        job: &str,
+        actor: &str,
+        kind: &str,
+        detail: &str,
+    ) -> Result<(), StoreError> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        self.conn.execute(
+            "INSERT INTO job_events (job_id, at, actor, kind, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![job, now, actor, kind, detail],
+        )?;
+        Ok(())
+    }
+
+    /// A job's events, oldest first: `(unix seconds, actor, kind, detail)`.
+    pub fn events(&self, job: &str) -> Result<Vec<(i64, String, String, String)>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT at, actor, kind, detail FROM job_events WHERE job_id = ?1 ORDER BY id",
+        )?;
+        let rows = stmt.query_map(params![job], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Cancels a job that has not finished, recording who and why, atomically; `false` if the
+    /// job had already finished (nothing changes).
+    pub fn cancel(&mut self, job: &str, actor: &str, reason: &str) -> Result<bool, StoreError> {
+        let tx = self.conn.transaction()?;
+        let state: Option<String> = tx
+            .query_row("SELECT state FROM jobs WHERE id = ?1", params![job], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        let Some(state) = state else {
+            return Ok(false);
+        };
+        if JobState::parse(&state)?.is_final() {
+            return Ok(false);
+        }
+        let why = format!("cancelled by {actor}: {reason}");
+        tx.execute(
+            "UPDATE jobs SET state = 'cancelled', error = ?2 WHERE id = ?1",
+            params![job, why],
+        )?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        tx.execute(
+            "INSERT INTO job_events (job_id, at, actor, kind, detail) VALUES (?1, ?2, ?3, 'cancel', ?4)",
+            params![job, now, actor, reason],
+        )?;
+        tx.commit()?;
+        Ok(true)
     }
 
     /// Records that `round` has started, so that after a crash its number is never reused.
@@ -794,6 +870,26 @@ mod tests {
     }
 
     #[test]
+    fn a_cancellation_is_recorded_once_and_finishes_the_job() {
+        let mut store = Store::in_memory().unwrap();
+        store.insert_job("j1", "toml", &["a".into()], 5).unwrap();
+        assert!(store.cancel("j1", "admin", "wrong data").unwrap());
+        let job = store.job("j1").unwrap().unwrap();
+        assert_eq!(job.state, JobState::Cancelled);
+        assert!(job.error.contains("admin"), "{}", job.error);
+        let events = store.events("j1").unwrap();
+        assert_eq!(events.len(), 1);
+        assert_eq!(
+            (events[0].1.as_str(), events[0].2.as_str()),
+            ("admin", "cancel")
+        );
+        // A finished job cannot be cancelled again, and an unknown one not at all.
+        assert!(!store.cancel("j1", "admin", "again").unwrap());
+        assert!(!store.cancel("nope", "admin", "x").unwrap());
+        assert_eq!(store.events("j1").unwrap().len(), 1);
+    }
+
+    #[test]
     fn a_newer_schema_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.db");
@@ -817,7 +913,11 @@ mod tests {
             let conn = Connection::open(&path).unwrap();
             let v1 = SCHEMA
                 .replace("    details TEXT NOT NULL DEFAULT '{}',\n", "")
-                .replace(",\n    transform_state TEXT\n", "\n");
+                .replace(",\n    transform_state TEXT\n", "\n")
+                .split("CREATE TABLE IF NOT EXISTS job_events")
+                .next()
+                .unwrap()
+                .to_string();
             assert_ne!(v1, SCHEMA);
             conn.execute_batch(&v1).unwrap();
             conn.execute_batch(
@@ -856,7 +956,12 @@ mod tests {
         .unwrap();
         {
             let conn = Connection::open(&path).unwrap();
-            let v2 = SCHEMA.replace(",\n    transform_state TEXT\n", "\n");
+            let v2 = SCHEMA
+                .replace(",\n    transform_state TEXT\n", "\n")
+                .split("CREATE TABLE IF NOT EXISTS job_events")
+                .next()
+                .unwrap()
+                .to_string();
             assert_ne!(v2, SCHEMA);
             conn.execute_batch(&v2).unwrap();
             conn.execute_batch(

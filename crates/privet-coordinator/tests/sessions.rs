@@ -939,3 +939,103 @@ async fn distributed_noise_under_secure_aggregation_between_real_nodes() {
     nodes.stop().await;
     handle.shutdown().await.unwrap();
 }
+
+/// A job whose nodes never come fails when its start timeout passes, naming them, instead of
+/// waiting (and being resumed) forever; a job that is running can be cancelled by an operator,
+/// which the store records; a job listing an operator as a node is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_that_cannot_run_fail_or_are_cancelled() {
+    let names = ["c0", "c1"];
+    let setup = Setup::new(&names);
+    let handle = privet_coordinator::start(setup.coordinator_config(Limits::default()))
+        .await
+        .unwrap();
+    let url = format!("https://localhost:{}", handle.addr.port());
+    let mut admin = AdminClient::connect(&url, &setup.files("admin"))
+        .await
+        .unwrap();
+    let job = |nodes: &str, start: f64| {
+        format!(
+            "[data]\npath = \"x.csv\"\nlabel = \"y\"\n[model]\nkind = \"logreg\"\n\
+             [federation]\nrounds = 100000\nclients_per_round = 1\nmin_clients = 1\nseed = 5\n\
+             [deployment]\nnodes = [{nodes}]\nround_timeout_secs = 30\n\
+             start_timeout_secs = {start}\n"
+        )
+    };
+    // Nobody comes.
+    let ghost = admin.submit(&job("\"ghost\"", 1.0)).await.unwrap();
+    let info = wait_done(&mut admin, &ghost).await;
+    assert_eq!(info.state, "failed");
+    assert!(
+        info.error.contains("start_timeout_secs") && info.error.contains("ghost"),
+        "{}",
+        info.error
+    );
+    // An operator's name is not a node's.
+    let err = admin.submit(&job("\"admin\"", 1.0)).await.unwrap_err();
+    assert!(err.to_string().contains("operator"), "{err}");
+    // A running job is cancelled.
+    let nodes = Nodes::shift(&setup, &url, &names, 0.001);
+    let running = admin.submit(&job("\"c0\", \"c1\"", 30.0)).await.unwrap();
+    for _ in 0..200 {
+        if admin.job(&running).await.unwrap().completed_rounds >= 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let info = admin.cancel(&running, "wrong data set").await.unwrap();
+    assert_eq!(info.state, "cancelled");
+    assert!(
+        info.error.contains("admin") && info.error.contains("wrong data set"),
+        "{}",
+        info.error
+    );
+    // Cancelling twice, or a finished job, is refused; the job stays cancelled.
+    let err = admin.cancel(&running, "again").await.unwrap_err();
+    assert!(err.to_string().contains("already finished"), "{err}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(admin.job(&running).await.unwrap().state, "cancelled");
+    nodes.stop().await;
+    handle.shutdown().await.unwrap();
+}
+
+/// A three-node SecAgg+ job survives losing a node for a few seconds: rounds are not started
+/// without three nodes (SecAgg+'s minimum), failed rounds back off, and the job completes once
+/// the node is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_three_node_secure_aggregation_job_waits_for_a_lost_node() {
+    let names = ["s0", "s1", "s2"];
+    let setup = Setup::new(&names);
+    let handle = privet_coordinator::start(setup.coordinator_config(Limits::default()))
+        .await
+        .unwrap();
+    let url = format!("https://localhost:{}", handle.addr.port());
+    let steady = Nodes::shift(&setup, &url, &names[..2], 0.001);
+    let mut flaky = Nodes::shift(&setup, &url, &names[2..], 0.001);
+    let job = "[data]\npath = \"x.csv\"\nlabel = \"y\"\n[model]\nkind = \"logreg\"\n\
+               [federation]\nrounds = 4\nclients_per_round = 3\nmin_clients = 2\nseed = 5\n\
+               secure_aggregation = \"secagg+\"\n\
+               [secure_aggregation]\nmax_clients = 10\nmax_weight = 100\n\
+               [deployment]\nnodes = [\"s0\", \"s1\", \"s2\"]\nround_timeout_secs = 5\n\
+               start_timeout_secs = 20\nmax_retries = 2\n";
+    let mut admin = AdminClient::connect(&url, &setup.files("admin"))
+        .await
+        .unwrap();
+    let id = admin.submit(job).await.unwrap();
+    for _ in 0..400 {
+        if admin.job(&id).await.unwrap().completed_rounds >= 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // s2 goes away for four seconds (longer than a node's reconnection backoff).
+    flaky.stop().await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    flaky = Nodes::shift(&setup, &url, &names[2..], 0.001);
+    let info = wait_done(&mut admin, &id).await;
+    assert_eq!(info.state, "completed", "{}", info.error);
+    assert_eq!(info.completed_rounds, 4);
+    flaky.stop().await;
+    steady.stop().await;
+    handle.shutdown().await.unwrap();
+}

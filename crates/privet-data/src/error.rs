@@ -3,6 +3,13 @@
 //! Every error that comes from reading a file names the file; errors about one cell also name the
 //! 1-based line (the header is line 1) and the column, so a message can be acted on without a
 //! debugger, e.g. ``data/x.csv: line 7, column `age`: expected a number, found `abc` ``.
+//!
+//! Text that comes from a file or is about one (cell values, column names, labels, the CSV
+//! reader's own message) is quoted only as a prefix of at most 60 characters followed by `...`
+//! (the shortening happens when the error is displayed, so no variant can forget it), and lines
+//! longer than [`CsvOptions::max_line_bytes`](crate::CsvOptions::max_line_bytes) are refused
+//! before they are parsed ([`DataError::LineTooLong`]). An error message is therefore a few
+//! hundred bytes at most, whatever the file holds.
 
 use std::path::PathBuf;
 
@@ -26,6 +33,21 @@ pub enum DataError {
         path: PathBuf,
     },
 
+    /// A line is longer than the configured limit (checked while the file is read, before any
+    /// parsing; the header is line 1).
+    #[error(
+        "{}: line {line}: the line is longer than {limit} bytes, the configured limit",
+        .path.display()
+    )]
+    LineTooLong {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line.
+        line: u64,
+        /// The limit in bytes (without the line terminator).
+        limit: u64,
+    },
+
     /// A row has a different number of fields from the header.
     #[error(
         "{}: line {line}: expected {expected} fields (as many as the header has), found {found}",
@@ -44,8 +66,8 @@ pub enum DataError {
 
     /// A cell of a numeric column is not a finite number (`nan` and `inf` are rejected too).
     #[error(
-        "{}: line {line}, column `{column}`: expected a number, found `{value}`",
-        .path.display()
+        "{}: line {line}, column `{}`: expected a number, found `{}`",
+        .path.display(), shorten(.column), shorten(.value)
     )]
     NotNumeric {
         /// The file.
@@ -59,7 +81,7 @@ pub enum DataError {
     },
 
     /// A cell of a numeric column, or a label, is empty (or only whitespace).
-    #[error("{}: line {line}, column `{column}`: the value is empty", .path.display())]
+    #[error("{}: line {line}, column `{}`: the value is empty", .path.display(), shorten(.column))]
     EmptyValue {
         /// The file.
         path: PathBuf,
@@ -70,7 +92,10 @@ pub enum DataError {
     },
 
     /// A header name or a categorical/label cell is not valid UTF-8.
-    #[error("{}: line {line}, column `{column}`: the text is not valid UTF-8", .path.display())]
+    #[error(
+        "{}: line {line}, column `{}`: the text is not valid UTF-8",
+        .path.display(), shorten(.column)
+    )]
     InvalidUtf8 {
         /// The file.
         path: PathBuf,
@@ -82,8 +107,9 @@ pub enum DataError {
 
     /// The configured label column is not in the header.
     #[error(
-        "{}: line 1: the label column `{label}` is not in the header; the columns are: {}",
+        "{}: line 1: the label column `{}` is not in the header; the columns are: {}",
         .path.display(),
+        shorten(.label),
         name_list(.available)
     )]
     MissingLabel {
@@ -97,7 +123,7 @@ pub enum DataError {
 
     /// A configured column (categorical, dropped, partition key) or a column the encoder needs is not
     /// in the table.
-    #[error("{}: line 1: column `{column}` is not in the header", .path.display())]
+    #[error("{}: line 1: column `{}` is not in the header", .path.display(), shorten(.column))]
     UnknownColumn {
         /// The file.
         path: PathBuf,
@@ -106,7 +132,10 @@ pub enum DataError {
     },
 
     /// Two header cells have the same name.
-    #[error("{}: line 1: column `{column}` appears more than once in the header", .path.display())]
+    #[error(
+        "{}: line 1: column `{}` appears more than once in the header",
+        .path.display(), shorten(.column)
+    )]
     DuplicateColumn {
         /// The file.
         path: PathBuf,
@@ -126,7 +155,7 @@ pub enum DataError {
     },
 
     /// The CSV reader failed for a reason other than I/O.
-    #[error("{}: line {line}: malformed CSV: {message}", .path.display())]
+    #[error("{}: line {line}: malformed CSV: {}", .path.display(), shorten(.message))]
     Csv {
         /// The file.
         path: PathBuf,
@@ -138,8 +167,8 @@ pub enum DataError {
 
     /// A label in the table was not among the labels the encoder was fitted on.
     #[error(
-        "{}: line {line}: label `{label}` was not seen when the encoder was fitted",
-        .path.display()
+        "{}: line {line}: label `{}` was not seen when the encoder was fitted",
+        .path.display(), shorten(.label)
     )]
     UnseenLabel {
         /// The file.
@@ -159,8 +188,8 @@ pub enum DataError {
 
     /// A column has the wrong kind for the encoder (numeric where one-hot is expected or the reverse).
     #[error(
-        "{}: column `{column}` was loaded as {found}, but the encoder expects a {expected} column",
-        .path.display()
+        "{}: column `{}` was loaded as {found}, but the encoder expects a {expected} column",
+        .path.display(), shorten(.column)
     )]
     ColumnKind {
         /// The file.
@@ -186,11 +215,11 @@ pub enum DataError {
 
     /// A partition request that cannot be satisfied (too few rows for the clients, or the
     /// Dirichlet draw could not give every client its minimum number of rows).
-    #[error("impossible partition: {0}")]
+    #[error("impossible partition: {}", shorten_message(.0))]
     Partition(String),
 
     /// A parameter out of its range (fractions, concentrations, counts, ...).
-    #[error("invalid parameter: {0}")]
+    #[error("invalid parameter: {}", shorten_message(.0))]
     InvalidParameter(String),
 }
 
@@ -237,7 +266,7 @@ fn name_list(names: &[String]) -> String {
     let mut out = names
         .iter()
         .take(SHOWN)
-        .map(|n| format!("`{n}`"))
+        .map(|n| format!("`{}`", shorten(n)))
         .collect::<Vec<_>>()
         .join(", ");
     if names.len() > SHOWN {
@@ -249,16 +278,29 @@ fn name_list(names: &[String]) -> String {
     out
 }
 
-/// Shortens a cell's text for an error message.
-pub(crate) fn shorten(text: &str) -> String {
-    const MAX_CHARS: usize = 60;
-    if text.chars().count() <= MAX_CHARS {
-        text.to_owned()
-    } else {
-        let mut s: String = text.chars().take(MAX_CHARS).collect();
-        s.push_str("...");
-        s
+/// Characters of a value quoted in an error message.
+const MAX_QUOTED_CHARS: usize = 60;
+
+/// Characters of a composed message (parameter errors) shown in an error message.
+const MAX_MESSAGE_CHARS: usize = 400;
+
+/// The first `max` characters of `text`, with `...` when it was longer (looks at no more than
+/// `max + 1` characters, so it is cheap on huge text).
+fn prefix(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        None => text.to_owned(),
+        Some((cut, _)) => format!("{}...", &text[..cut]),
     }
+}
+
+/// Shortens a value (cell, column name, label) for an error message.
+pub(crate) fn shorten(text: &str) -> String {
+    prefix(text, MAX_QUOTED_CHARS)
+}
+
+/// Shortens a composed message that may quote values.
+fn shorten_message(text: &str) -> String {
+    prefix(text, MAX_MESSAGE_CHARS)
 }
 
 #[cfg(test)]

@@ -84,6 +84,6 @@ pub use split::train_test_split;
 pub use summary::{ColumnSummary, DataSummary};
 pub use synthetic::{SyntheticFederation, SyntheticSpec};
 pub use table::{
-    Column, CsvOptions, DEFAULT_MAX_BYTES, DEFAULT_MAX_ROWS, Table, load_csv, parse_csv,
-    read_header,
+    Column, CsvOptions, DEFAULT_MAX_BYTES, DEFAULT_MAX_LINE_BYTES, DEFAULT_MAX_ROWS, Table,
+    load_csv, parse_csv, read_header,
 };

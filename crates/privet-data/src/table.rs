@@ -4,6 +4,11 @@
 //!
 //! * The file must be at most [`CsvOptions::max_bytes`] bytes and have at most
 //!   [`CsvOptions::max_rows`] data rows ([`DataError::TooLarge`]).
+//! * No line (the header included) may be longer than [`CsvOptions::max_line_bytes`] bytes
+//!   (default [`DEFAULT_MAX_LINE_BYTES`], 1 MiB) without its terminator. [`load_csv`] checks
+//!   this while it reads, so a huge single-line file is refused after about that many bytes,
+//!   before anything is parsed ([`DataError::LineTooLong`]). Lines are physical lines: a quoted
+//!   field that spans lines counts towards each line it touches, not towards one.
 //! * The first record is the header (a UTF-8 byte-order mark is ignored, names are trimmed). It
 //!   must exist, names must be distinct, and every name in [`CsvOptions::label`],
 //!   [`CsvOptions::categorical`] and [`CsvOptions::drop`] must be in it. At least one data row is
@@ -32,6 +37,9 @@ use crate::error::{DataError, shorten};
 pub const DEFAULT_MAX_BYTES: u64 = 1 << 30;
 /// Default data-row limit for [`load_csv`]: ten million.
 pub const DEFAULT_MAX_ROWS: usize = 10_000_000;
+/// Default line-length limit for [`load_csv`] and [`parse_csv`]: 1 MiB (a row of 10,000
+/// columns of 100 characters each).
+pub const DEFAULT_MAX_LINE_BYTES: u64 = 1 << 20;
 
 /// How to read a CSV file. See the [module documentation](self) for the rules.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,6 +56,8 @@ pub struct CsvOptions {
     pub max_bytes: u64,
     /// Largest accepted number of data rows.
     pub max_rows: usize,
+    /// Longest accepted line (header or data), in bytes without the line terminator.
+    pub max_line_bytes: u64,
 }
 
 impl Default for CsvOptions {
@@ -59,6 +69,7 @@ impl Default for CsvOptions {
             drop: Vec::new(),
             max_bytes: DEFAULT_MAX_BYTES,
             max_rows: DEFAULT_MAX_ROWS,
+            max_line_bytes: DEFAULT_MAX_LINE_BYTES,
         }
     }
 }
@@ -98,6 +109,13 @@ impl CsvOptions {
     #[must_use]
     pub fn with_max_bytes(mut self, max_bytes: u64) -> Self {
         self.max_bytes = max_bytes;
+        self
+    }
+
+    /// Sets the line-length limit (bytes, without the line terminator).
+    #[must_use]
+    pub fn with_max_line_bytes(mut self, max_line_bytes: u64) -> Self {
+        self.max_line_bytes = max_line_bytes;
         self
     }
 
@@ -323,17 +341,73 @@ pub fn load_csv(path: &Path, opts: &CsvOptions) -> Result<Table, DataError> {
         inner: file,
         remaining: opts.max_bytes,
     };
-    let mut data = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
-    if let Err(e) = limited.read_to_end(&mut data) {
-        return Err(
-            if e.get_ref().is_some_and(|inner| inner.is::<LimitExceeded>()) {
-                too_many_bytes()
-            } else {
-                io_err(e)
-            },
-        );
+    // Read in blocks, checking line lengths as the bytes arrive: a file that is one huge
+    // line is refused after about `max_line_bytes`, not after reading and parsing all of it.
+    const BLOCK: usize = 1 << 16;
+    let mut data: Vec<u8> = Vec::new();
+    let mut lines = LineLengths::default();
+    loop {
+        let start = data.len();
+        data.resize(start + BLOCK, 0);
+        let n = match limited.read(&mut data[start..]) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
+                data.truncate(start);
+                continue;
+            }
+            Err(e) => {
+                return Err(
+                    if e.get_ref().is_some_and(|inner| inner.is::<LimitExceeded>()) {
+                        too_many_bytes()
+                    } else {
+                        io_err(e)
+                    },
+                );
+            }
+        };
+        data.truncate(start + n);
+        if n == 0 {
+            break;
+        }
+        if let Some(line) = lines.feed(&data[start..], opts.max_line_bytes) {
+            return Err(DataError::LineTooLong {
+                path: path.to_path_buf(),
+                line,
+                limit: opts.max_line_bytes,
+            });
+        }
     }
-    parse_csv(path, &data, opts)
+    parse_csv_checked(path, &data, opts)
+}
+
+/// Tracks the length of the current line over blocks of a file.
+#[derive(Default)]
+struct LineLengths {
+    /// 0-based index of the current line.
+    line: u64,
+    /// Bytes of the current line seen so far.
+    len: u64,
+}
+
+impl LineLengths {
+    /// Takes the next block; returns the 1-based line that exceeds `limit`, if one does.
+    fn feed(&mut self, block: &[u8], limit: u64) -> Option<u64> {
+        let mut pieces = block.split(|&b| b == b'\n');
+        if let Some(first) = pieces.next() {
+            self.len += first.len() as u64;
+            if self.len > limit {
+                return Some(self.line + 1);
+            }
+        }
+        for piece in pieces {
+            self.line += 1;
+            self.len = piece.len() as u64;
+            if self.len > limit {
+                return Some(self.line + 1);
+            }
+        }
+        None
+    }
 }
 
 /// Largest header line [`read_header`] reads.
@@ -348,9 +422,19 @@ pub fn read_header(path: &Path) -> Result<Vec<String>, DataError> {
     };
     let file = File::open(path).map_err(io_err)?;
     let mut data = Vec::new();
-    file.take(MAX_HEADER_BYTES)
+    file.take(MAX_HEADER_BYTES + 1)
         .read_to_end(&mut data)
         .map_err(io_err)?;
+    if LineLengths::default()
+        .feed(&data, MAX_HEADER_BYTES)
+        .is_some()
+    {
+        return Err(DataError::LineTooLong {
+            path: path.to_path_buf(),
+            line: 1,
+            limit: MAX_HEADER_BYTES,
+        });
+    }
     let mut reader = ::csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
@@ -417,6 +501,18 @@ pub fn parse_csv(
             what: "bytes",
         });
     }
+    if let Some(line) = LineLengths::default().feed(data, opts.max_line_bytes) {
+        return Err(DataError::LineTooLong {
+            path: path.to_path_buf(),
+            line,
+            limit: opts.max_line_bytes,
+        });
+    }
+    parse_csv_checked(path, data, opts)
+}
+
+/// [`parse_csv`] once the size and line lengths are checked.
+fn parse_csv_checked(path: &Path, data: &[u8], opts: &CsvOptions) -> Result<Table, DataError> {
     let mut reader = ::csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
@@ -641,6 +737,104 @@ mod tests {
         let mut f = File::create(&p).expect("create");
         f.write_all(content).expect("write");
         p
+    }
+
+    /// Issue 11, item 6: a 200 MB single-line CSV took 20 s and 1.4 GB and printed a 200 MB
+    /// error. A few MB show the limit: the file is refused after about `max_line_bytes`, and
+    /// the message is one short line.
+    #[test]
+    fn an_over_long_line_is_refused_early_with_a_short_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let long = vec![b'7'; 4 << 20];
+        // A header that is one long line (no newline at all).
+        let p = write(&dir, "header.csv", &long);
+        let err = load_csv(&p, &CsvOptions::new("y")).unwrap_err();
+        assert!(
+            matches!(err, DataError::LineTooLong { line: 1, limit, .. } if limit == DEFAULT_MAX_LINE_BYTES),
+            "{err:?}"
+        );
+        let msg = err.to_string();
+        assert!(msg.len() < 200, "{} bytes: {}", msg.len(), shorten(&msg));
+        assert!(msg.contains("header.csv: line 1"), "{msg}");
+        // A long data line, after a good header and row; also through parse_csv.
+        let mut data = b"x,y\n1,0\n".to_vec();
+        data.extend(long.iter().take(3 << 20));
+        data.extend_from_slice(b",1\n");
+        let p = write(&dir, "row.csv", &data);
+        for err in [
+            load_csv(&p, &CsvOptions::new("y")).unwrap_err(),
+            parse_csv(&p, &data, &CsvOptions::new("y")).unwrap_err(),
+        ] {
+            assert!(
+                matches!(err, DataError::LineTooLong { line: 3, .. }),
+                "{err:?}"
+            );
+            assert!(err.to_string().len() < 200);
+        }
+        // The limit is an option: a smaller one refuses a shorter line.
+        let opts = CsvOptions::new("y").with_max_line_bytes(6);
+        let err = parse_csv("t.csv", b"x,y\n12345,0\n", &opts).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                DataError::LineTooLong {
+                    line: 2,
+                    limit: 6,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        parse_csv("t.csv", b"x,y\n1234,0\n", &opts).unwrap();
+        // read_header refuses a header longer than it reads instead of cutting it.
+        let p = write(&dir, "header2.csv", &long);
+        assert!(matches!(
+            read_header(&p).unwrap_err(),
+            DataError::LineTooLong { line: 1, .. }
+        ));
+    }
+
+    /// Every error that quotes text from the file (or about it) quotes at most a short prefix.
+    #[test]
+    fn errors_quote_only_a_short_prefix_of_long_values() {
+        let big = "v".repeat(300_000);
+        let opts = CsvOptions::new("y");
+        let cases: Vec<(String, CsvOptions)> = vec![
+            // Missing label: the header's names are listed.
+            (format!("{big},x\n1,2\n"), opts.clone()),
+            // A non-numeric cell.
+            (format!("x,y\n{big},1\n"), opts.clone()),
+            // A duplicate column name.
+            (format!("{big},{big},y\n1,2,3\n"), opts.clone()),
+            // An empty cell in a column with a long name.
+            (format!("{big},y\n ,1\n"), opts.clone()),
+            // A categorical column asked for that is not in the header.
+            (
+                "x,y\n1,2\n".to_string(),
+                opts.clone().with_categorical([big.clone()]),
+            ),
+            // A label that is missing, named by a long option.
+            ("x,y\n1,2\n".to_string(), CsvOptions::new(big.clone())),
+        ];
+        let mut cases: Vec<(Vec<u8>, CsvOptions)> = cases
+            .into_iter()
+            .map(|(t, o)| (t.into_bytes(), o))
+            .collect();
+        // Invalid UTF-8 in a categorical cell of a long-named column.
+        let mut bad = format!("{big},y\n").into_bytes();
+        bad.extend_from_slice(b"\xff\xfe,1\n");
+        cases.push((bad, opts.clone().with_categorical([big.clone()])));
+        for (i, (text, opts)) in cases.into_iter().enumerate() {
+            let err = parse_csv("data/t.csv", &text, &opts).unwrap_err();
+            let msg = err.to_string();
+            assert!(
+                msg.len() < 600,
+                "case {i}: {} bytes: {}",
+                msg.len(),
+                shorten(&msg)
+            );
+            assert!(msg.starts_with("data/t.csv"), "case {i}: {}", shorten(&msg));
+        }
     }
 
     #[test]

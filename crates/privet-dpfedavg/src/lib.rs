@@ -40,25 +40,59 @@
 //!
 //! # Accounting
 //!
-//! privet-fl's [`ClientSampler`](privet_fl::ClientSampler) draws a **fixed-size** sample of `k`
-//! clients without replacement. The matching analysis is the subsampled Gaussian without
-//! replacement under the *replace-one* relation (Wang, Balle and Kasiviswanathan 2019; privet-dp's
-//! [`Sampling::FixedSize`], RDP with the improved conversion), with `q = k / N` for the clients
-//! available in that round. Replacing one client's data moves the sum by up to `2S`, so the
-//! accountant's noise multiplier is `σ / 2S = z / 2` (less the tiny grid inflation below). The
-//! guarantee is therefore for neighbouring federations that differ in one client's data, the
-//! number of clients being public. Per-round and cumulative `(ε, δ)` are reported in every
-//! round's record; a budget is judged at its own `δ`.
+//! Two sampling schemes, chosen by the job's `[federation] sampling` ([`DpSampling`]):
+//!
+//! - **Poisson** (the default under `[privacy]` unless `clients_per_round` is given): every
+//!   available client takes part independently with probability `q` (privet-fl's
+//!   [`SampleSize::Poisson`](privet_fl::SampleSize::Poisson)). The matching analysis is the
+//!   Poisson-subsampled Gaussian under the *add/remove* relation (Mironov, Talwar and Zhang
+//!   2019; Koskela et al. / dp_accounting for the PLD), the analysis of DP-SGD: adding or
+//!   removing one client moves the sum by at most `S`, so the accountant's multiplier is `σ / S =
+//!   z`. It is composed by the RDP accountant (reported as `cumulative_epsilon`, used for
+//!   budgets and calibration) and by the PLD accountant (`cumulative_epsilon_pld`, tighter).
+//!   The denominator is the expected round size `q N` (fixed, so the realised size is not in
+//!   the output). The guarantee covers the released models; the round sizes that the run
+//!   report and the coordinator see are not covered (as in DP-SGD analyses, which treat the
+//!   data set size as public).
+//! - **Fixed size**: `k` clients without replacement (privet-fl's count or fraction). The
+//!   matching analysis is the subsampled Gaussian without replacement under the *replace-one*
+//!   relation (Wang, Balle and Kasiviswanathan 2019; privet-dp's [`Sampling::FixedSize`], RDP
+//!   with the improved conversion), with `q = k / N` for the clients available in that round.
+//!   Replacing one client's data moves the sum by up to `2S`, so the accountant's noise
+//!   multiplier is `σ / 2S = z / 2`: at the same noise, this costs much more epsilon (one round
+//!   at `q = 0.2`, `z = 1` costs about 8.7, against 2.8 by RDP and 2.4 by PLD under Poisson
+//!   sampling, at `δ = 10^-5`).
+//!
+//! Per-round and cumulative `(ε, δ)` are reported in every round's record; a budget is judged
+//! at its own `δ`.
+//!
+//! **Skipped Poisson draws.** A Poisson draw can hold fewer than `[federation] min_clients`
+//! clients (the engine needs at least that many, and SecAgg+ and distributed noise rely on it).
+//! Such a round is skipped: nothing is released and the model stays as it was. Skipping depends
+//! on the draw's size, which depends on whether a given client is in the federation, so it is
+//! not a post-processing of the Gaussian mechanism. privet accounts for it by coupling: let `M`
+//! be the ideal mechanism that releases a noised sum at every draw (whatever its size), and
+//! `β_t` the largest probability, over this federation of `N_t` available clients and its
+//! neighbours, that draw `t` is too small (`P(Binomial(N_t - 1, q) < m)`, exact). The run and
+//! `M` differ only when some draw is too small, which has probability at most `B = Σ β_t` under
+//! either neighbour, so if `M` is `(ε, δ)`-DP the run is `(ε, δ + (1 + e^ε) B)`-DP. Therefore
+//! every draw, skipped or not, is charged as one step of `M`, `B` is accumulated
+//! ([`DpState::skip_mass`]), each record reports `skip_delta = (1 + e^ε) B` (the guarantee is
+//! `(ε, delta + skip_delta)`), and a budget `(ε_b, δ_b)` is checked at
+//! `δ_b - (1 + e^ε_b) B`. With `q N` well above `m` the term is negligible (`N = 3000`,
+//! `q = 0.1`, `m = 1`: `β ≈ 10^-137`); with few clients it is not, and the report shows it.
 //!
 //! Adaptive clipping spends no extra budget: the indicator is one more coordinate of a vector
 //! of norm at most `S`, under the same isotropic noise. Choosing `B = σ / (2 σ_b)` makes the
-//! noise on the count of "below" clients `σ_b` (default `k / 20`, as Andrew et al.), and
+//! noise on the count of "below" clients `σ_b` (default `k / 20`, as Andrew et al.; `q N / 20`
+//! under Poisson sampling), and
 //! `S = C / sqrt(1 - (z / 2σ_b)²)` (so `z < 2 σ_b` is required): this is Andrew et al.'s
 //! `z_Δ = (z^-2 - (2σ_b)^-2)^-1/2`.
 //!
 //! **Central noise** is added on a grid of step `g ≈ σ 2^-30`: rounding the sum to it can grow
 //! the sensitivity by `g √d` ([`GriddedGaussian::sensitivity_inflation`]), which the
-//! accountant's multiplier includes: `σ_acc = σ_eff / (2S + g √d)`.
+//! accountant's multiplier includes: `σ_acc = σ_eff / (2S + g √d)` (`S + g √d` under Poisson
+//! sampling).
 //!
 //! **Distributed noise.** Each client adds `N_Z(0, s²)` with `s = ⌈σ / (√m · step)⌉` grid
 //! steps to every coordinate of its quantized update, where `m` is the job's
@@ -220,6 +254,40 @@ pub struct PrivacyPlan {
     pub clip_cap: f64,
     /// Rounds the job plans.
     pub rounds: u32,
+    /// How clients are sampled, hence how rounds are accounted.
+    pub sampling: DpSampling,
+}
+
+/// How a DP job samples its clients, and so which analysis accounts its rounds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum DpSampling {
+    /// Poisson sampling at rate `q`: the Poisson-subsampled Gaussian under add/remove of one
+    /// client (sensitivity `S`), in RDP and PLD.
+    Poisson {
+        /// Each client's probability of taking part in a round.
+        q: f64,
+    },
+    /// Fixed-size sampling without replacement: the replace-one analysis (sensitivity `2S`),
+    /// RDP only, `q = k / N` per round.
+    FixedSize,
+}
+
+impl DpSampling {
+    /// privet-dp's name for it.
+    pub fn kind(self) -> Sampling {
+        match self {
+            DpSampling::Poisson { .. } => Sampling::Poisson,
+            DpSampling::FixedSize => Sampling::FixedSize,
+        }
+    }
+
+    /// How far one client moves the sum, in units of `S`: 1 (add/remove) or 2 (replace-one).
+    pub fn sensitivity_factor(self) -> f64 {
+        match self {
+            DpSampling::Poisson { .. } => 1.0,
+            DpSampling::FixedSize => 2.0,
+        }
+    }
 }
 
 impl PrivacyPlan {
@@ -258,8 +326,8 @@ impl PrivacyPlan {
     }
 }
 
-/// Epsilon of fixed-size-subsampled Gaussian `events` at `delta` (RDP, improved conversion), as
-/// privet-dp's [`BudgetTracker`](privet_dp::BudgetTracker) computes it for such events.
+/// Epsilon of subsampled-Gaussian `events` (either sampling) at `delta` (RDP, improved
+/// conversion), as privet-dp's [`BudgetTracker`](privet_dp::BudgetTracker) computes it.
 pub fn epsilon_of(events: &[SampledGaussian], delta: f64) -> Result<f64, FlError> {
     if events.is_empty() {
         return Ok(0.0);
@@ -270,6 +338,46 @@ pub fn epsilon_of(events: &[SampledGaussian], delta: f64) -> Result<f64, FlError
         acc.compose(e).map_err(dp_err)?;
     }
     Ok(acc.epsilon(delta, Conversion::Improved).epsilon)
+}
+
+/// Epsilon of `events` at `delta` by the PLD accountant (privet-dp's defaults, as
+/// dp_accounting's); `None` unless every event is Poisson-subsampled (the PLD accountant does
+/// not model fixed-size sampling).
+pub fn pld_epsilon_of(events: &[SampledGaussian], delta: f64) -> Result<Option<f64>, FlError> {
+    if events.is_empty() || events.iter().any(|e| e.sampling() != Sampling::Poisson) {
+        return Ok(None);
+    }
+    let delta = Delta::new(delta).map_err(dp_err)?;
+    let mut acc =
+        privet_dp::pld::PldAccountant::new(privet_dp::pld::PldConfig::default()).map_err(dp_err)?;
+    for e in events {
+        acc.compose(e).map_err(dp_err)?;
+    }
+    acc.epsilon(delta).map(Some).map_err(dp_err)
+}
+
+/// `P(Binomial(n, q) < m)`, in log space (exact up to floating point for any `n`).
+pub fn binomial_below(n: usize, q: f64, m: usize) -> f64 {
+    if m == 0 {
+        return 0.0;
+    }
+    if m > n {
+        return 1.0;
+    }
+    if q >= 1.0 {
+        return 0.0;
+    }
+    let (ln_q, ln_1q) = (q.ln(), (-q).ln_1p());
+    // ln C(n, j) by the running product C(n, j) = C(n, j-1) (n - j + 1) / j.
+    let mut ln_c = 0.0f64;
+    let mut total = 0.0f64;
+    for j in 0..m {
+        if j > 0 {
+            ln_c += ((n - j + 1) as f64).ln() - (j as f64).ln();
+        }
+        total += (ln_c + j as f64 * ln_q + (n - j) as f64 * ln_1q).exp();
+    }
+    total.min(1.0)
 }
 
 fn dp_err(e: privet_dp::DpError) -> FlError {
@@ -296,8 +404,12 @@ impl PrivacyPlan {
             min_clients: federation.min_clients,
             seed: 0,
         };
+        // Poisson: k is the expected size (rounded up), q the configured rate.
         let k = sampler.target_size(num_clients);
-        let q = k as f64 / num_clients as f64;
+        let (sampling, q) = match federation.sample {
+            SampleSize::Poisson(q) => (DpSampling::Poisson { q }, q),
+            _ => (DpSampling::FixedSize, k as f64 / num_clients as f64),
+        };
         let clip_cap = match (&config.mode, secagg) {
             (PrivacyMode::Distributed, Some(sa)) => sa.clipping_range,
             (PrivacyMode::Distributed, None) => {
@@ -310,7 +422,7 @@ impl PrivacyPlan {
         let count_noise = match config.clip {
             ClipPolicy::Fixed(_) => None,
             ClipPolicy::Adaptive { count_noise, .. } => {
-                Some(count_noise.unwrap_or(k as f64 / 20.0))
+                Some(count_noise.unwrap_or(q * num_clients as f64 / 20.0))
             }
         };
         let noise_multiplier = match config.noise {
@@ -327,7 +439,7 @@ impl PrivacyPlan {
                     q: privet_dp::SamplingProbability::new(q)
                         .map_err(|e| invalid(e.to_string()))?,
                     steps: u64::from(federation.rounds),
-                    sampling: Sampling::FixedSize,
+                    sampling: sampling.kind(),
                 };
                 let sigma = calibrate_noise_multiplier(
                     &target,
@@ -335,9 +447,9 @@ impl PrivacyPlan {
                     &CalibrationOptions::default(),
                 )
                 .map_err(|e| invalid(format!("cannot calibrate the noise: {e}")))?;
-                // The accountant's multiplier is z/2 (replace-one); a hair more noise absorbs the
-                // grid inflation of the central noise.
-                2.0 * sigma * (1.0 + 1e-6)
+                // The accountant's multiplier is z/2 (replace-one) or z (add/remove, Poisson);
+                // a hair more noise absorbs the grid inflation of the central noise.
+                sampling.sensitivity_factor() * sigma * (1.0 + 1e-6)
             }
         };
         if let Some(sigma_b) = count_noise
@@ -357,6 +469,7 @@ impl PrivacyPlan {
             count_noise,
             clip_cap,
             rounds: federation.rounds,
+            sampling,
             config,
         };
         if plan.config.mode == PrivacyMode::Distributed {
@@ -410,7 +523,7 @@ pub fn adjust_secagg(
 }
 
 /// One accounting event as persisted.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EventRecord {
     /// Sampling probability `q`.
@@ -419,6 +532,13 @@ pub struct EventRecord {
     pub sigma: f64,
     /// Rounds with these parameters.
     pub steps: u64,
+    /// `"poisson"` or `"fixed"` (absent in version 1: fixed size).
+    #[serde(default = "fixed_size_name")]
+    pub sampling: String,
+}
+
+fn fixed_size_name() -> String {
+    Sampling::FixedSize.name().to_string()
 }
 
 /// The persistent state of a [`DpAggregator`] (JSON, [`DpState::VERSION`]).
@@ -429,29 +549,63 @@ pub struct DpState {
     pub version: u32,
     /// The clipping bound of the next round.
     pub clip: f64,
-    /// Rounds accounted (noised sums released).
+    /// Rounds accounted: noised sums released, and Poisson draws that skipped their round.
     pub rounds: u32,
-    /// Accounting events (fixed-size sampling), oldest first.
+    /// Accounting events, oldest first.
     pub events: Vec<EventRecord>,
+    /// Poisson sampling: `Σ β_t` over every draw, `β_t` the largest probability, over the
+    /// federation and its neighbours, that draw `t` skips its round (absent in version 1: 0).
+    #[serde(default)]
+    pub skip_mass: f64,
 }
 
 impl DpState {
-    /// The format this build writes and reads.
-    pub const VERSION: u32 = 1;
+    /// The format this build writes (it reads 1 too: fixed-size events, no skip mass).
+    pub const VERSION: u32 = 2;
 
     fn events(&self) -> Result<Vec<SampledGaussian>, FlError> {
         self.events
             .iter()
-            .map(|e| SampledGaussian::fixed_size(e.q, e.sigma, e.steps).map_err(dp_err))
+            .map(|e| {
+                let sampling = match e.sampling.as_str() {
+                    "poisson" => Sampling::Poisson,
+                    "fixed" => Sampling::FixedSize,
+                    other => {
+                        return Err(FlError::InvalidConfig(format!(
+                            "privacy state: unknown sampling {:?}",
+                            other.chars().take(40).collect::<String>()
+                        )));
+                    }
+                };
+                SampledGaussian::new(e.q, e.sigma, e.steps, sampling).map_err(dp_err)
+            })
             .collect()
     }
 
-    fn push(&mut self, q: f64, sigma: f64) {
+    fn push(&mut self, q: f64, sigma: f64, sampling: Sampling) {
+        let name = sampling.name();
         match self.events.last_mut() {
-            Some(last) if last.q == q && last.sigma == sigma => last.steps += 1,
-            _ => self.events.push(EventRecord { q, sigma, steps: 1 }),
+            Some(last) if last.q == q && last.sigma == sigma && last.sampling == name => {
+                last.steps += 1;
+            }
+            _ => self.events.push(EventRecord {
+                q,
+                sigma,
+                steps: 1,
+                sampling: name.to_string(),
+            }),
         }
         self.rounds += 1;
+    }
+
+    /// The extra delta of skipped Poisson draws at cumulative epsilon `eps`:
+    /// `(1 + e^ε) Σ β_t` (see the [module documentation](self)).
+    pub fn skip_delta(&self, eps: f64) -> f64 {
+        if self.skip_mass == 0.0 {
+            0.0
+        } else {
+            (1.0 + eps.exp()) * self.skip_mass
+        }
     }
 }
 
@@ -463,15 +617,25 @@ pub struct RoundPrivacy {
     pub mode: String,
     /// Epsilon of this round alone, at `delta`.
     pub epsilon: f64,
-    /// Epsilon of all rounds so far, at `delta`.
+    /// Epsilon of all rounds so far, at `delta` (RDP).
     pub cumulative_epsilon: f64,
+    /// The same by the PLD accountant (Poisson sampling only; tighter).
+    #[serde(default)]
+    pub cumulative_epsilon_pld: Option<f64>,
+    /// Poisson sampling: the extra delta of draws that could skip their round,
+    /// `(1 + e^ε) Σ β_t`; the guarantee is `(ε, delta + skip_delta)`. 0 under fixed sampling.
+    #[serde(default)]
+    pub skip_delta: f64,
     /// The reporting delta.
     pub delta: f64,
     /// `z`: noise standard deviation over the sensitivity `S` (add/remove one client).
     pub noise_multiplier: f64,
-    /// The multiplier the accountant composed (replace-one, fixed-size sampling).
+    /// The multiplier the accountant composed.
     pub accountant_sigma: f64,
-    /// Sampling probability `q = k / N`.
+    /// `"poisson"` (add/remove) or `"fixed"` (replace-one).
+    #[serde(default)]
+    pub sampling: String,
+    /// Sampling probability `q` (Poisson: the rate; fixed: `k / N`).
     pub sampling_probability: f64,
     /// The clipping bound `C` of the round.
     pub clip: f64,
@@ -479,6 +643,9 @@ pub struct RoundPrivacy {
     pub noise_std: f64,
     /// Contributions in the sum.
     pub contributors: usize,
+    /// A Poisson draw with too few clients: the round was skipped (charged, nothing released).
+    #[serde(default)]
+    pub skipped: bool,
     /// Adaptive clipping: the noisy fraction of clients within the bound.
     pub below_clip_fraction: Option<f64>,
     /// Adaptive clipping: the bound of the next round.
@@ -580,9 +747,19 @@ struct Grid {
 struct RoundPlan {
     round: u32,
     q: f64,
-    k: usize,
+    /// The fixed denominator: the clients sampled (fixed size) or expected (Poisson, `q N`).
+    denominator: f64,
     client: ClientPlan,
     sensitivity: f64,
+}
+
+/// A round as admission would plan it.
+#[derive(Debug, Clone, Copy)]
+struct Draft {
+    round: RoundPlan,
+    planned_sigma: f64,
+    /// Poisson: the probability `β` that this draw skips its round (worst neighbour).
+    skip_probability: Option<f64>,
 }
 
 /// The coordinator side of DP-FedAvg (see the [module documentation](self)).
@@ -660,6 +837,7 @@ impl DpAggregator {
             clip: plan.initial_clip(),
             rounds: 0,
             events: Vec::new(),
+            skip_mass: 0.0,
         };
         Ok(DpAggregator {
             plan,
@@ -704,7 +882,8 @@ impl DpAggregator {
     fn central_noise(&self, s: f64) -> Result<(GriddedGaussian, f64), FlError> {
         let sigma = self.plan.noise_multiplier * s;
         let noise = GriddedGaussian::new(sigma).map_err(dp_err)?;
-        let acc = noise.effective_sigma() / (2.0 * s + noise.sensitivity_inflation(self.dim()));
+        let factor = self.plan.sampling.sensitivity_factor();
+        let acc = noise.effective_sigma() / (factor * s + noise.sensitivity_inflation(self.dim()));
         Ok((noise, acc))
     }
 
@@ -727,7 +906,8 @@ impl DpAggregator {
         let step = grid.quantizer.delta_step();
         let d = self.dim() as f64;
         let total = (n as f64).sqrt() * steps;
-        let z_grid = total / (2.0 * (s / step + grid.rounding * d.sqrt()));
+        let factor = self.plan.sampling.sensitivity_factor();
+        let z_grid = total / (factor * (s / step + grid.rounding * d.sqrt()));
         let tau: f64 = 10.0
             * (1..n)
                 .map(|j| {
@@ -743,6 +923,88 @@ impl DpAggregator {
         let mut rng = NoiseRng::from_seed(self.noise_key);
         rng.set_stream(u64::from(round));
         rng
+    }
+
+    fn mode_name(&self) -> &'static str {
+        match self.plan.config.mode {
+            PrivacyMode::Central => "central",
+            PrivacyMode::Distributed => "distributed",
+        }
+    }
+
+    /// One round's accounting event.
+    fn event(&self, q: f64, sigma: f64) -> Result<SampledGaussian, FlError> {
+        SampledGaussian::new(q, sigma, 1, self.plan.sampling.kind()).map_err(dp_err)
+    }
+
+    /// What a round with `selected` of `available` clients would be and cost.
+    fn draft(&self, round: u32, selected: usize, available: usize) -> Result<Draft, FlError> {
+        let (q, denominator, skip_probability) = match self.plan.sampling {
+            DpSampling::FixedSize => (selected as f64 / available as f64, selected as f64, None),
+            // The largest skip probability over this federation and its neighbours (one
+            // client fewer is the worst: the tail shrinks as the population grows).
+            DpSampling::Poisson { q } => (
+                q,
+                q * available as f64,
+                Some(binomial_below(
+                    available.saturating_sub(1),
+                    q,
+                    self.plan.min_contributors,
+                )),
+            ),
+        };
+        let clip = self.state.clip.min(self.plan.clip_cap);
+        let client = self.plan.client_plan(round, clip);
+        let (s, _) = self.plan.sensitivity(clip);
+        let planned_sigma = match &self.grid {
+            None => self.central_noise(s)?.1,
+            Some(grid) => {
+                self.distributed_sigma(grid, &client, s, self.plan.min_contributors)?
+                    .0
+            }
+        };
+        Ok(Draft {
+            round: RoundPlan {
+                round,
+                q,
+                denominator,
+                client,
+                sensitivity: s,
+            },
+            planned_sigma,
+            skip_probability,
+        })
+    }
+
+    /// Why the job must stop before `draft`'s round, if it must: the budget's epsilon at the
+    /// budget's delta less the skipped draws' share `(1 + e^ε_budget) Σ β`.
+    fn over_budget(&self, round: u32, draft: &Draft) -> Result<Option<String>, FlError> {
+        let Some((budget_eps, budget_delta)) = self.plan.config.budget else {
+            return Ok(None);
+        };
+        let mut events = self.state.events()?;
+        events.push(self.event(draft.round.q, draft.planned_sigma)?);
+        let skip = self.state.skip_mass + draft.skip_probability.unwrap_or(0.0);
+        let accountant_delta = budget_delta - (1.0 + budget_eps.exp()) * skip;
+        let after = if accountant_delta > 0.0 {
+            epsilon_of(&events, accountant_delta)?
+        } else {
+            f64::INFINITY
+        };
+        if after <= budget_eps {
+            return Ok(None);
+        }
+        let spent = if accountant_delta > 0.0 {
+            epsilon_of(&events[..events.len() - 1], accountant_delta)?
+        } else {
+            f64::INFINITY
+        };
+        Ok(Some(format!(
+            "privacy budget exhausted: round {round} would bring epsilon from {spent:.4} to \
+             {after:.4}, above the budget of {budget_eps} at delta {budget_delta:e} ({} round(s) \
+             accounted)",
+            self.state.rounds
+        )))
     }
 }
 
@@ -767,40 +1029,62 @@ impl AggregateTransform for DpAggregator {
                 "{selected} of {available} clients selected"
             )));
         }
-        let q = selected as f64 / available as f64;
-        let clip = self.state.clip.min(self.plan.clip_cap);
-        let client = self.plan.client_plan(round, clip);
-        let (s, _) = self.plan.sensitivity(clip);
-        let planned_sigma = match &self.grid {
-            None => self.central_noise(s)?.1,
-            Some(grid) => {
-                self.distributed_sigma(grid, &client, s, self.plan.min_contributors)?
-                    .0
-            }
-        };
-        if let Some((budget_eps, budget_delta)) = self.plan.config.budget {
-            let mut events = self.state.events()?;
-            events.push(SampledGaussian::fixed_size(q, planned_sigma, 1).map_err(dp_err)?);
-            let after = epsilon_of(&events, budget_delta)?;
-            if after > budget_eps {
-                let spent = epsilon_of(&events[..events.len() - 1], budget_delta)?;
-                let reason = format!(
-                    "privacy budget exhausted: round {round} would bring epsilon from {spent:.4} \
-                     to {after:.4}, above the budget of {budget_eps} at delta {budget_delta:e} \
-                     ({} noised round(s) run)",
-                    self.state.rounds
-                );
-                return Ok(Admission::Stop(reason));
-            }
+        let draft = self.draft(round, selected, available)?;
+        if let Some(reason) = self.over_budget(round, &draft)? {
+            return Ok(Admission::Stop(reason));
         }
-        self.current = Some(RoundPlan {
-            round,
-            q,
-            k: selected,
-            client,
-            sensitivity: s,
-        });
+        if let Some(beta) = draft.skip_probability {
+            self.state.skip_mass += beta;
+        }
+        let client = draft.round.client;
+        self.current = Some(draft.round);
         params.set_f64(CLIP_PARAM, client.clip)?;
+        Ok(Admission::Admit)
+    }
+
+    fn skip_round(
+        &mut self,
+        round: u32,
+        selected: usize,
+        available: usize,
+    ) -> Result<Admission, FlError> {
+        if self.plan.sampling == DpSampling::FixedSize {
+            return Err(FlError::InvalidState(
+                "a skipped round under fixed-size sampling".into(),
+            ));
+        }
+        let draft = self.draft(round, selected.max(1), available.max(1))?;
+        if let Some(reason) = self.over_budget(round, &draft)? {
+            return Ok(Admission::Stop(reason));
+        }
+        // The draw is charged as if its noised sum had been released (see the module docs).
+        self.state.skip_mass += draft.skip_probability.unwrap_or(0.0);
+        self.state
+            .push(draft.round.q, draft.planned_sigma, Sampling::Poisson);
+        self.current = None;
+        let events = self.state.events()?;
+        let delta = self.plan.config.delta;
+        let cumulative = epsilon_of(&events, delta)?;
+        let record = RoundPrivacy {
+            mode: self.mode_name().to_string(),
+            epsilon: epsilon_of(&[self.event(draft.round.q, draft.planned_sigma)?], delta)?,
+            cumulative_epsilon: cumulative,
+            cumulative_epsilon_pld: pld_epsilon_of(&events, delta)?,
+            skip_delta: self.state.skip_delta(cumulative),
+            delta,
+            noise_multiplier: self.plan.noise_multiplier,
+            accountant_sigma: draft.planned_sigma,
+            sampling: Sampling::Poisson.name().to_string(),
+            sampling_probability: draft.round.q,
+            clip: draft.round.client.clip,
+            noise_std: 0.0,
+            contributors: 0,
+            skipped: true,
+            below_clip_fraction: None,
+            next_clip: None,
+            budget_stop: None,
+        };
+        self.last = Some((round, record));
         Ok(Admission::Admit)
     }
 
@@ -841,7 +1125,8 @@ impl AggregateTransform for DpAggregator {
             }
         };
         // Accounted as soon as the noised sum exists, whatever happens next.
-        self.state.push(plan.q, accountant_sigma);
+        self.state
+            .push(plan.q, accountant_sigma, self.plan.sampling.kind());
         let (mut below, mut next_clip) = (None, None);
         if let (
             Some(b),
@@ -860,27 +1145,25 @@ impl AggregateTransform for DpAggregator {
             below = Some(fraction);
             next_clip = Some(self.state.clip);
         }
-        sum.total_weight = plan.k as f64;
+        sum.total_weight = plan.denominator;
         let events = self.state.events()?;
         let delta = self.plan.config.delta;
+        let cumulative = epsilon_of(&events, delta)?;
         let record = RoundPrivacy {
-            mode: match self.plan.config.mode {
-                PrivacyMode::Central => "central",
-                PrivacyMode::Distributed => "distributed",
-            }
-            .to_string(),
-            epsilon: epsilon_of(
-                &[SampledGaussian::fixed_size(plan.q, accountant_sigma, 1).map_err(dp_err)?],
-                delta,
-            )?,
-            cumulative_epsilon: epsilon_of(&events, delta)?,
+            mode: self.mode_name().to_string(),
+            epsilon: epsilon_of(&[self.event(plan.q, accountant_sigma)?], delta)?,
+            cumulative_epsilon: cumulative,
+            cumulative_epsilon_pld: pld_epsilon_of(&events, delta)?,
+            skip_delta: self.state.skip_delta(cumulative),
             delta,
             noise_multiplier: self.plan.noise_multiplier,
             accountant_sigma,
+            sampling: self.plan.sampling.kind().name().to_string(),
             sampling_probability: plan.q,
             clip: plan.client.clip,
             noise_std,
             contributors: n,
+            skipped: false,
             below_clip_fraction: below,
             next_clip,
             budget_stop: None,
@@ -911,7 +1194,7 @@ impl AggregateTransform for DpAggregator {
         }
         let parsed: DpState = serde_json::from_str(state)
             .map_err(|e| FlError::InvalidConfig(format!("privacy state: {e}")))?;
-        if parsed.version != DpState::VERSION {
+        if !(1..=DpState::VERSION).contains(&parsed.version) {
             return Err(FlError::InvalidConfig(format!(
                 "privacy state version {} (this build reads {})",
                 parsed.version,
@@ -925,6 +1208,12 @@ impl AggregateTransform for DpAggregator {
             )));
         }
         parsed.events()?;
+        if !(parsed.skip_mass.is_finite() && parsed.skip_mass >= 0.0) {
+            return Err(FlError::InvalidConfig(format!(
+                "privacy state: skip mass {}",
+                parsed.skip_mass
+            )));
+        }
         let steps: u64 = parsed.events.iter().map(|e| e.steps).sum();
         if steps != u64::from(parsed.rounds) {
             return Err(FlError::InvalidConfig(format!(
@@ -932,7 +1221,10 @@ impl AggregateTransform for DpAggregator {
                 parsed.rounds
             )));
         }
-        self.state = parsed;
+        self.state = DpState {
+            version: DpState::VERSION,
+            ..parsed
+        };
         Ok(())
     }
 }

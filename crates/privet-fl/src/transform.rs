@@ -69,6 +69,20 @@ pub trait AggregateTransform: Send + std::fmt::Debug {
         Ok(Admission::Admit)
     }
 
+    /// Called by [`Coordinator::start_round`](crate::engine::Coordinator::start_round) instead of
+    /// [`admit_round`](Self::admit_round) when a Poisson draw gave `selected` (possibly 0) of
+    /// `available` clients, fewer than the round needs: the round is skipped (its number is
+    /// used, nothing is sent, it counts as a failed round). A privacy accountant charges the
+    /// draw here. [`Admission::Stop`] ends the job instead (the number is not used).
+    fn skip_round(
+        &mut self,
+        _round: u32,
+        _selected: usize,
+        _available: usize,
+    ) -> Result<Admission, FlError> {
+        Ok(Admission::Admit)
+    }
+
     /// Reports what the transform did in `round` (called when the round ends, completed or
     /// failed), e.g. the privacy it spent.
     fn round_details(&mut self, _round: u32, _details: &mut RoundDetails) -> Result<(), FlError> {

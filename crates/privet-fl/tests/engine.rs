@@ -873,3 +873,101 @@ fn a_checkpoint_with_foreign_state_is_refused() {
     .unwrap_err();
     assert!(err.to_string().contains("velocity"), "{err}");
 }
+
+/// Records which rounds were admitted and which were skipped, with the draw's size.
+#[derive(Debug, Default)]
+struct Ledger {
+    admitted: Arc<Mutex<Vec<(u32, usize)>>>,
+    skipped: Arc<Mutex<Vec<(u32, usize)>>>,
+}
+
+impl AggregateTransform for Ledger {
+    fn apply(&mut self, _round: u32, _sum: &mut WeightedSum) -> Result<(), FlError> {
+        Ok(())
+    }
+
+    fn admit_round(
+        &mut self,
+        round: u32,
+        selected: usize,
+        _available: usize,
+        _params: &mut privet_fl::ClientParams,
+    ) -> Result<privet_fl::Admission, FlError> {
+        self.admitted.lock().unwrap().push((round, selected));
+        Ok(privet_fl::Admission::Admit)
+    }
+
+    fn skip_round(
+        &mut self,
+        round: u32,
+        selected: usize,
+        _available: usize,
+    ) -> Result<privet_fl::Admission, FlError> {
+        self.skipped.lock().unwrap().push((round, selected));
+        Ok(privet_fl::Admission::Admit)
+    }
+}
+
+/// Poisson sampling: a draw with fewer clients than min_clients skips its round (number used,
+/// nothing sent, the transform's skip_round charged, a failed round); a new number draws anew,
+/// and the job still completes its rounds.
+#[test]
+fn a_too_small_poisson_draw_skips_its_round() {
+    let sampler = ClientSampler {
+        size: SampleSize::Poisson(0.4),
+        min_clients: 1,
+        seed: 11,
+    };
+    let cfg = EngineConfig {
+        rounds: 4,
+        sampler,
+        min_clients: 2,
+        max_retries: 50,
+    };
+    let ledger = Ledger::default();
+    let (admitted, skipped) = (Arc::clone(&ledger.admitted), Arc::clone(&ledger.skipped));
+    let coord = coordinator(cfg, StrategyConfig::FedAvg, vec![0.0])
+        .with_aggregate_transform(Box::new(ledger))
+        .unwrap();
+    let mut sim = Sim::new(coord);
+    for c in 1..=5 {
+        sim.add(c, PlainClient::honest(1.0, 1));
+    }
+    let outcomes = sim.run_job();
+    let all = ids(&[1, 2, 3, 4, 5]);
+    let effective = ClientSampler {
+        min_clients: 2,
+        ..sampler
+    };
+    let mut skips = 0;
+    for outcome in &outcomes {
+        let round = outcome.report().round;
+        let draw = effective.sample(round, &all).unwrap();
+        match outcome {
+            RoundOutcome::Failed { reason, report, .. } => {
+                assert!(draw.len() < 2, "round {round}: {draw:?}");
+                assert!(reason.contains("round skipped"), "{reason}");
+                assert!(report.completed.is_empty());
+                assert!(skipped.lock().unwrap().contains(&(round, draw.len())));
+                skips += 1;
+            }
+            RoundOutcome::Completed(report) => {
+                assert_eq!(report.completed, draw);
+                assert!(admitted.lock().unwrap().contains(&(round, draw.len())));
+            }
+        }
+        // A skipped round sent nothing.
+        let sent: Vec<ClientId> = sim
+            .sent
+            .iter()
+            .filter(|(_, r, _)| *r == round)
+            .map(|(c, _, _)| *c)
+            .collect();
+        assert_eq!(sent.len(), if draw.len() < 2 { 0 } else { draw.len() });
+    }
+    // With q = 0.4 over 5 clients, P(fewer than 2) = 0.34: seed 11 gives some skips.
+    assert!(skips > 0, "{outcomes:?}");
+    assert_eq!(skipped.lock().unwrap().len(), skips);
+    assert_eq!(sim.coordinator.completed_rounds(), 4);
+    assert_eq!(sim.coordinator.status(), &JobStatus::Completed);
+}

@@ -23,11 +23,25 @@
 //! refused (they need individual updates, and DP-FedAvg noises only a sum); distributed mode
 //! needs SecAgg+ and plans its noise for `[federation] min_clients` contributors (rounds with
 //! fewer fail before anything is unmasked). Every client counts with weight 1 (bounded
-//! contribution), and the sum is divided by the number of clients sampled, not by the number
-//! that answered. Sampling is privet-fl's fixed-size sampling without replacement, accounted
-//! with the matching RDP analysis (replace-one, `q = clients_per_round / clients`); see
-//! `privet-dpfedavg` for the accounting, the distributed noise and what they assume. With
-//! `[privacy]` and SecAgg+, `[secure_aggregation] max_weight` is set to 1.
+//! contribution), and the sum is divided by a fixed denominator, not by the number that
+//! answered. With `[privacy]` and SecAgg+, `[secure_aggregation] max_weight` is set to 1.
+//!
+//! # `[federation] sampling`: `"poisson"` or `"fixed"`
+//!
+//! - `"poisson"`: every available client takes part in a round independently with probability
+//!   `q = fraction` (so a round's size is random; `clients_per_round` is refused). Accounted as
+//!   the Poisson-subsampled Gaussian (add/remove one client; RDP and PLD), which spends much
+//!   less epsilon than fixed-size sampling at the same noise. The default under `[privacy]`
+//!   unless the job gives `clients_per_round`.
+//! - `"fixed"`: `clients_per_round` (or `ceil(fraction · clients)`) clients without
+//!   replacement, accounted with the replace-one analysis (`q = k / clients`). The default
+//!   without `[privacy]`, or when `clients_per_round` is given.
+//!
+//! A Poisson draw with fewer than `min_clients` clients skips its round: it uses a round number
+//! and counts as a failed round, so a simulation fails after `privet_sim::MAX_SKIPPED_DRAWS`
+//! (100) of them in a row and the networked coordinator after `[deployment] max_retries`; see
+//! `privet-dpfedavg` for how the accountant charges it, the distributed noise and what they
+//! assume.
 
 use std::path::{Path, PathBuf};
 
@@ -35,7 +49,7 @@ use privet_data::PartitionScheme;
 use privet_dpfedavg::{ClipPolicy, NoiseLevel, PrivacyConfig, PrivacyMode};
 use privet_fl::{SampleSize, StrategyConfig};
 use privet_identity::Name;
-use privet_ml::{ModelSpec, OptimizerConfig};
+use privet_ml::{Activation, ModelSpec, OptimizerConfig};
 use serde::Deserialize;
 
 use crate::error::JobError;
@@ -240,6 +254,7 @@ struct RawPartition {
 struct RawModel {
     kind: String,
     hidden: Option<Vec<usize>>,
+    activation: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -277,6 +292,7 @@ struct RawFederation {
     rounds: u32,
     clients_per_round: Option<usize>,
     fraction: Option<f64>,
+    sampling: Option<String>,
     min_clients: Option<usize>,
     dropout: Option<f64>,
     #[serde(default)]
@@ -344,7 +360,7 @@ impl RawJob {
         strategy
             .build()
             .map_err(|e| invalid(format!("[strategy] {e}")))?;
-        let (federation, secagg_choice) = self.federation.validate()?;
+        let (federation, secagg_choice) = self.federation.validate(self.privacy.is_some())?;
         let mut secure_aggregation =
             secure_aggregation(secagg_choice.as_deref(), self.secure_aggregation, &strategy)?;
         let deployment = self
@@ -358,6 +374,16 @@ impl RawJob {
             }
             None => (None, None),
         };
+        if let (Some(_), Some(d)) = (&secure_aggregation, &deployment)
+            && d.nodes.len() < privet_secagg::MIN_CLIENTS
+        {
+            return Err(invalid(format!(
+                "[deployment] secure aggregation needs at least {} nodes per round, and the job \
+                 lists {}",
+                privet_secagg::MIN_CLIENTS,
+                d.nodes.len()
+            )));
+        }
         if let Some(p) = &privacy {
             check_privacy(p, &federation, &strategy, secure_aggregation.as_mut())?;
             if deployment.is_some() && feature_privacy.is_none() {
@@ -570,14 +596,37 @@ impl RawModel {
         let m = self;
         let model = match m.kind.as_str() {
             "logreg" => {
-                reject_unused("model", "logreg", &[("hidden", m.hidden.is_some())])?;
+                reject_unused(
+                    "model",
+                    "logreg",
+                    &[
+                        ("hidden", m.hidden.is_some()),
+                        ("activation", m.activation.is_some()),
+                    ],
+                )?;
                 ModelSpec::Logreg
             }
             "mlp" => ModelSpec::Mlp {
                 hidden: m.hidden.unwrap_or_else(|| vec![64]),
+                activation: match m.activation.as_deref() {
+                    None | Some("relu") => Activation::Relu,
+                    Some("square") => Activation::Square,
+                    Some(other) => {
+                        return Err(invalid(format!(
+                            "[model] `activation` must be relu or square; got \"{other}\""
+                        )));
+                    }
+                },
             },
             "cnn" => {
-                reject_unused("model", "cnn", &[("hidden", m.hidden.is_some())])?;
+                reject_unused(
+                    "model",
+                    "cnn",
+                    &[
+                        ("hidden", m.hidden.is_some()),
+                        ("activation", m.activation.is_some()),
+                    ],
+                )?;
                 ModelSpec::Cnn
             }
             other => {
@@ -645,7 +694,8 @@ impl RawTrain {
 
 impl RawFederation {
     /// `[federation]`, and its `secure_aggregation` choice (checked with its table).
-    fn validate(self) -> Result<(Federation, Option<String>), JobError> {
+    /// `private`: the job has a `[privacy]` section (Poisson sampling is then the default).
+    fn validate(self, private: bool) -> Result<(Federation, Option<String>), JobError> {
         let f = self;
         let secagg_choice = f.secure_aggregation.clone();
         let sample = match (f.clients_per_round, f.fraction) {
@@ -667,6 +717,28 @@ impl RawFederation {
                 )));
             }
             (None, None) => SampleSize::Fraction(1.0),
+        };
+        let poisson = match f.sampling.as_deref() {
+            Some("poisson") => true,
+            Some("fixed") => false,
+            // Under [privacy], Poisson unless the job fixed the count.
+            None => private && f.clients_per_round.is_none(),
+            Some(other) => {
+                return Err(invalid(format!(
+                    "[federation] `sampling` must be \"poisson\" or \"fixed\", got {:?}",
+                    other.chars().take(40).collect::<String>()
+                )));
+            }
+        };
+        let sample = match (poisson, sample) {
+            (true, SampleSize::Fraction(q)) => SampleSize::Poisson(q),
+            (true, _) => {
+                return Err(invalid(
+                    "[federation] Poisson sampling takes `fraction` (each client's probability \
+                     of taking part in a round), not `clients_per_round`",
+                ));
+            }
+            (false, size) => size,
         };
         if f.rounds == 0 || f.rounds > 100_000 {
             return Err(invalid("[federation] `rounds` must be 1 to 100,000"));

@@ -38,6 +38,15 @@ impl Protocol {
         })
     }
 
+    /// The fewest clients a round of this protocol can complete with: SecAgg+ needs at least
+    /// [`privet_secagg::MIN_CLIENTS`] (a sum of two reveals each to the other).
+    pub fn min_participants(&self) -> usize {
+        match self {
+            Protocol::Plain => 1,
+            Protocol::SecAggPlus(_) => privet_secagg::MIN_CLIENTS,
+        }
+    }
+
     /// The protocol's name in reports.
     pub fn name(&self) -> &'static str {
         match self {
@@ -116,14 +125,34 @@ pub struct JobStack<'a> {
 }
 
 impl<'a> JobStack<'a> {
-    /// The stack of `job` in a federation of `num_clients` clients.
+    /// The stack of `job` in a federation of `num_clients` clients. Refuses a federation or a
+    /// sample too small for the job's protocol (SecAgg+ needs 3 clients per round).
     pub fn new(job: &'a Job, num_clients: usize) -> Result<Self, JobError> {
+        let protocol = Protocol::of(job, num_clients)?;
+        let needed = protocol.min_participants();
+        let per_round = engine_config(job, 0).sampler.target_size(num_clients);
+        if per_round < needed {
+            return Err(JobError::Config(format!(
+                "{} needs at least {needed} clients per round, but this job samples {per_round} \
+                 of {num_clients}",
+                protocol.name()
+            )));
+        }
         Ok(JobStack {
             job,
             num_clients,
-            protocol: Protocol::of(job, num_clients)?,
+            protocol,
             privacy: privacy_plan(job, num_clients)?,
         })
+    }
+
+    /// The fewest clients that must be available to start a round: the job's `min_clients`,
+    /// raised to what its protocol needs.
+    pub fn min_per_round(&self) -> usize {
+        self.job
+            .federation
+            .min_clients
+            .max(self.protocol.min_participants())
     }
 
     /// Clients in the federation.

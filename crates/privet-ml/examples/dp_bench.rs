@@ -157,6 +157,7 @@ fn main() {
     let net = Network::new(
         ModelSpec::Mlp {
             hidden: a.hidden.clone(),
+            activation: privet_ml::Activation::Relu,
         },
         d,
         k,

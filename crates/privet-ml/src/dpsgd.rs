@@ -45,7 +45,7 @@ use crate::error::MlError;
 use crate::linear;
 use crate::network::{EpochCallback, Network, TrainStats};
 use crate::optim::{Optimizer, OptimizerConfig};
-use crate::spec::{ModelSpec, output_units};
+use crate::spec::{Activation, ModelSpec, output_units};
 
 /// Default per-example clipping norm `C`.
 pub const DEFAULT_CLIP_NORM: f32 = 1.0;
@@ -416,9 +416,14 @@ impl Kernel {
                 out,
                 logits: vec![0.0; out],
             }),
-            ModelSpec::Mlp { hidden } => {
-                Ok(Kernel::Dense(DenseStack::new(net.input_dim(), hidden, out)))
-            }
+            ModelSpec::Mlp {
+                hidden,
+                activation: Activation::Relu,
+            } => Ok(Kernel::Dense(DenseStack::new(net.input_dim(), hidden, out))),
+            ModelSpec::Mlp { activation, .. } => Err(MlError::InvalidConfig(format!(
+                "DP-SGD supports MLPs with ReLU activations, not {}",
+                activation.as_str()
+            ))),
             ModelSpec::Cnn => Err(MlError::InvalidConfig(
                 "DP-SGD supports logistic regression and MLPs; the CNN's convolutions need a \
                  per-example norm that is not implemented"

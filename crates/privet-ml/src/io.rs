@@ -107,6 +107,83 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), MlError> {
         .map_err(|e| file_err(path, e))
 }
 
+impl ModelMeta {
+    /// Parses and checks model.json bytes (`source` names them in errors): format, version, and
+    /// that the encoder matches the input width and class count.
+    pub fn parse(bytes: &[u8], source: &Path) -> Result<ModelMeta, MlError> {
+        if bytes.len() as u64 > MAX_META_BYTES {
+            return Err(bad(source, format!("larger than {MAX_META_BYTES} bytes")));
+        }
+        let meta: ModelMeta = serde_json::from_slice(bytes)
+            .map_err(|err| bad(source, format!("not a privet model metadata file: {err}")))?;
+        if meta.format != FORMAT_NAME {
+            return Err(bad(
+                source,
+                format!("format is `{}`, expected `{FORMAT_NAME}`", meta.format),
+            ));
+        }
+        if meta.format_version != MODEL_FORMAT_VERSION {
+            return Err(bad(
+                source,
+                format!(
+                    "format version {} is not supported (this privet reads version {MODEL_FORMAT_VERSION})",
+                    meta.format_version
+                ),
+            ));
+        }
+        if meta.encoder.output_dim() != meta.input_dim
+            || meta.encoder.num_classes() != meta.num_classes
+        {
+            return Err(bad(
+                source,
+                "the encoder does not match the input width or class count",
+            ));
+        }
+        Ok(meta)
+    }
+
+    /// Reads a CSV with the training data's columns (the label column is optional) and encodes
+    /// it as the model was trained: the feature matrix, and the labels when the column is there.
+    pub fn encode_csv(&self, path: &Path) -> Result<(Matrix, Option<Vec<u32>>), MlError> {
+        encode_csv(&self.encoder, &self.label, &self.categorical, path)
+    }
+}
+
+fn encode_csv(
+    encoder: &Encoder,
+    label: &str,
+    categorical: &[String],
+    path: &Path,
+) -> Result<(Matrix, Option<Vec<u32>>), MlError> {
+    let header = privet_data::read_header(path)?;
+    let has_label = header.iter().any(|h| h == label);
+    let known: Vec<&str> = encoder.features.iter().map(|f| f.name()).collect();
+    let mut opts = if has_label {
+        CsvOptions::new(label.to_string())
+    } else {
+        CsvOptions::default()
+    };
+    opts.categorical = categorical
+        .iter()
+        .filter(|c| header.contains(c))
+        .cloned()
+        .collect();
+    // Columns the model never saw are ignored rather than parsed.
+    opts.drop = header
+        .iter()
+        .filter(|h| *h != label && !known.contains(&h.as_str()))
+        .cloned()
+        .collect();
+    let table = load_csv(path, &opts)?;
+    let x = encoder.transform(&table)?;
+    let truth = if has_label {
+        Some(encoder.encode_labels(&table)?)
+    } else {
+        None
+    };
+    Ok((x, truth))
+}
+
 impl TrainedModel {
     /// The metadata describing this model.
     pub fn meta(&self) -> ModelMeta {
@@ -163,31 +240,7 @@ impl TrainedModel {
     pub fn load(weights: &Path) -> Result<Self, MlError> {
         let mpath = meta_path(weights);
         let meta_bytes = read_limited(&mpath, MAX_META_BYTES)?;
-        let meta: ModelMeta = serde_json::from_slice(&meta_bytes)
-            .map_err(|err| bad(&mpath, format!("not a privet model metadata file: {err}")))?;
-        if meta.format != FORMAT_NAME {
-            return Err(bad(
-                &mpath,
-                format!("format is `{}`, expected `{FORMAT_NAME}`", meta.format),
-            ));
-        }
-        if meta.format_version != MODEL_FORMAT_VERSION {
-            return Err(bad(
-                &mpath,
-                format!(
-                    "format version {} is not supported (this privet reads version {MODEL_FORMAT_VERSION})",
-                    meta.format_version
-                ),
-            ));
-        }
-        if meta.encoder.output_dim() != meta.input_dim
-            || meta.encoder.num_classes() != meta.num_classes
-        {
-            return Err(bad(
-                &mpath,
-                "the encoder does not match the input width or class count",
-            ));
-        }
+        let meta = ModelMeta::parse(&meta_bytes, &mpath)?;
         let network = Network::new(meta.architecture.clone(), meta.input_dim, meta.num_classes)
             .map_err(|err| bad(&mpath, err.to_string()))?;
         let limit = (network.num_params().min(MAX_PARAMS) as u64) * 4 + (1 << 20);
@@ -248,28 +301,7 @@ impl TrainedModel {
     /// Reads a CSV with the training data's columns (the label column is optional) and predicts
     /// every row.
     pub fn predict_csv(&self, path: &Path) -> Result<Predictions, MlError> {
-        let header = privet_data::read_header(path)?;
-        let has_label = header.contains(&self.label);
-        let known: Vec<&str> = self.encoder.features.iter().map(|f| f.name()).collect();
-        let mut opts = if has_label {
-            CsvOptions::new(self.label.clone())
-        } else {
-            CsvOptions::default()
-        };
-        opts.categorical = self
-            .categorical
-            .iter()
-            .filter(|c| header.contains(c))
-            .cloned()
-            .collect();
-        // Columns the model never saw are ignored rather than parsed.
-        opts.drop = header
-            .iter()
-            .filter(|h| **h != self.label && !known.contains(&h.as_str()))
-            .cloned()
-            .collect();
-        let table = load_csv(path, &opts)?;
-        let x = self.encoder.transform(&table)?;
+        let (x, truth) = encode_csv(&self.encoder, &self.label, &self.categorical, path)?;
         let probabilities = self.predict_matrix(&x)?;
         let k = self.network.num_classes();
         let classes = probabilities
@@ -284,11 +316,6 @@ impl TrainedModel {
                 best as u32
             })
             .collect();
-        let truth = if has_label {
-            Some(self.encoder.encode_labels(&table)?)
-        } else {
-            None
-        };
         Ok(Predictions {
             label_names: self.encoder.label_names.clone(),
             classes,

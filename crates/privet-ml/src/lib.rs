@@ -50,4 +50,4 @@ pub use metrics::{EvalMetrics, evaluate_scores, roc_auc};
 pub use network::{EpochCallback, Network, TrainConfig, TrainStats};
 pub use optim::OptimizerConfig;
 pub use privet_dp::AccountantKind;
-pub use spec::{MAX_PARAMS, ModelSpec, ParamEntry, ParamLayout, output_units};
+pub use spec::{Activation, MAX_PARAMS, ModelSpec, ParamEntry, ParamLayout, output_units};

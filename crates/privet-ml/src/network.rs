@@ -11,7 +11,7 @@ use crate::error::{MlError, shape_err};
 use crate::linear;
 use crate::metrics::{EvalMetrics, evaluate_scores};
 use crate::optim::{Optimizer, OptimizerConfig};
-use crate::spec::{CNN_C1, CNN_C2, CNN_SIDE, ModelSpec, ParamLayout, output_units};
+use crate::spec::{Activation, CNN_C1, CNN_C2, CNN_SIDE, ModelSpec, ParamLayout, output_units};
 
 /// Rows per forward pass during evaluation and prediction.
 const EVAL_CHUNK: usize = 4096;
@@ -146,10 +146,14 @@ impl Network {
         };
         let out = match &self.spec {
             ModelSpec::Logreg => linear(x, &p[0], &p[1])?,
-            ModelSpec::Mlp { hidden } => {
+            ModelSpec::Mlp { hidden, activation } => {
                 let mut h = x.clone();
                 for i in 0..hidden.len() {
-                    h = linear(&h, &p[2 * i], &p[2 * i + 1])?.relu()?;
+                    let z = linear(&h, &p[2 * i], &p[2 * i + 1])?;
+                    h = match activation {
+                        Activation::Relu => z.relu()?,
+                        Activation::Square => z.sqr()?,
+                    };
                 }
                 let k = hidden.len();
                 linear(&h, &p[2 * k], &p[2 * k + 1])?

@@ -15,11 +15,45 @@ pub const MAX_PARAMS: usize = 1 << 30;
 pub enum ModelSpec {
     /// Logistic regression: one sigmoid output for two classes, softmax for more.
     Logreg,
-    /// A multilayer perceptron with ReLU hidden layers of the given widths.
-    Mlp { hidden: Vec<usize> },
+    /// A multilayer perceptron with hidden layers of the given widths (ReLU unless another
+    /// activation is named).
+    Mlp {
+        /// Hidden layer widths.
+        hidden: Vec<usize>,
+        /// The hidden layers' activation; absent in model files written before it existed.
+        #[serde(default, skip_serializing_if = "Activation::is_relu")]
+        activation: Activation,
+    },
     /// A small CNN for 8x8 single-channel images (the UCI digits): two 3x3 conv layers with ReLU
     /// and 2x2 max pooling (16 and 32 channels), then a linear layer.
     Cnn,
+}
+
+/// The activation of an MLP's hidden layers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Activation {
+    /// max(x, 0).
+    #[default]
+    Relu,
+    /// x^2: a polynomial activation, so the model can be evaluated under homomorphic
+    /// encryption (CKKS evaluates it with one multiplication; see privet-he).
+    Square,
+}
+
+impl Activation {
+    /// True for ReLU (the default).
+    pub fn is_relu(&self) -> bool {
+        *self == Activation::Relu
+    }
+
+    /// The name used in job and model files.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Activation::Relu => "relu",
+            Activation::Square => "square",
+        }
+    }
 }
 
 impl ModelSpec {
@@ -27,7 +61,10 @@ impl ModelSpec {
     pub fn describe(&self) -> String {
         match self {
             ModelSpec::Logreg => "logistic regression".into(),
-            ModelSpec::Mlp { hidden } => format!("MLP {hidden:?}"),
+            ModelSpec::Mlp { hidden, activation } => match activation {
+                Activation::Relu => format!("MLP {hidden:?}"),
+                a => format!("MLP {hidden:?} ({})", a.as_str()),
+            },
             ModelSpec::Cnn => "CNN (8x8 images)".into(),
         }
     }
@@ -110,7 +147,7 @@ impl ParamLayout {
         };
         let shapes = match spec {
             ModelSpec::Logreg => linear("linear", input_dim, out),
-            ModelSpec::Mlp { hidden } => {
+            ModelSpec::Mlp { hidden, .. } => {
                 if hidden.is_empty() || hidden.iter().any(|&h| h == 0 || h > 1 << 16) {
                     return Err(MlError::InvalidConfig(
                         "an MLP needs one or more hidden layers, each 1 to 65536 wide".into(),

@@ -6,8 +6,8 @@ use privet_data::Matrix;
 use privet_dp::rdp::{Conversion, RdpAccountant};
 use privet_dp::{Delta, SampledGaussian};
 use privet_ml::{
-    DpSchedule, DpSgdConfig, MlError, ModelSpec, Network, NoiseSampler, OptimizerConfig,
-    calibrate_noise, privacy_spent,
+    Activation, DpSchedule, DpSgdConfig, MlError, ModelSpec, Network, NoiseSampler,
+    OptimizerConfig, calibrate_noise, privacy_spent,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
@@ -39,10 +39,17 @@ fn models() -> Vec<(ModelSpec, usize)> {
     vec![
         (ModelSpec::Logreg, 2),
         (ModelSpec::Logreg, 4),
-        (ModelSpec::Mlp { hidden: vec![16] }, 2),
+        (
+            ModelSpec::Mlp {
+                hidden: vec![16],
+                activation: Activation::Relu,
+            },
+            2,
+        ),
         (
             ModelSpec::Mlp {
                 hidden: vec![12, 7],
+                activation: Activation::Relu,
             },
             3,
         ),
@@ -112,7 +119,15 @@ fn noise_scale(sampler: NoiseSampler) {
     // One step of plain SGD with lr 1 on a lot that is every row (lot size >= N, so q = 1):
     // w1 = w0 - (clipped sum + noise) / N, so the noise is recoverable exactly.
     let (x, y) = data(20, 30, 3, 2);
-    let net = Network::new(ModelSpec::Mlp { hidden: vec![64] }, 30, 3).unwrap();
+    let net = Network::new(
+        ModelSpec::Mlp {
+            hidden: vec![64],
+            activation: Activation::Relu,
+        },
+        30,
+        3,
+    )
+    .unwrap();
     let w0 = net.init(1);
     let rows: Vec<u32> = (0..20).collect();
     let (sigma, clip) = (1.7f64, 2.5f32);
@@ -154,7 +169,15 @@ fn noise_scale(sampler: NoiseSampler) {
 #[test]
 fn reported_epsilon_is_the_accountants_for_the_steps_taken() {
     let (x, y) = data(300, 5, 2, 3);
-    let net = Network::new(ModelSpec::Mlp { hidden: vec![8] }, 5, 2).unwrap();
+    let net = Network::new(
+        ModelSpec::Mlp {
+            hidden: vec![8],
+            activation: Activation::Relu,
+        },
+        5,
+        2,
+    )
+    .unwrap();
     let rows: Vec<u32> = (0..300).collect();
     let schedule = DpSchedule::new(300, 32, 3).unwrap();
     assert_eq!(schedule.steps_per_epoch, 10); // ceil(300 / 32)
@@ -206,7 +229,13 @@ fn reported_epsilon_is_the_accountants_for_the_steps_taken() {
 fn dp_sgd_learns_a_separable_problem() {
     for (spec, k) in [
         (ModelSpec::Logreg, 3),
-        (ModelSpec::Mlp { hidden: vec![16] }, 3),
+        (
+            ModelSpec::Mlp {
+                hidden: vec![16],
+                activation: Activation::Relu,
+            },
+            3,
+        ),
     ] {
         let (x, y) = data(3000, 6, k, 4);
         let net = Network::new(spec.clone(), 6, k).unwrap();

@@ -4,7 +4,9 @@
 use std::path::{Path, PathBuf};
 
 use privet_data::{CsvOptions, Dataset, Encoder, Matrix, load_csv, train_test_split};
-use privet_ml::{MlError, ModelSpec, Network, OptimizerConfig, TrainConfig, TrainedModel};
+use privet_ml::{
+    Activation, MlError, ModelSpec, Network, OptimizerConfig, TrainConfig, TrainedModel,
+};
 use proptest::prelude::*;
 
 fn data_file(name: &str) -> PathBuf {
@@ -72,14 +74,20 @@ fn models_learn_real_data() {
     check_reaches(
         "wine.csv",
         "cultivar",
-        ModelSpec::Mlp { hidden: vec![16] },
+        ModelSpec::Mlp {
+            hidden: vec![16],
+            activation: Activation::Relu,
+        },
         cfg(30, 8, OptimizerConfig::adam(0.01)),
         0.94,
     );
     check_reaches(
         "digits.csv",
         "digit",
-        ModelSpec::Mlp { hidden: vec![64] },
+        ModelSpec::Mlp {
+            hidden: vec![64],
+            activation: Activation::Relu,
+        },
         cfg(
             10,
             32,
@@ -90,6 +98,17 @@ fn models_learn_real_data() {
         ),
         0.95,
     );
+    // The polynomial activation (for encrypted inference) trains as well on digits.
+    check_reaches(
+        "digits.csv",
+        "digit",
+        ModelSpec::Mlp {
+            hidden: vec![32],
+            activation: Activation::Square,
+        },
+        cfg(20, 32, OptimizerConfig::adam(0.002)),
+        0.95,
+    );
     check_reaches(
         "digits.csv",
         "digit",
@@ -97,6 +116,35 @@ fn models_learn_real_data() {
         cfg(8, 32, OptimizerConfig::adam(0.005)),
         0.95,
     );
+}
+
+#[test]
+fn activation_is_recorded_in_the_spec_and_defaults_to_relu() {
+    let square = ModelSpec::Mlp {
+        hidden: vec![4],
+        activation: Activation::Square,
+    };
+    let json = serde_json::to_string(&square).unwrap();
+    assert_eq!(json, r#"{"kind":"mlp","hidden":[4],"activation":"square"}"#);
+    assert_eq!(serde_json::from_str::<ModelSpec>(&json).unwrap(), square);
+    // Model files written before the field existed (and ReLU models now) carry no activation.
+    let old: ModelSpec = serde_json::from_str(r#"{"kind":"mlp","hidden":[4]}"#).unwrap();
+    assert_eq!(
+        old,
+        ModelSpec::Mlp {
+            hidden: vec![4],
+            activation: Activation::Relu
+        }
+    );
+    assert_eq!(
+        serde_json::to_string(&old).unwrap(),
+        r#"{"kind":"mlp","hidden":[4]}"#
+    );
+    assert!(
+        serde_json::from_str::<ModelSpec>(r#"{"kind":"mlp","hidden":[4],"activation":"tanh"}"#)
+            .is_err()
+    );
+    assert_eq!(square.describe(), "MLP [4] (square)");
 }
 
 #[test]
@@ -176,7 +224,15 @@ fn proximal_term_pulls_towards_the_global_model() {
 #[test]
 fn training_is_deterministic_for_a_seed() {
     let (train, _, _) = load("wine.csv", "cultivar");
-    let net = Network::new(ModelSpec::Mlp { hidden: vec![8] }, train.x.cols, 3).unwrap();
+    let net = Network::new(
+        ModelSpec::Mlp {
+            hidden: vec![8],
+            activation: Activation::Relu,
+        },
+        train.x.cols,
+        3,
+    )
+    .unwrap();
     let c = cfg(2, 8, OptimizerConfig::adam(0.01));
     let a = net
         .train(&net.init(5), &train.x, &train.y, &all_rows(&train), &c)
@@ -222,7 +278,14 @@ fn bad_training_input_is_an_error() {
         Err(MlError::InvalidConfig(_))
     ));
     assert!(matches!(
-        Network::new(ModelSpec::Mlp { hidden: vec![] }, 10, 3),
+        Network::new(
+            ModelSpec::Mlp {
+                hidden: vec![],
+                activation: Activation::Relu
+            },
+            10,
+            3
+        ),
         Err(MlError::InvalidConfig(_))
     ));
     assert!(matches!(
@@ -246,7 +309,15 @@ fn bad_training_input_is_an_error() {
 
 fn trained_wine(dir: &Path) -> (TrainedModel, PathBuf) {
     let (train, _, enc) = load("wine.csv", "cultivar");
-    let net = Network::new(ModelSpec::Mlp { hidden: vec![8] }, train.x.cols, 3).unwrap();
+    let net = Network::new(
+        ModelSpec::Mlp {
+            hidden: vec![8],
+            activation: Activation::Relu,
+        },
+        train.x.cols,
+        3,
+    )
+    .unwrap();
     let (params, _) = net
         .train(
             &net.init(1),

@@ -229,8 +229,8 @@ mod tests {
     fn job(extra: &str) -> Job {
         Job::from_toml(&format!(
             "[data]\npath = \"x.csv\"\nlabel = \"y\"\n[model]\nkind = \"logreg\"\n\
-             [federation]\nrounds = 2\nclients_per_round = 2\nmin_clients = 2\n{extra}\
-             [deployment]\nnodes = [\"a\", \"b\"]\n"
+             [federation]\nrounds = 2\nclients_per_round = 3\nmin_clients = 3\n{extra}\
+             [deployment]\nnodes = [\"a\", \"b\", \"c\"]\n"
         ))
         .unwrap()
     }

@@ -37,7 +37,7 @@ use privet_fl::engine::{
 use privet_fl::{
     ClientId, ClientSampler, ClientTrainConfig, FlError, SampleSize, StrategyConfig, TrainMetrics,
 };
-use privet_secagg::{KeyMap, SecAggClient, SecAggConfig, SecAggProtocol, SigningKey};
+use privet_secagg::{KeyMap, MaskPrg, SecAggClient, SecAggConfig, SecAggProtocol, SigningKey};
 use serde_json::{Value, json};
 
 /// "Training": a fixed small move of every parameter.
@@ -84,8 +84,16 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
-fn run_round(n: u32, d: usize, dropout: f64) -> Result<Sample, Box<dyn std::error::Error>> {
-    let config = SecAggConfig::default();
+fn run_round(
+    n: u32,
+    d: usize,
+    dropout: f64,
+    prg: MaskPrg,
+) -> Result<Sample, Box<dyn std::error::Error>> {
+    let config = SecAggConfig {
+        mask_prg: prg,
+        ..SecAggConfig::default()
+    };
     let ids: Vec<ClientId> = (1..=n).map(ClientId).collect();
     let keys: Vec<SigningKey> = ids
         .iter()
@@ -193,15 +201,16 @@ fn measure(
     d: usize,
     dropout: f64,
     runs: usize,
+    prg: MaskPrg,
 ) -> Result<Value, Box<dyn std::error::Error>> {
     let mut client_ms = Vec::new();
     let mut coordinator_ms = Vec::new();
     let mut round_ms = Vec::new();
     let mut last = None;
     // One untimed warm-up round (page faults, allocator, rayon's thread pool).
-    run_round(n, d, dropout)?;
+    run_round(n, d, dropout, prg)?;
     for _ in 0..runs {
-        let s = run_round(n, d, dropout)?;
+        let s = run_round(n, d, dropout, prg)?;
         // The median client of this round (dropped clients did less work: leave them out).
         let full: Vec<f64> = s.clients.iter().filter(|c| !c.3).map(|c| c.0).collect();
         client_ms.push(median(full) * 1e3);
@@ -243,12 +252,55 @@ fn measure(
     }))
 }
 
-/// Options of a custom run (`--n`, `--d`, `--runs`, `--dropout`).
+/// Mask expansion alone: `(k + 1) d` words (a client's masks at n = 10 and 100) with each
+/// generator, on one thread and on rayon's whole pool; the median of `runs`.
+fn prg_speed(d: usize, runs: usize) -> Result<Value, Box<dyn std::error::Error>> {
+    let one = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
+    let mut rows = Vec::new();
+    for (n, k) in [(10u32, 9usize), (100, 22)] {
+        let keys: Vec<[u8; 32]> = (0..=k).map(|i| [i as u8 + 1; 32]).collect();
+        for prg in [MaskPrg::ChaCha20, MaskPrg::Aes128Ctr] {
+            for threads in [1usize, rayon::current_num_threads()] {
+                let mut ms = Vec::new();
+                for _ in 0..=runs {
+                    let mut acc = vec![0u64; d];
+                    let started = Instant::now();
+                    if threads == 1 {
+                        one.install(|| prg.add_masks(&keys, 32, &mut acc))?;
+                    } else {
+                        prg.add_masks(&keys, 32, &mut acc)?;
+                    }
+                    ms.push(started.elapsed().as_secs_f64() * 1e3);
+                    std::hint::black_box(&acc);
+                }
+                ms.remove(0); // warm-up
+                let med = median(ms.clone());
+                let words = ((k + 1) * d) as f64;
+                eprintln!(
+                    "masks n={n} k={k} d={d} {prg:>10} threads={threads}: {med:.3} ms, {:.3} ns/word",
+                    med * 1e6 / words
+                );
+                rows.push(json!({
+                    "n": n, "k": k, "d": d, "prg": prg.name(), "threads": threads,
+                    "ms_median": med, "ms_runs": ms, "ns_per_word": med * 1e6 / words,
+                }));
+            }
+        }
+    }
+    Ok(json!({
+        "hardware_aes": privet_secagg::hardware_aes(),
+        "mask_expansion": rows,
+    }))
+}
+
+/// Options of a custom run (`--n`, `--d`, `--runs`, `--dropout`, `--prg`).
 struct Custom {
     ns: Vec<u32>,
     d: usize,
     runs: usize,
     dropouts: Vec<f64>,
+    prg: MaskPrg,
+    prg_speed: bool,
 }
 
 /// A comma-separated list of numbers.
@@ -279,6 +331,8 @@ fn parse_args(args: &[String]) -> Result<(bool, Option<Custom>), String> {
         d: 100_000,
         runs: 5,
         dropouts: vec![0.0],
+        prg: MaskPrg::default(),
+        prg_speed: false,
     };
     let mut is_custom = false;
     let mut it = args.iter();
@@ -307,10 +361,22 @@ fn parse_args(args: &[String]) -> Result<(bool, Option<Custom>), String> {
                 custom.dropouts = list("--dropout", value()?)?;
                 is_custom = true;
             }
+            "--prg" => {
+                custom.prg = match value()?.as_str() {
+                    "chacha20" => MaskPrg::ChaCha20,
+                    "aes128-ctr" => MaskPrg::Aes128Ctr,
+                    other => return Err(format!("--prg: unknown generator {other:?}")),
+                };
+                is_custom = true;
+            }
+            "--prg-speed" => {
+                custom.prg_speed = true;
+                is_custom = true;
+            }
             other => {
                 return Err(format!(
                     "unknown argument {other:?} (expected --quick, --n LIST, --d N, --runs R, \
-                     --dropout LIST, --json)"
+                     --dropout LIST, --prg chacha20|aes128-ctr, --prg-speed, --json)"
                 ));
             }
         }
@@ -366,11 +432,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (quick, custom) = parse_args(&args)?;
     if let Some(c) = custom {
+        if c.prg_speed {
+            let report = prg_speed(c.d, c.runs)?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            return Ok(());
+        }
         let mut results = Vec::new();
         for &n in &c.ns {
             for &dropout in &c.dropouts {
                 eprintln!("n={n} d={} dropout={dropout} runs={}", c.d, c.runs);
-                results.push(measure(n, c.d, dropout, c.runs)?);
+                results.push(measure(n, c.d, dropout, c.runs, c.prg)?);
             }
         }
         let report = json!({
@@ -380,7 +451,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 args.join(" ")
             ),
             "threads": std::thread::available_parallelism().map(|p| p.get()).unwrap_or(1),
-            "config": format!("{:?}", SecAggConfig::default()),
+            "config": format!("{:?}", SecAggConfig { mask_prg: c.prg, ..SecAggConfig::default() }),
+            "hardware_aes": privet_secagg::hardware_aes(),
+            "rayon_threads": rayon::current_num_threads(),
             "results": results,
         });
         print_table(&results.iter().collect::<Vec<_>>());
@@ -396,14 +469,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for n in [10u32, 100] {
         for dropout in [0.0, 0.05] {
             eprintln!("headline n={n} d={d_big} dropout={dropout}");
-            headline.push(measure(n, d_big, dropout, runs)?);
+            headline.push(measure(n, d_big, dropout, runs, MaskPrg::default())?);
         }
     }
     let mut scaling = Vec::new();
     for n in [10u32, 100, 1000] {
         eprintln!("scaling n={n} d={d_small}");
         let runs = if n >= 1000 { runs.min(3) } else { runs };
-        scaling.push(measure(n, d_small, 0.05, runs)?);
+        scaling.push(measure(n, d_small, 0.05, runs, MaskPrg::default())?);
     }
     let report = json!({
         "benchmark": "privet-secagg one round (SecAgg+), default SecAggConfig",

@@ -10,13 +10,17 @@ use x25519_dalek::{PublicKey, StaticSecret};
 use zeroize::Zeroizing;
 
 use crate::config::{Rounding, SecAggConfig};
+use rayon::prelude::*;
+use x25519_dalek::SharedSecret;
+
 use crate::crypto::{
-    KeyDirectory, SecretRng, SecretScalar, Sign, advertisement_message, agree, apply_mask,
-    decrypt_shares, encrypt_shares, fresh_rng, pairwise_mask_key, random_scalar,
-    self_mask_commitment, self_mask_key, sign, valid_public_key, verify,
+    KeyDirectory, SecretRng, SecretScalar, Sign, advertisement_message, agree, decrypt_shares,
+    encrypt_shares, fresh_rng, pairwise_mask_key, random_scalar, self_mask_commitment,
+    self_mask_key, sign, valid_public_key, verify,
 };
 use crate::graph::Graph;
-use crate::params::{self, MIN_CLIENTS};
+use crate::params::{self, MIN_CLIENTS, RoundParams};
+use crate::prg::apply_masks;
 use crate::quantize::Quantizer;
 use crate::wire::{
     KeyAdvertisement, Kind, ShareKeysRequest, ShareList, UnmaskRequest, UnmaskShares,
@@ -76,11 +80,20 @@ impl fmt::Debug for RoundSecrets {
     }
 }
 
-#[derive(Debug)]
+/// A neighbour's keys, and the share-encryption agreement with it (computed once in stage 1,
+/// used again to decrypt its shares in stage 2; zeroized on drop).
 struct Neighbour {
     id: ClientId,
-    enc_pk: [u8; 32],
+    enc_shared: SharedSecret,
     mask_pk: [u8; 32],
+}
+
+impl fmt::Debug for Neighbour {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Neighbour")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The shares a client holds for one neighbour.
@@ -91,11 +104,19 @@ struct Held {
     mask_key: SecretScalar,
 }
 
+/// What a client trains on once its round is viable.
+#[derive(Debug)]
+struct PendingFit {
+    params: std::sync::Arc<[f32]>,
+    config: privet_fl::ClientTrainConfig,
+    published: std::sync::Arc<ClientParams>,
+}
+
 #[derive(Debug)]
 struct Advertised {
     round: u32,
     secrets: RoundSecrets,
-    input: Zeroizing<Vec<u64>>,
+    fit: PendingFit,
     rng: SecretRng,
 }
 
@@ -196,16 +217,9 @@ impl SecAggClient {
         self.config.max_clients as usize
     }
 
-    /// Stage 0: train, encode the update, draw the round's secrets, advertise signed keys.
-    fn advertise(
-        &mut self,
-        round: u32,
-        params: &[f32],
-        train: &privet_fl::ClientTrainConfig,
-        published: &ClientParams,
-        trainer: &mut dyn LocalTrainer,
-        transforms: &[Box<dyn UpdateTransform>],
-    ) -> Result<FromClient, FlError> {
+    /// Stage 0: draw the round's secrets and advertise signed keys. Training waits for stage 1:
+    /// only a round that got enough advertised keys to go on costs the client its training.
+    fn advertise(&mut self, round: u32, fit: PendingFit) -> Result<FromClient, FlError> {
         if let Some(last) = self.last_round
             && round <= last
         {
@@ -217,36 +231,7 @@ impl SecAggClient {
         // A new round: whatever the previous one left is dropped (and zeroized) now.
         self.state = State::Closed { round };
         self.last_round = Some(round);
-        let (local, metrics) = trainer.fit(round, params, train)?;
-        let (update, local_params) = compute_update(
-            self.id, round, params, &local, metrics, transforms, published,
-        )?;
-        let noise_std = self.distributed_noise(&local_params)?;
         let mut rng = fresh_rng()?;
-        let stochastic = self.config.rounding == Rounding::Stochastic;
-        // Under distributed DP the training loss is not revealed: it would leave the client
-        // without noise.
-        let loss = if noise_std.is_some() {
-            0.0
-        } else {
-            update.metrics.loss
-        };
-        let mut input = Zeroizing::new(self.quantizer.encode_with(
-            &update.delta,
-            update.num_examples,
-            loss,
-            stochastic.then_some(&mut rng),
-        )?);
-        if let Some(std) = noise_std {
-            let mut noise_rng = privet_dp::noise::os_seeded_rng()
-                .map_err(|e| SecAggError::Randomness(e.to_string()))?;
-            self.quantizer.add_discrete_noise(
-                &mut input,
-                update.delta.len(),
-                std,
-                &mut noise_rng,
-            )?;
-        }
         let enc = StaticSecret::random_from_rng(&mut rng);
         let mask_scalar = random_scalar(&mut rng);
         let mask = mask_scalar.to_x25519();
@@ -254,9 +239,11 @@ impl SecAggClient {
         let enc_pk = PublicKey::from(&enc).to_bytes();
         let mask_pk = PublicKey::from(&mask).to_bytes();
         let commitment = self_mask_commitment(&self_mask, round, self.id);
-        let message = advertisement_message(round, self.id, &enc_pk, &mask_pk, &commitment);
+        let prg = self.config.mask_prg;
+        let message = advertisement_message(round, self.id, prg, &enc_pk, &mask_pk, &commitment);
         let ad = KeyAdvertisement {
             client: self.id,
+            prg,
             enc_pk,
             mask_pk,
             commitment,
@@ -270,7 +257,7 @@ impl SecAggClient {
                 mask,
                 self_mask,
             },
-            input,
+            fit,
             rng,
         }));
         Ok(FromClient::Protocol {
@@ -278,6 +265,54 @@ impl SecAggClient {
             stage: 0,
             payload: ad.encode(round),
         })
+    }
+
+    /// Trains, computes the update through the job's transforms, and encodes it (with the
+    /// distributed-DP noise the client's own transforms ask for) as the round's input.
+    fn train_input(
+        &self,
+        round: u32,
+        fit: &PendingFit,
+        rng: &mut SecretRng,
+        trainer: &mut dyn LocalTrainer,
+        transforms: &[Box<dyn UpdateTransform>],
+    ) -> Result<Zeroizing<Vec<u64>>, FlError> {
+        let (local, metrics) = trainer.fit(round, &fit.params, &fit.config)?;
+        let (update, local_params) = compute_update(
+            self.id,
+            round,
+            &fit.params,
+            &local,
+            metrics,
+            transforms,
+            &fit.published,
+        )?;
+        let noise_std = self.distributed_noise(&local_params)?;
+        let stochastic = self.config.rounding == Rounding::Stochastic;
+        // Under distributed DP the training loss is not revealed: it would leave the client
+        // without noise.
+        let loss = if noise_std.is_some() {
+            0.0
+        } else {
+            update.metrics.loss
+        };
+        let mut input = Zeroizing::new(self.quantizer.encode_with(
+            &update.delta,
+            update.num_examples,
+            loss,
+            stochastic.then_some(rng),
+        )?);
+        if let Some(std) = noise_std {
+            let mut noise_rng = privet_dp::noise::os_seeded_rng()
+                .map_err(|e| SecAggError::Randomness(e.to_string()))?;
+            self.quantizer.add_discrete_noise(
+                &mut input,
+                update.delta.len(),
+                std,
+                &mut noise_rng,
+            )?;
+        }
+        Ok(input)
     }
 
     /// The distributed-DP noise this client's own update transforms ask for
@@ -303,25 +338,35 @@ impl SecAggClient {
         }
     }
 
-    /// Stages 1 to 3.
-    fn answer(&mut self, round: u32, stage: u8, payload: &[u8]) -> Result<FromClient, SecAggError> {
+    /// Stages 1 to 3 (training happens at stage 1).
+    fn answer(
+        &mut self,
+        round: u32,
+        stage: u8,
+        payload: &[u8],
+        trainer: &mut dyn LocalTrainer,
+        transforms: &[Box<dyn UpdateTransform>],
+    ) -> Result<FromClient, FlError> {
         let Some((expected_round, expected_stage)) = self.state.position() else {
             return Err(SecAggError::UnexpectedMessage(format!(
                 "stage {stage} message for round {round}, but no round is in progress ({:?})",
                 self.state
-            )));
+            ))
+            .into());
         };
         if round != expected_round {
             return Err(SecAggError::WrongRound {
                 expected: expected_round,
                 found: round,
-            });
+            }
+            .into());
         }
         if stage != expected_stage {
             return Err(SecAggError::WrongStage {
                 expected: expected_stage,
                 found: stage,
-            });
+            }
+            .into());
         }
         // Parse before touching the state: a malformed message is refused, the round goes on.
         let max = self.max_clients();
@@ -333,13 +378,16 @@ impl SecAggClient {
         // From here on a failure ends this client's part in the round.
         let state = std::mem::replace(&mut self.state, State::Closed { round });
         let (payload, next) = match (state, request) {
-            (State::Advertised(s), Request::ShareKeys(req)) => self.share_keys(*s, req)?,
+            (State::Advertised(s), Request::ShareKeys(req)) => {
+                self.share_keys(*s, req, trainer, transforms)?
+            }
             (State::SharesSent(s), Request::Shares(list)) => self.mask_input(*s, list)?,
             (State::MaskedSent(s), Request::Unmask(req)) => self.unmask(*s, req)?,
             _ => {
                 return Err(SecAggError::UnexpectedMessage(
                     "message does not match the client's state".into(),
-                ));
+                )
+                .into());
             }
         };
         self.state = next;
@@ -350,14 +398,13 @@ impl SecAggClient {
         })
     }
 
-    /// Stage 1: check the graph and the neighbours' signed keys, share both secrets among the
-    /// neighbours, encrypt each neighbour's shares to it.
-    fn share_keys(
+    /// Checks a stage-1 request: the round's size, membership, `k` and `t`, the graph, and
+    /// every neighbour's signed keys. Returns the graph parameters and this client's neighbours.
+    fn check_share_keys(
         &self,
-        mut s: Advertised,
-        req: ShareKeysRequest,
-    ) -> Result<(Vec<u8>, State), SecAggError> {
-        let round = s.round;
+        round: u32,
+        req: &ShareKeysRequest,
+    ) -> Result<(RoundParams, Vec<ClientId>), SecAggError> {
         let n = req.members.len();
         if n < MIN_CLIENTS || n > self.max_clients() {
             return Err(SecAggError::Protocol(format!(
@@ -392,42 +439,80 @@ impl SecAggClient {
                 "the keys sent are not those of this client's neighbours".into(),
             ));
         }
-        for ad in &req.neighbours {
-            let message =
-                advertisement_message(round, ad.client, &ad.enc_pk, &ad.mask_pk, &ad.commitment);
-            verify(self.directory.as_ref(), ad.client, &message, &ad.signature)?;
+        // Every neighbour's signed keys (and mask generator) are checked before this client
+        // trains: a round that fails here costs no training (in parallel: one signature each).
+        let prg = self.config.mask_prg;
+        let directory = self.directory.as_ref();
+        req.neighbours.par_iter().try_for_each(|ad| {
+            let message = advertisement_message(
+                round,
+                ad.client,
+                ad.prg,
+                &ad.enc_pk,
+                &ad.mask_pk,
+                &ad.commitment,
+            );
+            verify(directory, ad.client, &message, &ad.signature)?;
+            if ad.prg != prg {
+                return Err(SecAggError::Protocol(format!(
+                    "client {} expands masks with {}, this client with {prg}",
+                    ad.client, ad.prg
+                )));
+            }
             if !valid_public_key(&ad.enc_pk) || !valid_public_key(&ad.mask_pk) {
                 return Err(SecAggError::BadPublicKey(ad.client));
             }
-        }
+            Ok(())
+        })?;
+        Ok((p, expected))
+    }
+
+    /// Stage 1: check the graph and the neighbours' signed keys; then train (the round is
+    /// viable), share both secrets among the neighbours, encrypt each neighbour's shares to it.
+    fn share_keys(
+        &self,
+        mut s: Advertised,
+        req: ShareKeysRequest,
+        trainer: &mut dyn LocalTrainer,
+        transforms: &[Box<dyn UpdateTransform>],
+    ) -> Result<(Vec<u8>, State), FlError> {
+        let round = s.round;
+        let (p, expected) = self.check_share_keys(round, &req)?;
+        let input = self.train_input(round, &s.fit, &mut s.rng, trainer, transforms)?;
         let self_mask_shares = shamir::split(&s.secrets.self_mask, p.t, &expected, &mut s.rng)?;
         let mask_key_shares = shamir::split(&s.secrets.mask_scalar, p.t, &expected, &mut s.rng)?;
-        let mut entries = Vec::with_capacity(expected.len());
-        for ((ad, b), k) in req
+        // Per neighbour (keys checked above): agree on the share key, encrypt its shares
+        // (independent of each other, so spread over the cores).
+        let enc = &s.secrets.enc;
+        let done: Vec<(Neighbour, [u8; crate::crypto::CIPHERTEXT_LEN])> = req
             .neighbours
-            .iter()
-            .zip(&self_mask_shares)
-            .zip(&mask_key_shares)
-        {
-            let shared = agree(&s.secrets.enc, &ad.enc_pk, ad.client)?;
-            let ct = encrypt_shares(&shared, round, self.id, ad.client, b, k)?;
-            entries.push((ad.client, ct));
-        }
-        let payload = ShareList { entries }.encode(Kind::EncryptedShares, round);
-        let neighbours = req
-            .neighbours
-            .into_iter()
-            .map(|ad| Neighbour {
-                id: ad.client,
-                enc_pk: ad.enc_pk,
-                mask_pk: ad.mask_pk,
+            .par_iter()
+            .zip(self_mask_shares.par_iter())
+            .zip(mask_key_shares.par_iter())
+            .map(|((ad, b), k)| {
+                let enc_shared = agree(enc, &ad.enc_pk, ad.client)?;
+                let ct = encrypt_shares(&enc_shared, round, self.id, ad.client, b, k)?;
+                let nb = Neighbour {
+                    id: ad.client,
+                    enc_shared,
+                    mask_pk: ad.mask_pk,
+                };
+                Ok((nb, ct))
             })
-            .collect();
+            .collect::<Result<_, SecAggError>>()?;
+        let (neighbours, entries): (Vec<Neighbour>, Vec<_>) = done
+            .into_iter()
+            .map(|(nb, ct)| {
+                let id = nb.id;
+                (nb, (id, ct))
+            })
+            .unzip();
+        let payload = ShareList { entries }.encode(Kind::EncryptedShares, round);
         let next = SharesSent {
             round,
             t: p.t,
             secrets: s.secrets,
-            input: s.input,
+            input,
             neighbours,
         };
         Ok((payload, State::SharesSent(Box::new(next))))
@@ -446,34 +531,46 @@ impl SecAggClient {
         }
         let bits = self.quantizer.modulus_bits();
         let mut masked = Zeroizing::new(s.input.to_vec());
-        let key = self_mask_key(&s.secrets.self_mask, round, self.id)?;
-        apply_mask(&mut masked, &key, bits, Sign::Add)?;
-        let mut held = Vec::with_capacity(list.entries.len());
-        for (sender, ct) in &list.entries {
-            let nb = s
-                .neighbours
-                .binary_search_by_key(sender, |n| n.id)
-                .ok()
-                .and_then(|i| s.neighbours.get(i))
-                .ok_or_else(|| {
-                    SecAggError::Protocol(format!("shares from client {sender}, not a neighbour"))
-                })?;
-            let shared = agree(&s.secrets.enc, &nb.enc_pk, nb.id)?;
-            let (self_mask, mask_key) = decrypt_shares(&shared, round, nb.id, self.id, ct)?;
-            held.push(Held {
-                owner: nb.id,
-                self_mask,
-                mask_key,
-            });
-            let pair = agree(&s.secrets.mask, &nb.mask_pk, nb.id)?;
-            let key = pairwise_mask_key(&pair, round, self.id, nb.id)?;
-            let sign = if self.id < nb.id {
-                Sign::Add
-            } else {
-                Sign::Sub
-            };
-            apply_mask(&mut masked, &key, bits, sign)?;
-        }
+        let self_key = self_mask_key(&s.secrets.self_mask, round, self.id)?;
+        // Per sender of shares: decrypt them, agree on the pairwise mask key (in parallel).
+        let mask = &s.secrets.mask;
+        let per_sender: Vec<(Held, Zeroizing<[u8; 32]>, Sign)> = list
+            .entries
+            .par_iter()
+            .map(|(sender, ct)| {
+                let nb = s
+                    .neighbours
+                    .binary_search_by_key(sender, |n| n.id)
+                    .ok()
+                    .and_then(|i| s.neighbours.get(i))
+                    .ok_or_else(|| {
+                        SecAggError::Protocol(format!(
+                            "shares from client {sender}, not a neighbour"
+                        ))
+                    })?;
+                let (self_mask, mask_key) =
+                    decrypt_shares(&nb.enc_shared, round, nb.id, self.id, ct)?;
+                let pair = agree(mask, &nb.mask_pk, nb.id)?;
+                let key = pairwise_mask_key(&pair, round, self.id, nb.id)?;
+                let sign = if self.id < nb.id {
+                    Sign::Add
+                } else {
+                    Sign::Sub
+                };
+                let held = Held {
+                    owner: nb.id,
+                    self_mask,
+                    mask_key,
+                };
+                Ok((held, key, sign))
+            })
+            .collect::<Result<_, SecAggError>>()?;
+        let mut terms: Vec<(&[u8; 32], Sign)> = Vec::with_capacity(per_sender.len() + 1);
+        terms.push((&self_key, Sign::Add));
+        terms.extend(per_sender.iter().map(|(_, key, sign)| (&**key, *sign)));
+        apply_masks(&mut masked, &terms, bits, self.config.mask_prg)?;
+        drop(terms);
+        let held: Vec<Held> = per_sender.into_iter().map(|(h, _, _)| h).collect();
         let payload = encode_masked_input(round, bits, &masked);
         let next = MaskedSent {
             round,
@@ -542,12 +639,19 @@ impl ClientProtocol for SecAggClient {
                 params,
                 config,
                 extensions,
-            } => self.advertise(*round, params, config, extensions, trainer, transforms),
+            } => self.advertise(
+                *round,
+                PendingFit {
+                    params: std::sync::Arc::clone(params),
+                    config: config.clone(),
+                    published: std::sync::Arc::clone(extensions),
+                },
+            ),
             ToClient::Protocol {
                 round,
                 stage,
                 payload,
-            } => self.answer(*round, *stage, payload).map_err(FlError::from),
+            } => self.answer(*round, *stage, payload, trainer, transforms),
             other => Err(FlError::Unsupported(format!(
                 "secure aggregation does not answer {other:?}"
             ))),

@@ -3,6 +3,7 @@
 use serde::Deserialize;
 
 use crate::SecAggError;
+use crate::prg::MaskPrg;
 
 /// How real values are rounded onto the fixed-point grid.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -58,6 +59,11 @@ pub struct SecAggConfig {
     pub max_loss: f64,
     /// Rounding onto the fixed-point grid (default nearest).
     pub rounding: Rounding,
+    /// The generator that expands mask keys (default `"aes128-ctr"`; `"chacha20"` is the
+    /// generator of wire version 1, faster where the processor has no AES instructions). It
+    /// is signed into every key advertisement, and a client or coordinator configured with
+    /// another one refuses it (see [`crate::prg`]).
+    pub mask_prg: MaskPrg,
     /// Overrides the graph degree `k` (an even number; `k ≥ n - 1` means the complete graph).
     pub degree: Option<u32>,
     /// Overrides the Shamir threshold `t`.
@@ -100,6 +106,7 @@ impl Default for SecAggConfig {
             max_weight: 10_000,
             max_loss: 100.0,
             rounding: Rounding::Nearest,
+            mask_prg: MaskPrg::Aes128Ctr,
             degree: None,
             reconstruction_threshold: None,
             corrupt_fraction: 0.05,

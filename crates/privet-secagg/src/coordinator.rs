@@ -20,11 +20,12 @@ use zeroize::Zeroizing;
 
 use crate::config::SecAggConfig;
 use crate::crypto::{
-    KeyDirectory, SecretScalar, Sign, advertisement_message, agree, apply_mask, ct_eq32, fresh_rng,
-    modulus_mask, pairwise_mask_key, self_mask_commitment, self_mask_key, valid_public_key, verify,
+    KeyDirectory, SecretScalar, Sign, advertisement_message, agree, ct_eq32, fresh_rng,
+    pairwise_mask_key, self_mask_commitment, self_mask_key, valid_public_key, verify,
 };
 use crate::graph::Graph;
 use crate::params::{self, MIN_CLIENTS, RoundParams};
+use crate::prg::apply_masks_with;
 use crate::quantize::Quantizer;
 use crate::wire::{
     KeyAdvertisement, Kind, MAX_VECTOR_LEN, MaskedInput, ShareKeysRequest, ShareList,
@@ -171,12 +172,6 @@ fn reject(e: SecAggError) -> RejectReason {
     RejectReason::Protocol(e.to_string())
 }
 
-/// One term of the unmasked sum.
-enum Term<'a> {
-    Input(&'a MaskedInput),
-    Mask(Zeroizing<[u8; 32]>, Sign),
-}
-
 impl SecAggProtocol {
     /// The coordinator side with the job's configuration (validated here) and the directory
     /// of the clients' identity keys.
@@ -251,6 +246,7 @@ impl SecAggProtocol {
         let max = self.max_clients();
         let bits = self.quantizer.modulus_bits();
         let directory = Arc::clone(&self.directory);
+        let prg = self.config.mask_prg;
         let r = self.state(ctx)?;
         let round = r.round;
         match ctx.stage {
@@ -262,9 +258,21 @@ impl SecAggProtocol {
                         ad.client
                     )));
                 }
-                let message =
-                    advertisement_message(round, from, &ad.enc_pk, &ad.mask_pk, &ad.commitment);
+                let message = advertisement_message(
+                    round,
+                    from,
+                    ad.prg,
+                    &ad.enc_pk,
+                    &ad.mask_pk,
+                    &ad.commitment,
+                );
                 verify(directory.as_ref(), from, &message, &ad.signature)?;
+                if ad.prg != prg {
+                    return Err(SecAggError::Protocol(format!(
+                        "client {from} expands masks with {}, the round uses {prg}",
+                        ad.prg
+                    )));
+                }
                 if !valid_public_key(&ad.enc_pk) || !valid_public_key(&ad.mask_pk) {
                     return Err(SecAggError::BadPublicKey(from));
                 }
@@ -474,6 +482,7 @@ impl SecAggProtocol {
         self.update_info(|info| info.unmasked = Some(unmasked));
         let quantizer = self.quantizer.clone();
         let bits = quantizer.modulus_bits();
+        let prg = self.config.mask_prg;
         let r = self.state(ctx)?;
         r.revealed.retain(|c, _| survivors.binary_search(c).is_ok());
         let u4: Vec<ClientId> = r.revealed.keys().copied().collect();
@@ -515,20 +524,27 @@ impl SecAggProtocol {
             })
         };
 
-        let mut terms: Vec<Term<'_>> = Vec::with_capacity(2 * r.u3.len());
-        for &u in &r.u3 {
-            let b = collect(u, true)?;
-            let ad = r.ads.get(&u).ok_or(SecAggError::UnknownClient(u))?;
-            if !ct_eq32(&self_mask_commitment(&b, round, u), &ad.commitment) {
-                return Err(SecAggError::InconsistentShares(u));
-            }
-            let input = r
-                .masked
-                .get(&u)
-                .ok_or_else(|| SecAggError::Protocol(format!("no masked input from {u}")))?;
-            terms.push(Term::Input(input));
-            terms.push(Term::Mask(self_mask_key(&b, round, u)?, Sign::Sub));
+        // Each survivor's self-mask seed, rebuilt and checked (independent: in parallel).
+        let self_keys: Vec<Zeroizing<[u8; 32]>> =
+            r.u3.par_iter()
+                .map(|&u| {
+                    let b = collect(u, true)?;
+                    let ad = r.ads.get(&u).ok_or(SecAggError::UnknownClient(u))?;
+                    if !ct_eq32(&self_mask_commitment(&b, round, u), &ad.commitment) {
+                        return Err(SecAggError::InconsistentShares(u));
+                    }
+                    self_mask_key(&b, round, u)
+                })
+                .collect::<Result<_, SecAggError>>()?;
+        let mut inputs: Vec<&MaskedInput> = Vec::with_capacity(r.u3.len());
+        for u in &r.u3 {
+            inputs.push(
+                r.masked
+                    .get(u)
+                    .ok_or_else(|| SecAggError::Protocol(format!("no masked input from {u}")))?,
+            );
         }
+        let mut masks: Vec<(Zeroizing<[u8; 32]>, Sign)> = Vec::new();
         let mut rebuilt = 0;
         for &v in &dropped {
             let partners = intersect(r.neighbours_of(v), &r.u3);
@@ -541,41 +557,31 @@ impl SecAggProtocol {
                 return Err(SecAggError::InconsistentShares(v));
             }
             rebuilt += 1;
-            for u in partners {
-                let u_pk = r.ads.get(&u).ok_or(SecAggError::UnknownClient(u))?.mask_pk;
-                let shared = agree(&s, &u_pk, u)?;
-                // u added its pairwise mask with v (+ if u < v); take it back out.
-                let added = if u < v { Sign::Add } else { Sign::Sub };
-                terms.push(Term::Mask(
-                    pairwise_mask_key(&shared, round, u, v)?,
-                    added.flip(),
-                ));
-            }
+            let pairwise: Vec<(Zeroizing<[u8; 32]>, Sign)> = partners
+                .par_iter()
+                .map(|&u| {
+                    let u_pk = r.ads.get(&u).ok_or(SecAggError::UnknownClient(u))?.mask_pk;
+                    let shared = agree(&s, &u_pk, u)?;
+                    // u added its pairwise mask with v (+ if u < v); take it back out.
+                    let added = if u < v { Sign::Add } else { Sign::Sub };
+                    Ok((pairwise_mask_key(&shared, round, u, v)?, added.flip()))
+                })
+                .collect::<Result<_, SecAggError>>()?;
+            masks.extend(pairwise);
         }
+        let mut terms: Vec<(&[u8; 32], Sign)> = Vec::with_capacity(self_keys.len() + masks.len());
+        terms.extend(self_keys.iter().map(|k| (&**k, Sign::Sub)));
+        terms.extend(masks.iter().map(|(k, sign)| (&**k, *sign)));
 
+        // Chunk by chunk (in parallel): add the masked inputs, remove the masks.
         let len = Quantizer::vector_len(r.model_len);
-        let mask = modulus_mask(bits);
-        let sum = terms
-            .par_iter()
-            .try_fold(
-                || vec![0u64; len],
-                |mut acc, term| {
-                    match term {
-                        Term::Input(input) => input.add_to(&mut acc),
-                        Term::Mask(key, sign) => apply_mask(&mut acc, key, bits, *sign)?,
-                    }
-                    Ok::<_, SecAggError>(acc)
-                },
-            )
-            .try_reduce(
-                || vec![0u64; len],
-                |mut a, b| {
-                    for (x, y) in a.iter_mut().zip(&b) {
-                        *x = x.wrapping_add(*y) & mask;
-                    }
-                    Ok(a)
-                },
-            )?;
+        let mut sum = vec![0u64; len];
+        apply_masks_with(&mut sum, &terms, bits, prg, |start, chunk| {
+            for input in &inputs {
+                input.add_range_to(start, chunk);
+            }
+        })?;
+        drop(terms);
         let decoded = quantizer.decode(&sum)?;
         let contributors = r.u3.clone();
         let total = decoded.total_weight as f64;

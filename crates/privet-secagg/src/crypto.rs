@@ -7,8 +7,6 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use chacha20::ChaCha20;
-use chacha20::cipher::{KeyIvInit, StreamCipher};
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Nonce};
 use curve25519_dalek::montgomery::MontgomeryPoint;
@@ -23,6 +21,7 @@ use x25519_dalek::{PublicKey, SharedSecret, StaticSecret};
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use crate::SecAggError;
+use crate::prg::MaskPrg;
 
 /// HKDF salt of every key derived by this crate (version 1 of the protocol).
 pub(crate) const SALT: &[u8] = b"privet-secagg/v1";
@@ -185,37 +184,6 @@ pub(crate) fn modulus_mask(bits: u32) -> u64 {
     }
 }
 
-/// Adds (or subtracts) the mask stream of `key` to `acc`, word by word modulo `2^bits`.
-///
-/// The stream is ChaCha20 (RFC 8439) under `key` with an all-zero nonce (each key is used for
-/// one stream only); word `i` is the next `⌈bits/8⌉` keystream bytes, little-endian, reduced
-/// modulo `2^bits`, so words are uniform modulo `2^bits`.
-pub(crate) fn apply_mask(
-    acc: &mut [u64],
-    key: &[u8; 32],
-    bits: u32,
-    sign: Sign,
-) -> Result<(), SecAggError> {
-    const CHUNK_WORDS: usize = 2048;
-    let bpw = bytes_per_word(bits);
-    let mask = modulus_mask(bits);
-    let mut cipher = ChaCha20::new(key.into(), &[0u8; 12].into());
-    let mut buf = Zeroizing::new(vec![0u8; CHUNK_WORDS * bpw]);
-    for chunk in acc.chunks_mut(CHUNK_WORDS) {
-        let bytes = buf
-            .get_mut(..chunk.len() * bpw)
-            .ok_or_else(|| SecAggError::Crypto("mask buffer".into()))?;
-        cipher
-            .try_write_keystream(bytes)
-            .map_err(|_| SecAggError::Crypto("mask stream exhausted".into()))?;
-        match sign {
-            Sign::Add => combine_words(chunk, bytes, bpw, |a, w| a.wrapping_add(w) & mask),
-            Sign::Sub => combine_words(chunk, bytes, bpw, |a, w| a.wrapping_sub(w) & mask),
-        }
-    }
-    Ok(())
-}
-
 /// `acc[i] = f(acc[i], word i of bytes)` for little-endian words of `bpw` bytes (fast paths for
 /// 4 and 8).
 #[inline]
@@ -341,18 +309,21 @@ pub(crate) fn decrypt_shares(
     Ok((half(0..32)?, half(32..64)?))
 }
 
-/// The bytes a client signs to advertise its round keys.
+/// The bytes a client signs to advertise its round keys and the mask generator it uses
+/// (wire version 2; version 1 had no generator byte and always used ChaCha20).
 pub(crate) fn advertisement_message(
     round: u32,
     client: ClientId,
+    prg: MaskPrg,
     enc_pk: &[u8; 32],
     mask_pk: &[u8; 32],
     commitment: &[u8; 32],
 ) -> Vec<u8> {
-    let mut m = Vec::with_capacity(32 + 8 + 96);
-    m.extend_from_slice(b"privet-secagg/v1/advertise-keys");
+    let mut m = Vec::with_capacity(32 + 9 + 96);
+    m.extend_from_slice(b"privet-secagg/v2/advertise-keys");
     m.extend_from_slice(&round.to_le_bytes());
     m.extend_from_slice(&client.0.to_le_bytes());
+    m.push(prg.id());
     m.extend_from_slice(enc_pk);
     m.extend_from_slice(mask_pk);
     m.extend_from_slice(commitment);
@@ -574,7 +545,8 @@ mod tests {
     /// and counter, through the same cipher type).
     #[test]
     fn chacha20_matches_rfc8439_vector() {
-        use chacha20::cipher::StreamCipherSeek;
+        use chacha20::ChaCha20;
+        use chacha20::cipher::{KeyIvInit, StreamCipher, StreamCipherSeek};
         let key: [u8; 32] = std::array::from_fn(|i| i as u8);
         let nonce = hex::<12>("000000000000004a00000000");
         let mut cipher = ChaCha20::new(&key.into(), &nonce.into());

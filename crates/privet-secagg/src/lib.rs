@@ -27,25 +27,29 @@
 //! stage:
 //!
 //! 0. **Advertise keys.** The coordinator sends [`ToClient::Fit`](privet_fl::engine::ToClient).
-//!    Each client trains, computes its delta (with the job's update transforms), encodes
-//!    `(w·Δ, w, w·loss)` modulo `2^b` ([`quantize`]; `w` is its example count clipped to
-//!    `max_weight`, and the round reports `Σ w` as its example count), and draws from an
-//!    OS-seeded CSPRNG two
-//!    X25519 key pairs (`c_u` to encrypt shares, `s_u` for pairwise masks) and a self-mask seed
-//!    `b_u`. It answers with both public keys and a hash commitment to `b_u`, signed with its
-//!    identity key. The coordinator verifies the signature against the directory.
+//!    Each client keeps the global model and draws from an OS-seeded CSPRNG two X25519 key
+//!    pairs (`c_u` to encrypt shares, `s_u` for pairwise masks) and a self-mask seed `b_u`. It
+//!    answers with both public keys and a hash commitment to `b_u`, signed with its identity
+//!    key. The coordinator verifies the signature against the directory. A round that gets
+//!    fewer than three advertisements ends here, before anyone has trained.
 //! 1. **Share keys.** Over the `n = |U1|` clients that advertised, the coordinator draws a
 //!    graph seed; the graph is a Harary graph `H(n, k)` over a seeded random ordering (or
 //!    complete), with `k` and `t` from [`params::choose`]. Each client receives `k`, `t`, the
 //!    seed, the member list and its neighbours' signed keys. It recomputes `k`, `t` and its
 //!    neighbours from the configuration and refuses anything else, verifies every signature,
-//!    Shamir-shares `b_u` and `s_u` with threshold `t` among its neighbours, and sends each
-//!    neighbour's two shares encrypted with ChaCha20-Poly1305 under a key derived (HKDF-SHA256)
-//!    from the `c` agreement, the associated data binding round, sender and recipient.
+//!    then trains, computes its delta (with the job's update transforms) and encodes
+//!    `(w·Δ, w, w·loss)` modulo `2^b` ([`quantize`]; `w` is its example count clipped to
+//!    `max_weight`, and the round reports `Σ w` as its example count). It Shamir-shares `b_u`
+//!    and `s_u` with threshold `t` among its neighbours, and sends each neighbour's two shares
+//!    encrypted with ChaCha20-Poly1305 under a key derived (HKDF-SHA256) from the `c`
+//!    agreement, the associated data binding round, sender and recipient.
 //! 2. **Masked input.** The coordinator routes the ciphertexts. Each client decrypts the shares
 //!    it holds and sends `y_u = x_u + PRG(b_u) + Σ_{v ∈ N(u) ∩ U2} ±PRG(s_uv) mod 2^b`, where
 //!    `s_uv` comes from the `s` agreement through HKDF (domain separated by purpose, round and
-//!    the pair), the PRG is ChaCha20, and the sign is `+` if `u < v`.
+//!    the pair), the PRG is the configured [`MaskPrg`] (AES-128-CTR by default, ChaCha20 on
+//!    request; its id is signed into every key advertisement and both ends refuse a mismatch,
+//!    see [`prg`]), and the sign is `+` if `u < v`. Masks are expanded chunk by chunk on all
+//!    cores (rayon).
 //! 3. **Unmask.** The coordinator tells each client of `U3` which neighbours survived and which
 //!    dropped. A client reveals its shares of `b_v` for survivors and of `s_v` for dropped
 //!    neighbours, and refuses a request that names one neighbour in both lists or that does not
@@ -125,9 +129,9 @@
 //! contributors' quantized updates under random dropouts at every stage, and rounds abort
 //! exactly when some secret keeps fewer than `t` holders), `tests/uniformity.rs` (chi-square
 //! tests that one masked vector looks uniform), `tests/adversarial.rs` (replays, wrong rounds
-//! and stages, forged signatures, lying coordinators, mutated messages on both sides). A
-//! cargo-fuzz target lives in `fuzz/` (`cargo +nightly fuzz run messages`, outside the
-//! workspace).
+//! and stages, forged signatures, lying coordinators, mutated messages on both sides). The
+//! cargo-fuzz target `secagg_wire` in the repository's `fuzz/` feeds every decoder
+//! ([`wire::inspect`]) and a client and coordinator arbitrary messages (`fuzz/run.sh`).
 //!
 //! ## Example: one round among five clients
 //!
@@ -206,6 +210,7 @@ mod crypto;
 mod error;
 mod graph;
 pub mod params;
+pub mod prg;
 pub mod quantize;
 mod shamir;
 pub mod wire;
@@ -216,7 +221,8 @@ pub use coordinator::{RoundInfo, RoundStatus, SecAggDetails, SecAggMonitor, SecA
 pub use crypto::{KeyDirectory, KeyMap, SharedKeyMap};
 pub use ed25519_dalek::{SigningKey, VerifyingKey};
 pub use error::SecAggError;
-pub use params::RoundParams;
+pub use params::{MIN_CLIENTS, RoundParams};
+pub use prg::{MaskPrg, hardware_aes};
 pub use quantize::{DecodedSum, Quantizer};
 
 /// The local parameter (see [`privet_fl::UpdateContext`]) through which a client's own update

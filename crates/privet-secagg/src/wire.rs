@@ -1,13 +1,13 @@
-//! The binary encoding of protocol payloads (version 1).
+//! The binary encoding of protocol payloads (version 2).
 //!
-//! Every payload starts with a 6-byte header: the version byte (`1`), a kind byte (which
+//! Every payload starts with a 6-byte header: the version byte (`2`), a kind byte (which
 //! message, hence which stage), and the round as a little-endian `u32`. Then, by kind (all
 //! integers little-endian, client ids `u32`, lists as a `u32` count followed by the entries in
 //! strictly ascending client order):
 //!
 //! | kind | direction, stage | body |
 //! |---|---|---|
-//! | 1 advertise keys | client → coordinator, 0 | id, encryption key (32), mask key (32), self-mask commitment (32), Ed25519 signature (64) |
+//! | 1 advertise keys | client → coordinator, 0 | id, mask generator id (u8, [`MaskPrg::id`]), encryption key (32), mask key (32), self-mask commitment (32), Ed25519 signature (64) over all of it |
 //! | 2 share keys | coordinator → client, 1 | `k` (u32), `t` (u32), graph seed (32), member ids (list), neighbours' advertisements (list of kind-1 bodies) |
 //! | 3 encrypted shares | client → coordinator, 1 | list of (recipient id, ciphertext (80)) |
 //! | 4 routed shares | coordinator → client, 2 | list of (sender id, ciphertext (80)) |
@@ -17,16 +17,20 @@
 //!
 //! Parsing never panics and never trusts a length: counts are checked against the caller's
 //! limits (the round's client bound, the model length) and against the bytes actually left
-//! before anything is allocated; trailing bytes, unknown versions or kinds, unsorted or
-//! duplicate lists, non-canonical scalars and out-of-range words are refused.
+//! before anything is allocated; trailing bytes, unknown versions, kinds or mask generators,
+//! unsorted or duplicate lists, non-canonical scalars and out-of-range words are refused.
+//!
+//! Version 2 added the mask generator id to the advertisement (version 1 always expanded masks
+//! with ChaCha20); a version-1 peer's messages are refused as an unsupported version.
 
 use privet_fl::ClientId;
 
 use crate::SecAggError;
 use crate::crypto::{CIPHERTEXT_LEN, SecretScalar, bytes_per_word, combine_words, modulus_mask};
+use crate::prg::MaskPrg;
 
 /// The payload format version.
-pub(crate) const VERSION: u8 = 1;
+pub(crate) const VERSION: u8 = 2;
 
 /// Bytes of the header.
 pub(crate) const HEADER_LEN: usize = 6;
@@ -35,7 +39,7 @@ pub(crate) const HEADER_LEN: usize = 6;
 pub(crate) const MAX_VECTOR_LEN: usize = 1 << 28;
 
 /// Bytes of an encoded key advertisement.
-pub(crate) const ADVERTISEMENT_LEN: usize = 4 + 32 + 32 + 32 + 64;
+pub(crate) const ADVERTISEMENT_LEN: usize = 4 + 1 + 32 + 32 + 32 + 64;
 
 /// Which message a payload holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -202,10 +206,57 @@ fn get_ids(r: &mut Reader<'_>, limit: usize, what: &str) -> Result<Vec<ClientId>
     Ok(ids)
 }
 
+/// What a payload that parsed completely announced: its round and stage.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Inspected {
+    /// The round in the header.
+    pub round: u32,
+    /// The protocol stage the message belongs to (0 to 3).
+    pub stage: u8,
+}
+
+/// Parses `payload` as whichever message its header announces, under the same limits as the
+/// protocol (`max_clients` for every list, a masked input of `Quantizer::vector_len(model_len)`
+/// words of `bits` bits), without any protocol state. Runtimes can use it to refuse garbage
+/// before it reaches a client or the coordinator; the fuzz target `secagg_wire` runs every
+/// decoder through it.
+pub fn inspect(
+    payload: &[u8],
+    max_clients: usize,
+    model_len: usize,
+    bits: u32,
+) -> Result<Inspected, SecAggError> {
+    let mut r = Reader { buf: payload };
+    let version = r.u8()?;
+    if version != VERSION {
+        return Err(malformed(format!("unsupported version {version}")));
+    }
+    let kind = Kind::from_byte(r.u8()?).ok_or_else(|| malformed("unknown message kind"))?;
+    let round = r.u32()?;
+    match kind {
+        Kind::AdvertiseKeys => KeyAdvertisement::decode(payload, round).map(drop)?,
+        Kind::ShareKeys => ShareKeysRequest::decode(payload, round, max_clients).map(drop)?,
+        Kind::EncryptedShares | Kind::RoutedShares => {
+            ShareList::decode(payload, kind, round, max_clients).map(drop)?
+        }
+        Kind::MaskedInput => {
+            let len = model_len.saturating_add(2);
+            MaskedInput::decode(payload.to_vec(), round, bits, len).map(drop)?
+        }
+        Kind::UnmaskRequest => UnmaskRequest::decode(payload, round, max_clients).map(drop)?,
+        Kind::UnmaskShares => UnmaskShares::decode(payload, round, max_clients).map(drop)?,
+    }
+    Ok(Inspected {
+        round,
+        stage: kind.stage(),
+    })
+}
+
 /// A client's signed round keys.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct KeyAdvertisement {
     pub(crate) client: ClientId,
+    pub(crate) prg: MaskPrg,
     pub(crate) enc_pk: [u8; 32],
     pub(crate) mask_pk: [u8; 32],
     pub(crate) commitment: [u8; 32],
@@ -215,6 +266,7 @@ pub(crate) struct KeyAdvertisement {
 impl KeyAdvertisement {
     fn put(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.client.0.to_le_bytes());
+        out.push(self.prg.id());
         out.extend_from_slice(&self.enc_pk);
         out.extend_from_slice(&self.mask_pk);
         out.extend_from_slice(&self.commitment);
@@ -224,6 +276,11 @@ impl KeyAdvertisement {
     fn get(r: &mut Reader<'_>) -> Result<Self, SecAggError> {
         Ok(KeyAdvertisement {
             client: r.client()?,
+            prg: {
+                let id = r.u8()?;
+                MaskPrg::from_id(id)
+                    .ok_or_else(|| malformed(format!("unknown mask generator id {id}")))?
+            },
             enc_pk: r.array()?,
             mask_pk: r.array()?,
             commitment: r.array()?,
@@ -397,11 +454,24 @@ impl MaskedInput {
     }
 
     /// Adds the words to `acc` modulo `2^bits` (`acc` has the vector's length).
+    #[cfg(test)]
     pub(crate) fn add_to(&self, acc: &mut [u64]) {
         let bpw = bytes_per_word(self.bits);
         let mask = modulus_mask(self.bits);
         let words = self.payload.get(HEADER_LEN + 5..).unwrap_or_default();
         combine_words(acc, words, bpw, |a, w| a.wrapping_add(w) & mask);
+    }
+
+    /// Adds words `start..start + acc.len()` of the vector to `acc`, without reducing modulo
+    /// `2^b` (the caller reduces; `2^b` divides `2^64`).
+    pub(crate) fn add_range_to(&self, start: usize, acc: &mut [u64]) {
+        let bpw = bytes_per_word(self.bits);
+        let from = HEADER_LEN + 5 + start * bpw;
+        let words = self
+            .payload
+            .get(from..from + acc.len() * bpw)
+            .unwrap_or_default();
+        combine_words(acc, words, bpw, u64::wrapping_add);
     }
 }
 
@@ -502,6 +572,7 @@ mod tests {
     fn ad(id: u32) -> KeyAdvertisement {
         KeyAdvertisement {
             client: ClientId(id),
+            prg: MaskPrg::Aes128Ctr,
             enc_pk: [1; 32],
             mask_pk: [2; 32],
             commitment: [3; 32],
@@ -580,6 +651,24 @@ mod tests {
     }
 
     #[test]
+    fn inspect_parses_every_kind_and_names_round_and_stage() {
+        for (kind, payload) in samples() {
+            let got = inspect(&payload, 10, 1, 20).unwrap();
+            assert_eq!(
+                got,
+                Inspected {
+                    round: 9,
+                    stage: kind.stage()
+                },
+                "{kind:?}"
+            );
+            assert!(inspect(&payload[..payload.len() - 1], 10, 1, 20).is_err());
+        }
+        assert!(inspect(&[], 10, 1, 20).is_err());
+        assert!(inspect(&[VERSION, 0, 9, 0, 0, 0], 10, 1, 20).is_err());
+    }
+
+    #[test]
     fn header_problems_are_named() {
         let payload = ad(7).encode(9);
         assert_eq!(
@@ -589,12 +678,17 @@ mod tests {
                 found: 9
             })
         );
-        let mut v2 = payload.clone();
-        v2[0] = 2;
-        assert!(matches!(
-            KeyAdvertisement::decode(&v2, 9),
-            Err(SecAggError::Malformed(_))
-        ));
+        // Other versions, the previous one (1, before the mask generator id) included.
+        for version in [1u8, 3] {
+            let mut other = payload.clone();
+            other[0] = version;
+            assert_eq!(
+                KeyAdvertisement::decode(&other, 9),
+                Err(SecAggError::Malformed(format!(
+                    "unsupported version {version}"
+                )))
+            );
+        }
         let request = UnmaskRequest {
             survivors: vec![],
             dropped: vec![],

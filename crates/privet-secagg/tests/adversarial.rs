@@ -14,7 +14,7 @@ use privet_fl::engine::{
     StageOutcome, ToClient,
 };
 use privet_fl::{ClientId, ClientTrainConfig, FlError};
-use privet_secagg::{KeyMap, SecAggClient, SecAggConfig, SecAggProtocol};
+use privet_secagg::{KeyMap, MaskPrg, SecAggClient, SecAggConfig, SecAggProtocol};
 use proptest::prelude::*;
 
 /// Drives `SecAggProtocol` and the clients directly, stage by stage, without the engine.
@@ -311,7 +311,7 @@ fn clients_refuse_tampered_shares_and_double_reveals() {
     let genuine = message_for(&msgs, 3);
     // Survivors 1, 2, 4, 5 and no dropouts; ask for 1 both ways, or leave 5 out.
     let request = |survivors: &[u32], dropped: &[u32]| {
-        let mut p = vec![1u8, 6];
+        let mut p = vec![2u8, 6];
         p.extend_from_slice(&1u32.to_le_bytes());
         for list in [survivors, dropped] {
             p.extend_from_slice(&(list.len() as u32).to_le_bytes());
@@ -367,7 +367,7 @@ fn the_coordinator_refuses_forged_misaddressed_and_replayed_messages() {
     let ad1 = payload(&answers[0].1);
     // A flipped signature byte; keys advertised under another id; another client's message.
     let mut bad = ad1.clone();
-    bad[6 + 4 + 96 + 3] ^= 4;
+    bad[6 + 4 + 1 + 96 + 3] ^= 4;
     assert!(reject(&mut m, 1, bad).contains("bad signature"));
     let mut other_id = ad1.clone();
     other_id[6..10].copy_from_slice(&2u32.to_le_bytes());
@@ -380,7 +380,7 @@ fn the_coordinator_refuses_forged_misaddressed_and_replayed_messages() {
     // A small-order key, properly signed, would need the identity key: the coordinator checks
     // keys after the signature, so a forged key fails on the signature first.
     let mut zero_key = ad1.clone();
-    zero_key[10..42].fill(0);
+    zero_key[11..43].fill(0);
     assert!(reject(&mut m, 1, zero_key).contains("bad signature"));
     // A plain update is not accepted by this protocol.
     let update = FromClient::Update {
@@ -649,4 +649,78 @@ proptest! {
         // for the right stage, except with negligible probability).
         prop_assert!(m.answer(ClientId(1), &message_for(&msgs, 1)).is_ok());
     }
+}
+
+/// The mask generator is part of the signed advertisement: a coordinator refuses a client that
+/// expands masks with another generator than the round's, and a client refuses a neighbour's
+/// (validly signed) keys for another generator, since their masks would not cancel.
+#[test]
+fn a_mask_generator_mismatch_is_refused_by_both_ends() {
+    let fx = Fixture::new(5, SecAggConfig::default());
+    // Coordinator side: client 1 is configured for ChaCha20, the round for AES-128-CTR.
+    let mut m = Manual::new(&fx, 3);
+    let chacha = SecAggConfig {
+        mask_prg: MaskPrg::ChaCha20,
+        ..SecAggConfig::default()
+    };
+    m.clients[0] =
+        SecAggClient::new(fx.ids[0], fx.keys[0].clone(), fx.directory.clone(), chacha).unwrap();
+    let msgs = m.begin();
+    let answer = m.answer(ClientId(1), &message_for(&msgs, 1)).unwrap();
+    let err = m.receive(ClientId(1), answer).unwrap_err();
+    assert!(
+        format!("{err:?}").contains("expands masks with chacha20, the round uses aes128-ctr"),
+        "{err:?}"
+    );
+    // The others are accepted.
+    let answer = m.answer(ClientId(2), &message_for(&msgs, 2)).unwrap();
+    m.receive(ClientId(2), answer).unwrap();
+
+    // Client side: a stage-1 message whose first neighbour advertisement names ChaCha20 (id 1)
+    // and is re-signed by that neighbour's own identity key.
+    let mut m = Manual::new(&fx, 3);
+    let msgs = m.until(1);
+    let genuine = message_for(&msgs, 1);
+    let mut payload = payload_of(&genuine);
+    let round = m.round;
+    // Layout (wire version 2): header 6, k 4, t 4, seed 32, members (count 4 + 4 each),
+    // neighbours (count 4 + 165-byte advertisements).
+    let members = u32::from_le_bytes(payload[46..50].try_into().unwrap()) as usize;
+    let first = 50 + 4 * members + 4;
+    let ad = &mut payload[first..first + 165];
+    let owner = u32::from_le_bytes(ad[..4].try_into().unwrap());
+    assert_eq!(ad[4], MaskPrg::Aes128Ctr.id());
+    ad[4] = MaskPrg::ChaCha20.id();
+    let mut signed = b"privet-secagg/v2/advertise-keys".to_vec();
+    signed.extend_from_slice(&round.to_le_bytes());
+    signed.extend_from_slice(&ad[..4 + 1 + 96]);
+    let signature = {
+        use ed25519_dalek::Signer;
+        fx.keys[owner as usize - 1].sign(&signed).to_bytes()
+    };
+    ad[4 + 1 + 96..].copy_from_slice(&signature);
+    let err = refused(m.answer(ClientId(1), &with_payload(&genuine, payload.clone())));
+    assert!(
+        err.contains(&format!(
+            "client {owner} expands masks with chacha20, this client with aes128-ctr"
+        )),
+        "{err}"
+    );
+    // The same change without re-signing is a bad signature.
+    let mut m = Manual::new(&fx, 3);
+    let msgs = m.until(1);
+    let genuine = message_for(&msgs, 1);
+    let mut payload = payload_of(&genuine);
+    payload[first + 4] = MaskPrg::ChaCha20.id();
+    let err = refused(m.answer(ClientId(1), &with_payload(&genuine, payload)));
+    assert!(err.contains("bad signature"), "{err}");
+    // An unknown generator id does not parse, and the round goes on for the client.
+    let mut m = Manual::new(&fx, 3);
+    let msgs = m.until(1);
+    let genuine = message_for(&msgs, 1);
+    let mut payload = payload_of(&genuine);
+    payload[first + 4] = 9;
+    let err = refused(m.answer(ClientId(1), &with_payload(&genuine, payload)));
+    assert!(err.contains("unknown mask generator id 9"), "{err}");
+    m.answer(ClientId(1), &genuine).unwrap();
 }

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use common::{Fault, Fixture, Sim};
 use privet_fl::ClientId;
 use privet_fl::engine::{RoundOutcome, RoundReport};
-use privet_secagg::{RoundStatus, Rounding, SecAggConfig, Threshold};
+use privet_secagg::{MaskPrg, RoundStatus, Rounding, SecAggConfig, Threshold};
 use proptest::prelude::*;
 
 fn ids(v: &[u32]) -> Vec<ClientId> {
@@ -81,7 +81,17 @@ fn a_harary_graph_round_is_exact() {
 
 #[test]
 fn dropped_clients_masks_are_rebuilt() {
-    let fx = Fixture::new(8, SecAggConfig::default());
+    for prg in [MaskPrg::Aes128Ctr, MaskPrg::ChaCha20] {
+        dropped_clients_masks_are_rebuilt_with(prg);
+    }
+}
+
+fn dropped_clients_masks_are_rebuilt_with(prg: MaskPrg) {
+    let config = SecAggConfig {
+        mask_prg: prg,
+        ..SecAggConfig::default()
+    };
+    let fx = Fixture::new(8, config);
     let mut sim = fx.sim(1, 4, 0);
     // 3 and 6 send their shares, then drop before masking; 8 drops after answering stage 2.
     sim.fault(3, 1, 2, Fault::Drop);
@@ -163,6 +173,25 @@ fn early_aborts_name_their_cause() {
         reason.contains("only 2 client(s) advertised keys"),
         "{reason}"
     );
+}
+
+/// A vector longer than one unit of parallel mask expansion (`prg::CHUNK_WORDS` words), with
+/// a dropout, sums exactly with either generator.
+#[test]
+fn long_vectors_sum_exactly_with_both_generators() {
+    for prg in [MaskPrg::Aes128Ctr, MaskPrg::ChaCha20] {
+        let config = SecAggConfig {
+            mask_prg: prg,
+            ..SecAggConfig::default()
+        };
+        let fx = Fixture::new(5, config);
+        let mut sim = fx.sim(1, 2 * privet_secagg::prg::CHUNK_WORDS + 123, 0);
+        sim.fault(4, 1, 2, Fault::Drop);
+        let (outcome, before) = sim.run_round();
+        let report = check_exact(&sim, outcome, &before);
+        assert_eq!(report.completed, ids(&[1, 2, 3, 5]), "{prg}");
+        assert_eq!(sim.monitor.last_round_info().unwrap().masks_rebuilt, 1);
+    }
 }
 
 #[test]
@@ -366,4 +395,24 @@ proptest! {
         let distinct: BTreeSet<_> = sim.refusals.iter().map(|r| r.0).collect();
         prop_assert!(distinct.is_empty(), "{:?}", sim.refusals);
     }
+}
+
+/// A round that cannot gather enough keys (two of three clients lost at stage 0) fails before
+/// anyone trains: clients train only once the round's graph exists. The retry trains everyone
+/// once.
+#[test]
+fn no_client_trains_for_a_round_that_fails_at_key_advertisement() {
+    let fx = Fixture::new(3, SecAggConfig::default());
+    let mut sim = fx.sim(1, 3, 1);
+    sim.fault(2, 1, 0, Fault::Drop);
+    sim.fault(3, 1, 0, Fault::Drop);
+    let (outcome, _) = sim.run_round();
+    assert!(
+        matches!(outcome, RoundOutcome::Failed { .. }),
+        "{outcome:?}"
+    );
+    assert!(sim.clients.values().all(|(_, t)| t.fits == 0));
+    let (outcome, _) = sim.run_round();
+    assert!(matches!(outcome, RoundOutcome::Completed(_)), "{outcome:?}");
+    assert!(sim.clients.values().all(|(_, t)| t.fits == 1));
 }

@@ -26,4 +26,6 @@ pub use report::{
     peak_rss_mb, privacy_summary, write_atomic,
 };
 pub use run::{Mode, RunOptions, RunSummary, run_job, run_prepared};
-pub use simulate::{Observer, RoundRecord, Silent, SimOutcome, simulate, train_centralized};
+pub use simulate::{
+    MAX_SKIPPED_DRAWS, Observer, RoundRecord, Silent, SimOutcome, simulate, train_centralized,
+};

@@ -125,13 +125,22 @@ pub fn privacy_summary(rounds: &[RoundRecord]) -> Option<Value> {
         rounds.iter().filter_map(|r| r.privacy.as_ref()).collect();
     let last = noised.last()?;
     let stop = last.budget_stop.clone();
+    let accountant = if last.sampling == "poisson" {
+        "rdp and pld (Poisson sampling, add/remove one client)"
+    } else {
+        "rdp (fixed-size sampling without replacement, replace-one)"
+    };
     Some(json!({
         "mode": last.mode,
         "epsilon": num(last.cumulative_epsilon),
+        "epsilon_pld": last.cumulative_epsilon_pld.map(num),
         "delta": last.delta,
-        "noised_rounds": noised.len(),
+        "skip_delta": last.skip_delta,
+        "noised_rounds": noised.iter().filter(|p| !p.skipped).count(),
+        "skipped_draws": noised.iter().filter(|p| p.skipped).count(),
         "noise_multiplier": num(last.noise_multiplier),
-        "accountant": "rdp (fixed-size sampling without replacement, replace-one)",
+        "sampling": last.sampling,
+        "accountant": accountant,
         "status": if stop.is_some() { "budget_exhausted" } else { "within_budget" },
         "reason": stop,
     }))
@@ -160,7 +169,11 @@ pub fn metrics_json(rounds: &[RoundRecord], summary: Value) -> Value {
                     "mode": p.mode,
                     "epsilon": num(p.epsilon),
                     "cumulative_epsilon": num(p.cumulative_epsilon),
+                    "cumulative_epsilon_pld": p.cumulative_epsilon_pld.map(num),
+                    "skip_delta": p.skip_delta,
                     "delta": p.delta,
+                    "sampling": p.sampling,
+                    "skipped": p.skipped,
                     "noise_multiplier": num(p.noise_multiplier),
                     "accountant_sigma": num(p.accountant_sigma),
                     "sampling_probability": p.sampling_probability,

@@ -139,6 +139,10 @@ impl privet_secagg::KeyDirectory for SimIdentities {
     }
 }
 
+/// Consecutive Poisson draws with fewer than `min_clients` clients (each skips its round) after
+/// which a simulation fails: raise `fraction` or lower `min_clients`.
+pub const MAX_SKIPPED_DRAWS: u32 = 100;
+
 /// A virtual client: its data view and the local training settings.
 struct VirtualClient<'a> {
     id: u32,
@@ -186,7 +190,15 @@ pub fn simulate(
     let stack = JobStack::new(job, num_clients)?;
     let identities = SimIdentities { seed };
     let directory: Arc<dyn privet_secagg::KeyDirectory> = Arc::new(identities);
-    let mut engine = stack.server_engine(Start::Fresh(initial), Arc::clone(&directory), 0)?;
+    // A failed round ends a simulation, except Poisson draws too small for min_clients, which
+    // skip their round: up to MAX_SKIPPED_DRAWS in a row.
+    let max_retries = if job.federation.sample.is_poisson() {
+        MAX_SKIPPED_DRAWS
+    } else {
+        0
+    };
+    let mut engine =
+        stack.server_engine(Start::Fresh(initial), Arc::clone(&directory), max_retries)?;
     // Every virtual client runs the same transforms: built once, not per client and round.
     let transforms = stack.client_transforms();
     let available: Vec<ClientId> = (0..num_clients as u32).map(ClientId).collect();

@@ -247,3 +247,25 @@ proptest! {
         prop_assert!(local.iter().zip(&init).any(|(a, b)| (a - b).abs() > 1e-3));
     }
 }
+
+#[test]
+fn mlp_activation_is_parsed_and_checked() {
+    let text = |model: &str| {
+        format!(
+            "[data]\npath = {path:?}\nlabel = \"digit\"\n\n[partition]\nscheme = \"iid\"\nclients = 2\n\n[model]\n{model}\n",
+            path = data_path("digits.csv")
+        )
+    };
+    let j = Job::from_toml(&text("kind = \"mlp\"\nhidden = [8]\nactivation = \"square\"")).unwrap();
+    assert_eq!(
+        j.model,
+        privet_ml::ModelSpec::Mlp {
+            hidden: vec![8],
+            activation: privet_ml::Activation::Square
+        }
+    );
+    let e = Job::from_toml(&text("kind = \"mlp\"\nactivation = \"tanh\"")).unwrap_err();
+    assert!(e.to_string().contains("must be relu or square"), "{e}");
+    let e = Job::from_toml(&text("kind = \"logreg\"\nactivation = \"square\"")).unwrap_err();
+    assert!(e.to_string().contains("does not apply"), "{e}");
+}

@@ -7,7 +7,7 @@
 //! | 3 | bad data file (CSV) |
 //! | 4 | bad or unreadable model file |
 //! | 5 | unusable certificates or keys |
-//! | 6 | the coordinator is unreachable, refused the request, or broke the protocol |
+//! | 6 | the coordinator (or PJC peer) is unreachable, refused the request, or broke the protocol |
 //!
 //! Internal failures (a panicked task, a database that fails mid-run) are 1, never 2.
 
@@ -44,6 +44,20 @@ pub fn code(err: &anyhow::Error) -> u8 {
     }
     if err.downcast_ref::<privet_dp::DpError>().is_some() {
         return 2;
+    }
+    if let Some(e) = err.downcast_ref::<privet_psi_service::ServiceError>() {
+        use privet_psi_service::ServiceError as S;
+        return match e {
+            S::Config(_) | S::Listen { .. } => 2,
+            S::Files(f) => files_code(f),
+            S::Transport(t) => transport_code(t),
+            S::Psi(p) => psi_code(p),
+            S::Remote(_) => 6,
+            _ => 1,
+        };
+    }
+    if let Some(e) = err.downcast_ref::<privet_psi::PsiError>() {
+        return psi_code(e);
     }
     if let Some(e) = err.downcast_ref::<CoordinatorError>() {
         return match e {
@@ -85,6 +99,12 @@ pub fn code(err: &anyhow::Error) -> u8 {
     if let Some(e) = err.downcast_ref::<AuditError>() {
         return audit_code(e);
     }
+    if let Some(e) = err.downcast_ref::<privet_he_service::HeServiceError>() {
+        return he_code(e);
+    }
+    if err.downcast_ref::<privet_he::HeError>().is_some() {
+        return 1;
+    }
     1
 }
 
@@ -98,6 +118,20 @@ fn audit_code(e: &AuditError) -> u8 {
         AuditError::Agreement { .. } | AuditError::Invalid(_) => 2,
         AuditError::LogFile { .. } | AuditError::HeadFile { .. } => 3,
         AuditError::NotAParty { .. } => 5,
+        _ => 1,
+    }
+}
+
+fn he_code(e: &privet_he_service::HeServiceError) -> u8 {
+    use privet_he_service::HeServiceError as E;
+    match e {
+        E::Model(_) => 4,
+        E::Ml(m) => ml_code(m),
+        E::Config(_) => 2,
+        E::Keys(_) => 5,
+        E::File(f) => files_code(f),
+        E::Transport(t) => transport_code(t),
+        E::Remote(_) | E::Protocol(_) => 6,
         _ => 1,
     }
 }
@@ -127,6 +161,16 @@ fn transport_code(e: &TransportError) -> u8 {
         TransportError::Tls(_) => 5,
         TransportError::Config(_) => 2,
         _ => 6,
+    }
+}
+
+fn psi_code(e: &privet_psi::PsiError) -> u8 {
+    use privet_psi::PsiError as P;
+    match e {
+        P::Config(_) | P::Dp(_) => 2,
+        P::Csv { .. } | P::Input(_) => 3,
+        P::InvalidMessage(_) | P::PeerMisbehaved(_) | P::PeerAborted(_) | P::Decrypt(_) => 6,
+        _ => 1,
     }
 }
 

@@ -15,8 +15,10 @@ mod audit_cmd;
 mod demo;
 mod dp_cmd;
 mod exit;
+mod he_cmd;
 mod net_cmd;
 mod out;
+mod pjc_cmd;
 mod stats_cmd;
 mod train_cmd;
 
@@ -109,6 +111,16 @@ enum Command {
         #[command(flatten)]
         remote: net_cmd::Remote,
     },
+    /// Cancel a job that has not finished (recorded with your name and the reason).
+    Cancel {
+        /// The job id.
+        job: String,
+        /// Why, for the record.
+        #[arg(long, default_value = "cancelled by an operator")]
+        reason: String,
+        #[command(flatten)]
+        remote: net_cmd::Remote,
+    },
     /// Download a job's latest model (model.safetensors + model.json).
     FetchModel {
         /// The job id.
@@ -133,6 +145,12 @@ enum Command {
     /// Offline checks of an exported audit log: verify, show, prove, report.
     #[command(subcommand)]
     Audit(audit_cmd::AuditCommand),
+    /// Private Join and Compute: the size and sum of two lists' overlap, nothing else.
+    #[command(subcommand)]
+    Pjc(pjc_cmd::PjcCommand),
+    /// Encrypted inference (CKKS): keygen, infer (in-process or against a server), serve.
+    #[command(subcommand)]
+    He(he_cmd::HeCommand),
 }
 
 fn main() -> ExitCode {
@@ -200,11 +218,18 @@ fn run(cli: Cli) -> Result<()> {
         Command::Submit { job, remote } => net_cmd::submit(&job, &remote),
         Command::Status { job, json, remote } => net_cmd::status(job.as_deref(), json, &remote),
         Command::FetchModel { job, out, remote } => net_cmd::fetch_model(&job, &out, &remote),
+        Command::Cancel {
+            job,
+            reason,
+            remote,
+        } => net_cmd::cancel(&job, &reason, &remote),
         Command::Certs(cmd) => net_cmd::certs(cmd),
         Command::Dp(cmd) => dp_cmd::run(cmd),
         Command::Stats(args) => stats_cmd::run(&args),
         Command::Agreement(cmd) => agreement_cmd::run(cmd),
         Command::Audit(cmd) => audit_cmd::run(cmd),
+        Command::Pjc(cmd) => pjc_cmd::run(cmd),
+        Command::He(cmd) => he_cmd::run(cmd),
     }
 }
 

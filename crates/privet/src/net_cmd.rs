@@ -84,7 +84,7 @@ pub enum CertsCommand {
     },
 }
 
-fn init_tracing() {
+pub(crate) fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
@@ -95,7 +95,7 @@ fn init_tracing() {
         .try_init();
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -103,7 +103,7 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 /// Resolves when SIGTERM or Ctrl-C arrives.
-async fn termination() {
+pub(crate) async fn termination() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
@@ -223,6 +223,19 @@ pub fn status(job: Option<&str>, json: bool, remote: &Remote) -> Result<()> {
                 }
             );
             if job.is_some() {
+                let numbers: std::collections::BTreeSet<u32> =
+                    j.rounds.iter().map(|r| r.round).collect();
+                let last = numbers.last().copied().unwrap_or(0);
+                let skipped: Vec<String> = (1..=last)
+                    .filter(|n| !numbers.contains(n))
+                    .map(|n| n.to_string())
+                    .collect();
+                if !skipped.is_empty() {
+                    outln!(
+                        "  round numbers skipped (in progress when the coordinator stopped): {}",
+                        skipped.join(", ")
+                    );
+                }
                 for r in &j.rounds {
                     outln!(
                         "  round {:>3}  {}  loss {:.4}  {:.2} s  participants: {}{}{}",
@@ -234,7 +247,12 @@ pub fn status(job: Option<&str>, json: bool, remote: &Remote) -> Result<()> {
                         },
                         r.train_loss,
                         r.seconds,
-                        r.participants.join(","),
+                        r.participants.join(",")
+                            + &if r.dropped.is_empty() {
+                                String::new()
+                            } else {
+                                format!("  dropped: {}", r.dropped.join(","))
+                            },
                         secagg_of(r)
                             .map(|s| format!("  secagg+ n={} k={} t={}", s.n, s.k, s.t))
                             .unwrap_or_default()
@@ -323,6 +341,17 @@ fn detail<T: serde::de::DeserializeOwned>(
     r.details
         .get(name)
         .and_then(|text| serde_json::from_str(text).ok())
+}
+
+/// `privet cancel`
+pub fn cancel(job: &str, reason: &str, remote: &Remote) -> Result<()> {
+    let security = remote.security();
+    runtime()?.block_on(async move {
+        let mut client = AdminClient::connect(&remote.coordinator, &security).await?;
+        let info = client.cancel(job, reason).await?;
+        outln!("{}  {}  {}", info.job_id, info.state, info.error);
+        Ok(())
+    })
 }
 
 /// `privet fetch-model`

@@ -480,6 +480,13 @@ impl Coordinator {
     /// finished or a round is in progress, or if the coordinator was resumed from a checkpoint
     /// that holds an aggregate transform's state but no transform was attached;
     /// [`FlError::NotEnoughClients`] if too few are available.
+    ///
+    /// With Poisson sampling ([`SampleSize::Poisson`](crate::SampleSize::Poisson)) the draw can
+    /// hold fewer clients than the round needs (`min_clients`, at least 1). Such a round is
+    /// skipped: the aggregate transform's [`skip_round`](AggregateTransform::skip_round) is
+    /// called (a privacy accountant charges the draw), the round number is used (the next
+    /// number draws anew), nothing is sent, and the only action is a
+    /// [`RoundOutcome::Failed`], which counts towards `max_retries` like any failed round.
     pub fn start_round(&mut self, available: &[ClientId]) -> Result<Vec<Action>, FlError> {
         if self.is_finished() {
             return Err(FlError::InvalidState("the job is finished".into()));
@@ -506,6 +513,41 @@ impl Coordinator {
             ..self.config.sampler
         };
         let selected = sampler.sample(round, available)?;
+        let required = sampler.min_clients.max(1);
+        if selected.len() < required {
+            // Only a Poisson draw can be this small: skip the round under its number (a new
+            // number draws anew), after the accountant has charged the draw.
+            if let Some(transform) = &mut self.aggregate_transform {
+                let distinct = available.iter().collect::<HashSet<_>>().len();
+                if let Admission::Stop(reason) =
+                    transform.skip_round(round, selected.len(), distinct)?
+                {
+                    self.status = JobStatus::Stopped { round, reason };
+                    return Ok(Vec::new());
+                }
+            }
+            self.round = round;
+            let reason = format!(
+                "Poisson sampling drew {} client(s), fewer than the {required} a round needs: \
+                 round skipped",
+                selected.len()
+            );
+            let n = selected.len();
+            let rs = RoundState {
+                round,
+                stage: 0,
+                participants: selected.clone(),
+                selected,
+                slots: vec![Slot::Waiting; n],
+                pending: n,
+                rejected: Vec::new(),
+                ignored: Vec::new(),
+                ignored_clients: HashSet::new(),
+            };
+            let mut actions = Vec::new();
+            self.finish_failed(rs, reason, &mut actions);
+            return Ok(actions);
+        }
         let mut extensions = ClientParams::new();
         if let Some(transform) = &mut self.aggregate_transform {
             let distinct = available.iter().collect::<HashSet<_>>().len();

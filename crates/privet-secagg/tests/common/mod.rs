@@ -38,6 +38,8 @@ pub struct Trainer {
     pub loss: f32,
     /// Move every parameter by this instead.
     pub constant: Option<f32>,
+    /// Times `fit` was called.
+    pub fits: u32,
 }
 
 impl Trainer {
@@ -47,6 +49,7 @@ impl Trainer {
             examples: u64::from(client.0) * 7 % 50 + 1,
             loss: 0.25 * client.0 as f32,
             constant: None,
+            fits: 0,
         }
     }
 
@@ -77,6 +80,7 @@ impl LocalTrainer for Trainer {
         params: &[f32],
         _config: &ClientTrainConfig,
     ) -> Result<(Vec<f32>, TrainMetrics), FlError> {
+        self.fits += 1;
         Ok((self.local(round, params), self.metrics()))
     }
 }
@@ -306,7 +310,7 @@ impl Sim {
     }
 
     /// The neighbour lists of `round`, read from the stage-1 messages (documented format:
-    /// header 6, k 4, t 4, seed 32, members (count + ids), advertisements (count + 164 bytes,
+    /// header 6, k 4, t 4, seed 32, members (count + ids), advertisements (count + 165 bytes,
     /// client id first)).
     pub fn neighbours(&self, round: u32) -> BTreeMap<ClientId, Vec<ClientId>> {
         let u32_at = |p: &[u8], at: usize| u32::from_le_bytes(p[at..at + 4].try_into().unwrap());
@@ -318,7 +322,7 @@ impl Sim {
                 let at = 50 + 4 * members;
                 let count = u32_at(p, at) as usize;
                 let ids = (0..count)
-                    .map(|i| ClientId(u32_at(p, at + 4 + 164 * i)))
+                    .map(|i| ClientId(u32_at(p, at + 4 + 165 * i)))
                     .collect();
                 (*to, ids)
             })

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# privet's CKKS against TenSEAL 0.3.18 (SEAL underneath), side by side on this machine.
+# Not run in CI. Writes bench/he/results/*.jsonl and prints a summary (summarize.py).
+#
+#   bench/he/run.sh            # ROUNDS=3 REPS=20 by default
+#
+# Each round runs privet (1 thread, then all threads) and TenSEAL (single-threaded) one after
+# the other, so their figures share the machine's load; the summary takes medians over rounds.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+HERE=bench/he
+OUT=$HERE/results
+WORK=$HERE/.work
+VENV=$HERE/.venv
+mkdir -p "$OUT" "$WORK"
+ROUNDS=${ROUNDS:-3}
+REPS=${REPS:-20}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target}
+if [ ! -x "$VENV/bin/python" ]; then
+  python3.11 -m venv "$VENV"
+  "$VENV/bin/pip" install -q tenseal==0.3.18 numpy
+fi
+PY="$VENV/bin/python"
+cargo build --release -p privet -p privet-he --example he_ops -p privet-he-service --example he_export
+BIN="$CARGO_TARGET_DIR/release"
+: > "$OUT/ops.jsonl"
+: > "$OUT/infer.jsonl"
+echo "{\"when\":\"before\",\"loadavg\":\"$(cut -d' ' -f1-3 /proc/loadavg)\",\"cores\":$(nproc)}" > "$OUT/machine.jsonl"
+
+# 1. Operations at equal parameters (SEAL's CoeffModulus::Create primes on both sides).
+CONFIGS=("13 60,40,40,60 $REPS" "14 60,40,40,40,40,40,40,60 $REPS" "15 60,40,40,40,40,40,40,40,40,40,40,40,40,40,40,40,40,40,40,60 5")
+for round in $(seq "$ROUNDS"); do
+  for cfg in "${CONFIGS[@]}"; do
+    set -- $cfg
+    RAYON_NUM_THREADS=1 "$BIN/examples/he_ops" "$1" "$2" "$3" >> "$OUT/ops.jsonl"
+    "$BIN/examples/he_ops" "$1" "$2" "$3" >> "$OUT/ops.jsonl"
+    "$PY" "$HERE/tenseal_ops.py" "$1" "$2" "$3" >> "$OUT/ops.jsonl"
+  done
+done
+
+# 2. Encrypted inference with privet-trained models.
+"$BIN/privet" train "$HERE/breast_cancer_lr.toml" --out "$WORK/bc" -q
+"$BIN/privet" train "$HERE/digits_mlp_square.toml" --out "$WORK/digits" -q
+for m in bc:breast_cancer digits:digits; do
+  name=${m%%:*}; data=data/${m##*:}.csv
+  "$BIN/examples/he_export" "$WORK/$name/model.safetensors" "$data" "$WORK/$name.json"
+done
+tag() { "$PY" -c "import json,sys; d=json.load(sys.stdin); d.update(json.loads(sys.argv[1])); print(json.dumps(d))" "$1"; }
+for round in $(seq "$ROUNDS"); do
+  for m in bc:breast_cancer digits:digits; do
+    name=${m%%:*}; data=data/${m##*:}.csv
+    for packing in single batch; do
+      for threads in 1 0; do
+        env_threads=()
+        [ "$threads" = 1 ] && env_threads=(RAYON_NUM_THREADS=1)
+        env "${env_threads[@]}" "$BIN/privet" he infer "$WORK/$name/model.safetensors" "$data" --packing "$packing" --json \
+          | tag "{\"impl\":\"privet\",\"model\":\"$name\",\"mode\":\"$packing\",\"threads\":$threads}" >> "$OUT/infer.jsonl"
+      done
+      # TenSEAL at privet's parameters (equal N, moduli, scale).
+      params=$(tail -n 1 "$OUT/infer.jsonl" | "$PY" -c "import json,sys; p=json.load(sys.stdin)['params']; print(p['n'], ','.join(map(str, p['q_bits'] + p['p_bits'])), p['scale_bits'])")
+      set -- $params
+      "$PY" "$HERE/tenseal_infer.py" "$WORK/$name.json" "$packing" "$1" "$2" "$3" 100000 \
+        | tag "{\"model\":\"$name\",\"params\":\"privet\"}" >> "$OUT/infer.jsonl"
+    done
+    # TenSEAL's documented context (tutorial 1: 8192, [40, 21 x 6, 40], scale 2^21) for the
+    # logistic regression, single packing.
+    if [ "$name" = bc ]; then
+      "$PY" "$HERE/tenseal_infer.py" "$WORK/$name.json" single 8192 40,21,21,21,21,21,21,40 21 100000 \
+        | tag "{\"model\":\"$name\",\"params\":\"tenseal-tutorial\"}" >> "$OUT/infer.jsonl"
+    fi
+  done
+done
+echo "{\"when\":\"after\",\"loadavg\":\"$(cut -d' ' -f1-3 /proc/loadavg)\"}" >> "$OUT/machine.jsonl"
+"$PY" "$HERE/summarize.py" "$OUT"
