@@ -364,7 +364,10 @@ impl AgreementBody {
             .i64(self.not_before.unix())
             .i64(self.not_after.unix())
             .u32(self.retention_days);
-        c.list(self.parties.iter(), |c, p| {
+        // Sorted here too, so a body built by hand encodes like a parsed one.
+        let mut parties: Vec<&Party> = self.parties.iter().collect();
+        parties.sort_by(|a, b| a.name.cmp(&b.name));
+        c.list(parties.into_iter(), |c, p| {
             c.str(p.name.as_str())
                 .str(p.role.as_str())
                 .fixed(p.key.as_bytes());

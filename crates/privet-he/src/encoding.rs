@@ -242,7 +242,7 @@ impl Encoder {
             return Err(HeError::ParameterMismatch);
         }
         let mut poly = pt.poly.clone();
-        poly.to_coeff(&self.ctx.q_primes(pt.level));
+        poly.coeff_in_place(&self.ctx.q_primes(pt.level));
         let coeffs = poly_to_f64(&self.ctx, &poly, pt.level, pt.scale);
         Ok(self.ctx.fft.coeffs_to_slots(&coeffs))
     }
@@ -276,7 +276,7 @@ pub(crate) fn coeffs_to_poly(
         let ints: Vec<i64> = coeffs.iter().map(|&c| (c * scale).round() as i64).collect();
         crate::ring::for_each_row(&mut poly.data, n, &primes, |_, p, r| {
             for (o, &x) in r.iter_mut().zip(&ints) {
-                *o = p.from_i64(x);
+                *o = p.reduce_i64(x);
             }
         });
     } else if max < 1.0e38 {
@@ -286,7 +286,7 @@ pub(crate) fn coeffs_to_poly(
             .collect();
         crate::ring::for_each_row(&mut poly.data, n, &primes, |_, p, r| {
             for (o, &x) in r.iter_mut().zip(&ints) {
-                *o = p.from_i128(x);
+                *o = p.reduce_i128(x);
             }
         });
     } else {
@@ -295,7 +295,7 @@ pub(crate) fn coeffs_to_poly(
             max.log2()
         )));
     }
-    poly.to_ntt(&primes);
+    poly.ntt_in_place(&primes);
     Ok(poly)
 }
 

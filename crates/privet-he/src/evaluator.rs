@@ -201,7 +201,7 @@ impl Evaluator {
             self.ctx.n,
             &self.ctx.q_primes(ct.level),
             |i, p, row| {
-                let x = p.from_i128(v[i]);
+                let x = p.reduce_i128(v[i]);
                 for o in row.iter_mut() {
                     *o = p.add(*o, x);
                 }
@@ -257,7 +257,7 @@ impl Evaluator {
         let w: Vec<(u64, u64)> = primes
             .iter()
             .zip(&v)
-            .map(|(p, &x)| p.shoup(p.from_i128(x)))
+            .map(|(p, &x)| p.shoup(p.reduce_i128(x)))
             .collect();
         let mut out = ct.clone();
         for x in out.c.iter_mut() {
@@ -272,7 +272,7 @@ impl Evaluator {
     pub fn mul_integer(&self, ct: &Ciphertext, k: i64) -> Result<Ciphertext> {
         self.check_ct(ct)?;
         let primes = self.ctx.q_primes(ct.level);
-        let w: Vec<(u64, u64)> = primes.iter().map(|p| p.shoup(p.from_i64(k))).collect();
+        let w: Vec<(u64, u64)> = primes.iter().map(|p| p.shoup(p.reduce_i64(k))).collect();
         let mut out = ct.clone();
         for x in out.c.iter_mut() {
             x.mul_const_rows(&w, &primes);

@@ -93,13 +93,13 @@ impl SecretKey {
         sampler.fill(rng, &mut noise);
         let mut pt = self.decrypt(ct)?;
         let primes = ctx.q_primes(pt.level);
-        pt.poly.to_coeff(&primes);
+        pt.poly.coeff_in_place(&primes);
         for_each_row(&mut pt.poly.data, n, &primes, |_, p, row| {
             for (o, &e) in row.iter_mut().zip(&noise) {
-                *o = p.add(*o, p.from_i64(e));
+                *o = p.add(*o, p.reduce_i64(e));
             }
         });
-        pt.poly.to_ntt(&primes);
+        pt.poly.ntt_in_place(&primes);
         let slot_sigma = sigma * (n as f64 / 2.0).sqrt() / pt.scale;
         Ok(Flooded {
             plaintext: pt,

@@ -68,7 +68,7 @@ pub(crate) fn small_to_ntt<T: Copy + Into<i64> + Sync>(
     let mut p = RnsPoly::zero(n, primes.len(), false);
     for_each_row(&mut p.data, n, primes, |_, pr, row| {
         for (o, &c) in row.iter_mut().zip(coeffs) {
-            *o = pr.from_i64(c.into());
+            *o = pr.reduce_i64(c.into());
         }
         pr.forward(row);
     });
@@ -355,7 +355,7 @@ impl SecretKey {
         rng: &mut R,
     ) -> Result<GaloisKey> {
         let ctx = &self.ctx;
-        if galois_element % 2 == 0 || galois_element >= 2 * ctx.n {
+        if galois_element.is_multiple_of(2) || galois_element >= 2 * ctx.n {
             return Err(HeError::InvalidParameters(format!(
                 "Galois element {galois_element} is not odd below 2N"
             )));

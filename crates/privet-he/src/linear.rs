@@ -55,13 +55,13 @@ impl MatrixPlan {
                 matrix.len()
             )));
         }
-        if let Some(b) = bias {
-            if b.len() != rows {
-                return Err(HeError::Shape(format!(
-                    "bias of {} values for {rows} rows",
-                    b.len()
-                )));
-            }
+        if let Some(b) = bias
+            && b.len() != rows
+        {
+            return Err(HeError::Shape(format!(
+                "bias of {} values for {rows} rows",
+                b.len()
+            )));
         }
         if matrix
             .iter()
@@ -300,13 +300,13 @@ pub fn batch_linear(
             None => Ok(out),
         }
     };
-    if let Some(b) = bias {
-        if b.len() != rows {
-            return Err(HeError::Shape(format!(
-                "bias of {} values for {rows} rows",
-                b.len()
-            )));
-        }
+    if let Some(b) = bias
+        && b.len() != rows
+    {
+        return Err(HeError::Shape(format!(
+            "bias of {} values for {rows} rows",
+            b.len()
+        )));
     }
     use rayon::prelude::*;
     if rayon::current_num_threads() > 1 && rows > 1 {

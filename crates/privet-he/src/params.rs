@@ -548,7 +548,7 @@ mod tests {
         .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(p8.degree(), 32768);
         assert!(p.log_qp() <= 438);
-        assert!(p.p().len() >= 1);
+        assert!(!p.p().is_empty());
         let e = CkksParameters::for_circuit(CircuitRequirements {
             depth: 30,
             scale_bits: 40,

@@ -60,14 +60,14 @@ impl Prime {
 
     /// x mod q for a signed 64-bit x.
     #[inline(always)]
-    pub(crate) fn from_i64(&self, x: i64) -> u64 {
+    pub(crate) fn reduce_i64(&self, x: i64) -> u64 {
         let r = self.m.reduce(x.unsigned_abs());
         if x < 0 { self.neg(r) } else { r }
     }
 
     /// x mod q for a signed 128-bit x.
     #[inline(always)]
-    pub(crate) fn from_i128(&self, x: i128) -> u64 {
+    pub(crate) fn reduce_i128(&self, x: i128) -> u64 {
         let r = self.m.reduce_u128(x.unsigned_abs());
         if x < 0 { self.neg(r) } else { r }
     }
@@ -177,14 +177,14 @@ impl RnsPoly {
         self.data.truncate(limbs * self.n);
     }
 
-    pub(crate) fn to_ntt(&mut self, primes: &[&Prime]) {
+    pub(crate) fn ntt_in_place(&mut self, primes: &[&Prime]) {
         if !self.ntt {
             for_each_row(&mut self.data, self.n, primes, |_, p, r| p.forward(r));
             self.ntt = true;
         }
     }
 
-    pub(crate) fn to_coeff(&mut self, primes: &[&Prime]) {
+    pub(crate) fn coeff_in_place(&mut self, primes: &[&Prime]) {
         if self.ntt {
             for_each_row(&mut self.data, self.n, primes, |_, p, r| p.backward(r));
             self.ntt = false;
@@ -338,10 +338,10 @@ mod tests {
                 n,
                 ntt: false,
             };
-            mine.to_ntt(&[&prime]);
+            mine.ntt_in_place(&[&prime]);
             let perm = galois_permutation(n, g);
             let mut out = mine.permuted(&perm, &[&prime]);
-            out.to_coeff(&[&prime]);
+            out.coeff_in_place(&[&prime]);
             assert_eq!(out.data, expect, "g = {g}");
         }
     }
@@ -363,7 +363,7 @@ mod tests {
             assert_eq!(p.mul(a, b) as u128, (a as u128 * b as u128) % q as u128);
             assert_eq!(p.mul_shoup(a, p.shoup(b)), p.mul(a, b));
             let x: i64 = rng.random();
-            assert_eq!(p.from_i64(x) as i128, (x as i128).rem_euclid(q as i128));
+            assert_eq!(p.reduce_i64(x) as i128, (x as i128).rem_euclid(q as i128));
         }
         assert_eq!(p.mul(p.inv(12345), 12345), 1);
     }

@@ -286,10 +286,10 @@ fn read_level(ctx: &CkksContext, r: &mut Reader<'_>, expect: Option<usize>) -> R
     if level > ctx.max_level() {
         return Err(DecodeError::WrongLevel(level).into());
     }
-    if let Some(e) = expect {
-        if e != level {
-            return Err(DecodeError::WrongLevel(level).into());
-        }
+    if let Some(e) = expect
+        && e != level
+    {
+        return Err(DecodeError::WrongLevel(level).into());
     }
     Ok(level)
 }
@@ -488,7 +488,7 @@ impl RelinKey {
 
 fn read_galois_element(ctx: &CkksContext, r: &mut Reader<'_>) -> Result<usize> {
     let g = r.u32()? as usize;
-    if g % 2 == 0 || g >= 2 * ctx.n || g == 1 {
+    if g.is_multiple_of(2) || g >= 2 * ctx.n || g == 1 {
         return Err(DecodeError::Malformed("invalid Galois element").into());
     }
     Ok(g)

@@ -325,15 +325,21 @@ fn render_chart(
         chart
             .draw_series(LineSeries::new(train.iter().copied(), RED.stroke_width(2)))
             .map_err(|e| err(e.to_string()))?
-            .label("clients' training loss")
+            .label(if x_label == "round" {
+                "clients' training loss"
+            } else {
+                "training loss"
+            })
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED.stroke_width(2)));
         chart
             .draw_series(LineSeries::new(test.iter().copied(), BLUE.stroke_width(2)))
             .map_err(|e| err(e.to_string()))?
             .label("test loss")
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE.stroke_width(2)));
+        // Losses fall from the left: the upper right corner is where the curves are not.
         chart
             .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
             .background_style(WHITE.mix(0.8))
             .border_style(BLACK)
             .draw()

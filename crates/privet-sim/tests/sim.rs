@@ -252,11 +252,14 @@ proptest! {
 fn mlp_activation_is_parsed_and_checked() {
     let text = |model: &str| {
         format!(
-            "[data]\npath = {path:?}\nlabel = \"digit\"\n\n[partition]\nscheme = \"iid\"\nclients = 2\n\n[model]\n{model}\n",
+            "[data]\npath = {path:?}\nlabel = \"digit\"\n\n[partition]\nscheme = \"iid\"\nclients = 2\n\n[federation]\nrounds = 1\nclients_per_round = 2\n\n[model]\n{model}\n",
             path = data_path("digits.csv")
         )
     };
-    let j = Job::from_toml(&text("kind = \"mlp\"\nhidden = [8]\nactivation = \"square\"")).unwrap();
+    let j = Job::from_toml(&text(
+        "kind = \"mlp\"\nhidden = [8]\nactivation = \"square\"",
+    ))
+    .unwrap();
     assert_eq!(
         j.model,
         privet_ml::ModelSpec::Mlp {

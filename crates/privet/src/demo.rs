@@ -169,11 +169,58 @@ pub fn run(out: &Path) -> Result<()> {
     outln!("  federated/metrics.csv    the same figures as a table (also metrics.json)");
     outln!("  federated/model.safetensors + model.json   the trained model; try:");
     outln!(
-        "      privet predict {} {}",
+        "      {} predict {} {}",
+        invocation(),
         fed.files.model().display(),
         csv.display()
     );
     outln!("  centralized/             the pooled-data baseline, for comparison");
-    outln!("\nDone in {:.1} s.", started.elapsed().as_secs_f64());
+    outln!("\nDone in {}.", elapsed(started.elapsed()));
     Ok(())
+}
+
+/// How to run this binary again: `privet` when that name on `PATH` is this executable, its
+/// full path otherwise (after `cargo run`, `privet` is usually not on `PATH` yet).
+fn invocation() -> String {
+    let exe = std::env::current_exe().ok();
+    let on_path = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join("privet"))
+            .find(|candidate| candidate.is_file())
+    });
+    match (exe, on_path) {
+        (Some(exe), Some(found)) if same_file(&exe, &found) => "privet".to_string(),
+        (Some(exe), _) => exe.display().to_string(),
+        (None, _) => "privet".to_string(),
+    }
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
+/// A duration as people read it: milliseconds under a second, seconds with one decimal above.
+fn elapsed(d: std::time::Duration) -> String {
+    if d.as_secs_f64() < 1.0 {
+        format!("{} ms", d.as_millis().max(1))
+    } else {
+        format!("{:.1} s", d.as_secs_f64())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::elapsed;
+
+    #[test]
+    fn short_runs_are_shown_in_milliseconds() {
+        assert_eq!(elapsed(Duration::from_micros(85_400)), "85 ms");
+        assert_eq!(elapsed(Duration::from_micros(10)), "1 ms");
+        assert_eq!(elapsed(Duration::from_millis(2_340)), "2.3 s");
+    }
 }

@@ -74,6 +74,22 @@ pub fn code(err: &anyhow::Error) -> u8 {
             _ => 1,
         };
     }
+    if let Some(e) = err.downcast_ref::<privet_vision::VisionError>() {
+        use privet_vision::VisionError as V;
+        return match e {
+            V::InvalidConfig(_) => 2,
+            V::Decode(_) | V::TooLarge { .. } | V::BadBoxes(_) | V::FrameSize { .. } => 3,
+            V::BadModel(_) => 4,
+            _ => 1,
+        };
+    }
+    if let Some(e) = err.downcast_ref::<privet_media::MediaError>() {
+        use privet_media::MediaError as M;
+        return match e {
+            M::BadInput { .. } | M::TooLarge { .. } => 3,
+            _ => 1,
+        };
+    }
     if let Some(e) = err.downcast_ref::<NodeError>() {
         return match e {
             NodeError::Config(_) => 2,

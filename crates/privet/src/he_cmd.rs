@@ -268,12 +268,12 @@ fn infer_cmd(
         Some(d) => KeySource::Dir(KeyDir::new(d)),
         None => KeySource::Fresh,
     };
-    let (outcome, plaintext, truth, sent_recv) = if is_url(target) {
+    let (outcome, plaintext, truth) = if is_url(target) {
         let mut ch = RemoteChannel::connect(target, &tls.security()?, Limits::default())?;
         let (_, meta, _) = fetch_model(&mut ch)?;
         let (x, truth) = meta.encode_csv(data)?;
         let o = infer(&mut ch as &mut dyn Channel, &x, &keys)?;
-        (o, None, truth, ())
+        (o, None, truth)
     } else {
         let model = TrainedModel::load(Path::new(target))?;
         let (x, truth) = model.meta().encode_csv(data)?;
@@ -294,9 +294,8 @@ fn infer_cmd(
                 best as u32
             })
             .collect();
-        (o, Some(plain), truth, ())
+        (o, Some(plain), truth)
     };
-    let _ = sent_recv;
     report(&outcome, plaintext.as_deref(), truth.as_deref(), out, json)
 }
 

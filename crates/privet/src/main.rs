@@ -11,6 +11,7 @@ use privet_job::Job;
 use privet_sim::{Mode, RunOptions, RunSummary, run_job};
 
 mod agreement_cmd;
+mod anonymize_cmd;
 mod audit_cmd;
 mod demo;
 mod dp_cmd;
@@ -151,6 +152,9 @@ enum Command {
     /// Encrypted inference (CKKS): keygen, infer (in-process or against a server), serve.
     #[command(subcommand)]
     He(he_cmd::HeCommand),
+    /// Blur, pixelate, black out or remove faces and licence plates in an image or a video; erase
+    /// moving objects from static-camera video.
+    Anonymize(anonymize_cmd::AnonymizeArgs),
 }
 
 fn main() -> ExitCode {
@@ -230,6 +234,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Audit(cmd) => audit_cmd::run(cmd),
         Command::Pjc(cmd) => pjc_cmd::run(cmd),
         Command::He(cmd) => he_cmd::run(cmd),
+        Command::Anonymize(args) => anonymize_cmd::run(&args),
     }
 }
 
