@@ -116,7 +116,7 @@ pub async fn run_node(
             Ok(SessionEnd::Shutdown) => return Ok(()),
             Ok(SessionEnd::Closed) => tracing::warn!("the coordinator closed the session"),
             Err(e @ NodeError::Refused(_)) => return Err(e),
-            Err(e) => tracing::warn!("session failed: {e}"),
+            Err(e) => tracing::warn!("session failed: {}", explain(&e.to_string())),
         }
         if started.elapsed() > Duration::from_secs(10) {
             backoff = Duration::from_millis(250);
@@ -442,5 +442,50 @@ async fn respond(
             )
             .await
         }
+    }
+}
+
+/// A failed session in words an operator can act on. TLS 1.3 lets a client finish its handshake
+/// before the server has checked the client's certificate, so a coordinator's refusal reaches
+/// the node as a TLS alert on its first message, deep in the transport's error chain.
+fn explain(text: &str) -> String {
+    if let Some(rest) = text.split("received fatal alert: ").nth(1) {
+        let alert = rest.split([':', ',', ' ', ')']).next().unwrap_or(rest);
+        return format!(
+            "the coordinator refused this node's certificate (TLS alert {alert}): check that \
+             [tls] cert was issued by the federation's CA, has not expired and names this node \
+             ({text})"
+        );
+    }
+    if text.contains("invalid peer certificate") {
+        return format!(
+            "this node does not trust the coordinator's certificate: check that [tls] ca is the \
+             federation's CA and that the coordinator's address is one its certificate names \
+             ({text})"
+        );
+    }
+    text.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::explain;
+
+    #[test]
+    fn tls_refusals_are_explained() {
+        let e = explain(
+            "transport error: h2 protocol error: error reading a body from connection: \
+             received fatal alert: UnknownCA",
+        );
+        assert!(
+            e.starts_with("the coordinator refused this node's certificate (TLS alert UnknownCA)"),
+            "{e}"
+        );
+        let e = explain("tcp connect error: invalid peer certificate: UnknownIssuer");
+        assert!(
+            e.starts_with("this node does not trust the coordinator's certificate"),
+            "{e}"
+        );
+        assert_eq!(explain("connection refused"), "connection refused");
     }
 }
