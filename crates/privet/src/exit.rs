@@ -11,6 +11,7 @@
 //!
 //! Internal failures (a panicked task, a database that fails mid-run) are 1, never 2.
 
+use privet_audit::AuditError;
 use privet_coordinator::CoordinatorError;
 use privet_data::DataError;
 use privet_files::FileError;
@@ -111,6 +112,9 @@ pub fn code(err: &anyhow::Error) -> u8 {
     if let Some(e) = err.downcast_ref::<FileError>() {
         return files_code(e);
     }
+    if let Some(e) = err.downcast_ref::<AuditError>() {
+        return audit_code(e);
+    }
     if let Some(e) = err.downcast_ref::<privet_he_service::HeServiceError>() {
         return he_code(e);
     }
@@ -118,6 +122,20 @@ pub fn code(err: &anyhow::Error) -> u8 {
         return 1;
     }
     1
+}
+
+/// A malformed agreement is a bad config (2), a malformed log or head file bad data (3), a key
+/// that is no party's a key problem (5); a signature missing or not matching, a failed proof
+/// and a log whose history was changed are a failed check (1).
+fn audit_code(e: &AuditError) -> u8 {
+    match e {
+        AuditError::Files(f) => files_code(f),
+        AuditError::Identity(i) => identity_code(i),
+        AuditError::Agreement { .. } | AuditError::Invalid(_) => 2,
+        AuditError::LogFile { .. } | AuditError::HeadFile { .. } => 3,
+        AuditError::NotAParty { .. } => 5,
+        _ => 1,
+    }
 }
 
 fn he_code(e: &privet_he_service::HeServiceError) -> u8 {

@@ -10,7 +10,9 @@ use clap::{Parser, Subcommand};
 use privet_job::Job;
 use privet_sim::{Mode, RunOptions, RunSummary, run_job};
 
+mod agreement_cmd;
 mod anonymize_cmd;
+mod audit_cmd;
 mod demo;
 mod dp_cmd;
 mod exit;
@@ -138,6 +140,12 @@ enum Command {
     Dp(dp_cmd::DpCommand),
     /// Differentially private count, sum, mean, histogram and quantiles of one CSV column.
     Stats(stats_cmd::StatsArgs),
+    /// Data-sharing agreements: new, sign, verify, show.
+    #[command(subcommand)]
+    Agreement(agreement_cmd::AgreementCommand),
+    /// Offline checks of an exported audit log: verify, show, prove, report.
+    #[command(subcommand)]
+    Audit(audit_cmd::AuditCommand),
     /// Private Join and Compute: the size and sum of two lists' overlap, nothing else.
     #[command(subcommand)]
     Pjc(pjc_cmd::PjcCommand),
@@ -222,6 +230,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Certs(cmd) => net_cmd::certs(cmd),
         Command::Dp(cmd) => dp_cmd::run(cmd),
         Command::Stats(args) => stats_cmd::run(&args),
+        Command::Agreement(cmd) => agreement_cmd::run(cmd),
+        Command::Audit(cmd) => audit_cmd::run(cmd),
         Command::Pjc(cmd) => pjc_cmd::run(cmd),
         Command::He(cmd) => he_cmd::run(cmd),
         Command::Anonymize(args) => anonymize_cmd::run(&args),
