@@ -2,7 +2,7 @@
 # privet's CKKS against TenSEAL 0.3.18 (SEAL underneath), side by side on this machine.
 # Not run in CI. Writes bench/he/results/*.jsonl and prints a summary (summarize.py).
 #
-#   bench/he/run.sh            # ROUNDS=3 REPS=20 by default
+#   bench/he/run.sh            # ROUNDS=3 REPS=20 by default; SKIP_BUILD=1 uses the binaries already built
 #
 # Each round runs privet (1 thread, then all threads) and TenSEAL (single-threaded) one after
 # the other, so their figures share the machine's load; the summary takes medians over rounds.
@@ -21,7 +21,7 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$VENV/bin/pip" install -q tenseal==0.3.18 numpy
 fi
 PY="$VENV/bin/python"
-cargo build --release -p privet -p privet-he --example he_ops -p privet-he-service --example he_export
+[ "${SKIP_BUILD:-0}" = 1 ] || cargo build --release -p privet --bin privet -p privet-he --example he_ops -p privet-he-service --example he_export
 BIN="$CARGO_TARGET_DIR/release"
 : > "$OUT/ops.jsonl"
 : > "$OUT/infer.jsonl"

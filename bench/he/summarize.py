@@ -42,7 +42,8 @@ def main():
     infer = load(f"{out}/infer.jsonl")
     groups = collections.defaultdict(list)
     for r in infer:
-        key = (r["model"], r["mode"], r["impl"], r.get("threads", 1), r.get("params", ""))
+        params = r.get("params", "")  # privet's rows carry a dict of parameters, TenSEAL's a tag
+        key = (r["model"], r["mode"], r["impl"], r.get("threads", 1), params if isinstance(params, str) else "")
         groups[key].append(r)
     print("\nEncrypted inference (median over rounds)")
     print(f"{'model':<8}{'packing':<8}{'who':<34}{'ms/sample':>11}{'samples/s':>11}{'sent B/sample':>15}{'agree':>8}{'accuracy':>10}")
