@@ -146,26 +146,15 @@ pub async fn start(config: CoordinatorConfig) -> Result<CoordinatorHandle, Coord
     let admin = AdminServer::new(service)
         .max_decoding_message_size(limits.grpc_message_limit())
         .max_encoding_message_size(limits.grpc_message_limit());
-    let mut stop = shutdown_rx.clone();
-    let signal = async move {
-        let _ = stop.wait_for(|s| *s).await;
-    };
+    let stop = shutdown_rx.clone();
     let router = tonic::transport::Server::builder()
         .http2_adaptive_window(Some(true))
         .add_service(federation)
         .add_service(admin);
     let task = tokio::spawn(async move {
-        let result = match tls {
-            Some(tls) => {
-                let incoming = privet_transport::tls_incoming(listener, tls);
-                router.serve_with_incoming_shutdown(incoming, signal).await
-            }
-            None => {
-                let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-                router.serve_with_incoming_shutdown(incoming, signal).await
-            }
-        };
-        result.map_err(CoordinatorError::Server)
+        privet_transport::serve(router, listener, tls, stop)
+            .await
+            .map_err(CoordinatorError::Server)
     });
     tracing::info!(%addr, "coordinator listening");
     Ok(CoordinatorHandle {

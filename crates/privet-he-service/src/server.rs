@@ -268,25 +268,14 @@ pub async fn start(core: Arc<ServerCore>, config: &ServerConfig) -> Result<Servi
     let svc = HeInferenceServer::new(service)
         .max_decoding_message_size(config.limits.grpc_message_limit())
         .max_encoding_message_size(config.limits.grpc_message_limit());
-    let (shutdown, mut stop) = watch::channel(false);
-    let signal = async move {
-        let _ = stop.wait_for(|s| *s).await;
-    };
+    let (shutdown, stop) = watch::channel(false);
     let router = tonic::transport::Server::builder()
         .http2_adaptive_window(Some(true))
         .add_service(svc);
     let task = tokio::spawn(async move {
-        let result = match tls {
-            Some(tls) => {
-                let incoming = privet_transport::tls_incoming(listener, tls);
-                router.serve_with_incoming_shutdown(incoming, signal).await
-            }
-            None => {
-                let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-                router.serve_with_incoming_shutdown(incoming, signal).await
-            }
-        };
-        result.map_err(|e| HeServiceError::Config(format!("server: {e}")))
+        privet_transport::serve(router, listener, tls, stop)
+            .await
+            .map_err(|e| HeServiceError::Config(format!("server: {e}")))
     });
     tracing::info!(%addr, "HE inference service listening");
     Ok(ServiceHandle {

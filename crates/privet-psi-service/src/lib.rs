@@ -404,25 +404,14 @@ pub async fn serve(config: ServeConfig) -> Result<ServeHandle, ServiceError> {
     let grpc = PsiServiceServer::new(service)
         .max_decoding_message_size(limit)
         .max_encoding_message_size(limit);
-    let (shutdown, mut stop) = watch::channel(false);
-    let signal = async move {
-        let _ = stop.wait_for(|s| *s).await;
-    };
+    let (shutdown, stop) = watch::channel(false);
     let router = tonic::transport::Server::builder()
         .http2_adaptive_window(Some(true))
         .add_service(grpc);
     let task = tokio::spawn(async move {
-        let r = match tls {
-            Some(tls) => {
-                let incoming = privet_transport::tls_incoming(listener, tls);
-                router.serve_with_incoming_shutdown(incoming, signal).await
-            }
-            None => {
-                let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-                router.serve_with_incoming_shutdown(incoming, signal).await
-            }
-        };
-        r.map_err(|e| ServiceError::Remote(format!("server: {e}")))
+        privet_transport::serve(router, listener, tls, stop)
+            .await
+            .map_err(|e| ServiceError::Remote(format!("server: {e}")))
     });
     tracing::info!(%addr, "PJC server listening");
     Ok(ServeHandle {

@@ -23,5 +23,5 @@ pub mod tls;
 pub use config::{LimitsSection, TlsSection};
 pub use error::TransportError;
 pub use frame::{Encoded, Frame, Limits, Reassembler, bytes_to_f32, f32_to_bytes};
-pub use net::{HANDSHAKE_FAILURES, WireCounter, connect, error_chain, tls_incoming};
+pub use net::{HANDSHAKE_FAILURES, WireCounter, connect, error_chain, serve, tls_incoming};
 pub use tls::{Caller, Security, caller, client_config, server_config};

@@ -203,6 +203,30 @@ mod counting {
     }
 }
 
+/// Serves `router` on `listener` (through [`tls_incoming`] when `tls` is given, plain TCP
+/// otherwise) until `stop` turns true. Every privet gRPC service starts this way.
+pub async fn serve(
+    router: tonic::transport::server::Router,
+    listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<(), tonic::transport::Error> {
+    let signal = async move {
+        let _ = stop.wait_for(|s| *s).await;
+    };
+    match tls {
+        Some(tls) => {
+            router
+                .serve_with_incoming_shutdown(tls_incoming(listener, tls), signal)
+                .await
+        }
+        None => {
+            let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+            router.serve_with_incoming_shutdown(incoming, signal).await
+        }
+    }
+}
+
 /// Accepts TCP connections and completes TLS handshakes off the accept loop; a failed handshake
 /// (foreign CA, expired certificate, no certificate, wrong protocol) is logged with the peer's
 /// address and never reaches the service.
