@@ -31,14 +31,15 @@ fn main() {
 fn find_in_metadata() -> Result<PathBuf, String> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let manifest = std::env::var_os("CARGO_MANIFEST_DIR").ok_or("CARGO_MANIFEST_DIR unset")?;
-    let out = Command::new(cargo)
-        .args([
-            "metadata",
-            "--format-version",
-            "1",
-            "--offline",
-            "--manifest-path",
-        ])
+    let mut cmd = Command::new(cargo);
+    cmd.args(["metadata", "--format-version", "1", "--offline"]);
+    // Only the packages this target builds: without the filter cargo wants every platform's
+    // dependencies (e.g. Windows-only crates), which a fresh registry cache does not hold.
+    if let Some(target) = std::env::var_os("TARGET") {
+        cmd.arg("--filter-platform").arg(target);
+    }
+    let out = cmd
+        .arg("--manifest-path")
         .arg(PathBuf::from(manifest).join("Cargo.toml"))
         .output()
         .map_err(|e| format!("cargo metadata: {e}"))?;
