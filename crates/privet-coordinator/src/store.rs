@@ -63,8 +63,8 @@ pub enum StoreError {
 
 /// Schema version of the database; a newer file is refused, not guessed at, and an older one is
 /// migrated in place (1: no round details; 2: the aggregate transform's state inside the
-/// strategy state; 3: no job events).
-pub const SCHEMA_VERSION: i64 = 4;
+/// strategy state; 3: no job events; 4: no audit log, agreements or privacy spend).
+pub const SCHEMA_VERSION: i64 = 5;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -111,7 +111,53 @@ CREATE TABLE IF NOT EXISTS job_events (
     kind TEXT NOT NULL,
     detail TEXT NOT NULL DEFAULT ''
 );
+CREATE TABLE IF NOT EXISTS audit_entries (
+    idx INTEGER PRIMARY KEY,
+    entry TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS audit_heads (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    size INTEGER NOT NULL,
+    head TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS agreements (
+    hash TEXT PRIMARY KEY,
+    agreement_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    text TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS agreement_spend (
+    job_id TEXT PRIMARY KEY REFERENCES jobs(id),
+    agreement_id TEXT NOT NULL,
+    agreement_hash TEXT NOT NULL,
+    epsilon REAL NOT NULL,
+    delta REAL NOT NULL
+);
 ";
+
+/// Audit-log rows to append with the state change they record, in one transaction.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AuditRows {
+    /// `(index, privet-audit entry JSON)`, contiguous from the log's current size.
+    pub entries: Vec<(u64, String)>,
+    /// The signed tree head over the log with these entries (head JSON).
+    pub head: Option<(u64, String)>,
+}
+
+/// Privacy budget a job reserves under an agreement (its declared maximum).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SpendRow {
+    /// The job.
+    pub job_id: String,
+    /// The agreement's id (budgets count across its versions).
+    pub agreement_id: String,
+    /// The version's hash.
+    pub agreement_hash: String,
+    /// Epsilon reserved.
+    pub epsilon: f64,
+    /// Delta reserved.
+    pub delta: f64,
+}
 
 /// Where a job stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -292,6 +338,8 @@ impl Store {
                     // max_weight from it); its jobs keep the default.
                     tx.execute_batch("ALTER TABLE jobs ADD COLUMN largest_client INTEGER;")?;
                 }
+                // Version 4 had no audit tables: `SCHEMA` above created them empty, so its
+                // jobs (none ran under an agreement) start an empty log.
                 tx.execute(
                     "UPDATE meta SET value = ?1 WHERE key = 'schema_version'",
                     params![SCHEMA_VERSION.to_string()],
@@ -300,6 +348,125 @@ impl Store {
             }
         }
         Ok(Store { conn, _lock: lock })
+    }
+
+    /// Runs `f` as one transaction: everything it writes commits together, or nothing does.
+    pub fn atomically<T>(
+        &mut self,
+        f: impl FnOnce(&mut Store) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.conn.execute_batch("SAVEPOINT atomically")?;
+        match f(self) {
+            Ok(v) => {
+                self.conn.execute_batch("RELEASE atomically")?;
+                Ok(v)
+            }
+            Err(e) => {
+                self.conn
+                    .execute_batch("ROLLBACK TO atomically; RELEASE atomically")?;
+                Err(e)
+            }
+        }
+    }
+
+    /// Appends audit entries and their signed head. An index already present is an error and,
+    /// inside [`Store::atomically`], undoes the whole change.
+    pub fn append_audit(&self, rows: &AuditRows) -> Result<(), StoreError> {
+        for (idx, entry) in &rows.entries {
+            self.conn.execute(
+                "INSERT INTO audit_entries (idx, entry) VALUES (?1, ?2)",
+                params![*idx as i64, entry],
+            )?;
+        }
+        if let Some((size, head)) = &rows.head {
+            self.conn.execute(
+                "INSERT INTO audit_heads (size, head) VALUES (?1, ?2)",
+                params![*size as i64, head],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Every audit entry (JSON), by index.
+    pub fn audit_entries(&self) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT idx, entry FROM audit_entries ORDER BY idx")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
+        let mut out = Vec::new();
+        for (i, row) in rows.enumerate() {
+            let (idx, entry) = row?;
+            if idx != i as i64 {
+                return Err(StoreError::Corrupt(format!(
+                    "audit log: entry {i} is missing (the next stored is {idx})"
+                )));
+            }
+            out.push(entry);
+        }
+        Ok(out)
+    }
+
+    /// Every signed tree head (JSON), oldest first.
+    pub fn audit_heads(&self) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT head FROM audit_heads ORDER BY id")?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Records an agreement version the first time a job uses it; `true` if it was new.
+    pub fn record_agreement(
+        &self,
+        hash: &str,
+        id: &str,
+        version: u32,
+        text: &str,
+    ) -> Result<bool, StoreError> {
+        let n = self.conn.execute(
+            "INSERT OR IGNORE INTO agreements (hash, agreement_id, version, text)
+             VALUES (?1, ?2, ?3, ?4)",
+            params![hash, id, version, text],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// Records a job's reserved privacy budget under an agreement.
+    pub fn record_spend(&self, spend: &SpendRow) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO agreement_spend (job_id, agreement_id, agreement_hash, epsilon, delta)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                spend.job_id,
+                spend.agreement_id,
+                spend.agreement_hash,
+                spend.epsilon,
+                spend.delta
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// The `(epsilon, delta)` reserved under an agreement (all its versions) by its jobs.
+    pub fn agreement_spent(&self, agreement_id: &str) -> Result<(f64, f64), StoreError> {
+        Ok(self.conn.query_row(
+            "SELECT COALESCE(SUM(epsilon), 0.0), COALESCE(SUM(delta), 0.0)
+             FROM agreement_spend WHERE agreement_id = ?1",
+            params![agreement_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?)
+    }
+
+    /// The agreement a job was admitted under: `(agreement id, hash)`, if any.
+    pub fn job_agreement(&self, job_id: &str) -> Result<Option<(String, String)>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT agreement_id, agreement_hash FROM agreement_spend WHERE job_id = ?1",
+                params![job_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?)
     }
 
     /// Records a new job.
@@ -429,7 +596,7 @@ impl Store {
     /// Cancels a job that has not finished, recording who and why, atomically; `false` if the
     /// job had already finished (nothing changes).
     pub fn cancel(&mut self, job: &str, actor: &str, reason: &str) -> Result<bool, StoreError> {
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         let state: Option<String> = tx
             .query_row("SELECT state FROM jobs WHERE id = ?1", params![job], |r| {
                 r.get(0)
@@ -488,7 +655,7 @@ impl Store {
         round: &RoundRow,
         checkpoint: &Checkpoint,
     ) -> Result<(), StoreError> {
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         let params_blob: Vec<u8> = checkpoint
             .global
             .iter()
@@ -1052,5 +1219,89 @@ mod tests {
         drop(store);
         let store = Store::open(&path).unwrap();
         assert_eq!(store.job("j1").unwrap().unwrap().largest_client, Some(569));
+    }
+
+    #[test]
+    fn a_version_4_database_is_migrated_in_place_with_an_empty_audit_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            let v4 = SCHEMA
+                .split("CREATE TABLE IF NOT EXISTS audit_entries")
+                .next()
+                .unwrap()
+                .to_string();
+            assert_ne!(v4, SCHEMA);
+            conn.execute_batch(&v4).unwrap();
+            conn.execute_batch(
+                "INSERT INTO meta (key, value) VALUES ('schema_version', '4');
+                 INSERT INTO jobs (id, job_toml, nodes, state, total_rounds, created_at)
+                     VALUES ('j1', 'toml', '[\"a\"]', 'running', 5, 0);",
+            )
+            .unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        assert!(store.audit_entries().unwrap().is_empty());
+        assert_eq!(store.agreement_spent("study").unwrap(), (0.0, 0.0));
+        let version: String = store
+            .conn
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'schema_version'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION.to_string());
+        assert_eq!(store.job("j1").unwrap().unwrap().total_rounds, 5);
+    }
+
+    #[test]
+    fn an_audit_batch_commits_with_its_state_change_or_not_at_all() {
+        let mut store = Store::in_memory().unwrap();
+        let rows = |from: u64| AuditRows {
+            entries: vec![
+                (from, format!("e{from}")),
+                (from + 1, format!("e{}", from + 1)),
+            ],
+            head: Some((from + 2, "head".into())),
+        };
+        store
+            .atomically(|s| {
+                s.insert_job("j1", "toml", &["a".into()], 3)?;
+                s.record_spend(&SpendRow {
+                    job_id: "j1".into(),
+                    agreement_id: "study".into(),
+                    agreement_hash: "h1".into(),
+                    epsilon: 1.5,
+                    delta: 1e-6,
+                })?;
+                s.append_audit(&rows(0))
+            })
+            .unwrap();
+        // A clash on an index undoes the job insert of the same batch.
+        let clash = store.atomically(|s| {
+            s.insert_job("j2", "toml", &["a".into()], 3)?;
+            s.append_audit(&rows(1))
+        });
+        assert!(clash.is_err());
+        assert!(store.job("j2").unwrap().is_none());
+        assert_eq!(store.audit_entries().unwrap(), vec!["e0", "e1"]);
+        assert_eq!(store.audit_heads().unwrap(), vec!["head"]);
+        assert_eq!(store.agreement_spent("study").unwrap(), (1.5, 1e-6));
+        assert_eq!(
+            store.job_agreement("j1").unwrap(),
+            Some(("study".into(), "h1".into()))
+        );
+        // A savepoint inside (finish_round, cancel) nests in the outer transaction.
+        store
+            .atomically(|s| {
+                assert!(s.cancel("j1", "admin", "test")?);
+                s.append_audit(&rows(2))
+            })
+            .unwrap();
+        assert_eq!(store.audit_entries().unwrap().len(), 4);
+        assert!(store.record_agreement("h1", "study", 1, "text").unwrap());
+        assert!(!store.record_agreement("h1", "study", 1, "text").unwrap());
     }
 }

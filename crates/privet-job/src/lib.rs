@@ -24,6 +24,7 @@
 //! # }
 //! ```
 
+pub mod agreement;
 mod error;
 mod local;
 pub mod policy;
@@ -31,6 +32,7 @@ pub mod seeds;
 pub mod spec;
 pub mod stack;
 
+pub use agreement::{AgreementRef, CheckContext};
 pub use error::JobError;
 pub use local::{LocalRows, local_train_config, train_locally};
 pub use policy::{AnswerPolicy, EgressPolicy, FeaturePrivacy, SummaryPolicy, release_dp_summary};

@@ -87,6 +87,9 @@ pub struct Job {
     /// Which SecAgg+ quantization bounds the job left unset, so that the stack derives them
     /// from the federation (see [`crate::stack::secagg_config`]).
     pub derive_secagg: DeriveSecAgg,
+    /// The signed data-sharing agreement a networked job runs under, and its purpose
+    /// (`[agreement]`, see [`crate::agreement`]); ignored by `privet simulate`.
+    pub agreement: Option<crate::agreement::AgreementRef>,
 }
 
 /// SecAgg+ quantization bounds left to the stack: `max_clients` from the clients per round,
@@ -194,6 +197,7 @@ struct RawJob {
     deployment: Option<RawDeployment>,
     secure_aggregation: Option<privet_secagg::SecAggConfig>,
     privacy: Option<RawPrivacy>,
+    agreement: Option<crate::agreement::RawAgreementRef>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -408,6 +412,12 @@ impl RawJob {
             }
             None => (None, None),
         };
+        let agreement = self.agreement.map(|a| a.validate()).transpose()?;
+        if agreement.is_some() && deployment.is_none() {
+            return Err(invalid(
+                "[agreement] applies to networked jobs: add [deployment] with the job's `nodes`",
+            ));
+        }
         if let (Some(_), Some(d)) = (&secure_aggregation, &deployment)
             && d.nodes.len() < privet_secagg::MIN_CLIENTS
         {
@@ -443,6 +453,7 @@ impl RawJob {
             privacy,
             feature_privacy,
             derive_secagg,
+            agreement,
         })
     }
 }
