@@ -53,6 +53,8 @@ async fn run(nodes: usize) -> serde_json::Value {
         admins: vec![name("admin")],
         nodes: Vec::new(),
         limits,
+        agreements: Vec::new(),
+        require_agreement: false,
     })
     .await
     .unwrap();
@@ -71,6 +73,7 @@ async fn run(nodes: usize) -> serde_json::Value {
                 drop: vec![],
             },
             limits,
+            audit: None,
             max_backoff_secs: 1.0,
         };
         tokio::spawn(run_node(

@@ -14,12 +14,14 @@ use privet_wire::proto::admin_server::Admin;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
+use crate::audit::Admitted;
 use crate::driver::spawn_driver;
 use crate::error::CoordinatorError;
 use crate::hub::{Shared, lock};
 use crate::store::{JobRow, Store, StoreError};
 
 type ChunkStream = Pin<Box<dyn Stream<Item = Result<proto::ModelChunk, Status>> + Send>>;
+type AuditStream = Pin<Box<dyn Stream<Item = Result<proto::AuditChunk, Status>> + Send>>;
 
 /// The services' state.
 #[derive(Clone, Debug)]
@@ -118,6 +120,7 @@ impl Admin for Service {
         request: Request<proto::SubmitJobRequest>,
     ) -> Result<Response<proto::SubmitJobResponse>, Status> {
         require_admin(&self.shared, &request)?;
+        let operator = caller_name(&self.shared, &request)?;
         let text = request.into_inner().job_toml;
         let job = Job::from_toml(&text)
             .map_err(|e| Status::invalid_argument(format!("job file: {e}")))?;
@@ -158,19 +161,49 @@ impl Admin for Service {
             )));
         }
         let id = format!("job-{:016x}", rand::random::<u64>());
+        let _admitting = match &self.shared.audit {
+            Some(audit) => Some(audit.admitting().await),
+            None => None,
+        };
+        let admitted = match &self.shared.audit {
+            Some(audit) => audit
+                .admit(&self.shared.store, &id, &job, operator)
+                .await
+                .map_err(internal)?
+                .map_err(Status::failed_precondition)?,
+            None if job.agreement.is_some() => {
+                return Err(Status::invalid_argument(
+                    "job file: [agreement] needs a coordinator with certificates (its audit log \
+                     is signed with its key); this one runs with --insecure-dev",
+                ));
+            }
+            None => Admitted::Free,
+        };
         let nodes: Vec<String> = deployment.nodes.iter().map(|n| n.to_string()).collect();
         let rounds = job.federation.rounds;
         let (job_id, job_text) = (id.clone(), text.clone());
-        let row = self
-            .shared
-            .store
-            .call(move |s| {
-                s.insert_job(&job_id, &job_text, &nodes, rounds)?;
-                s.job(&job_id)
-            })
-            .await
-            .map_err(internal)?
-            .ok_or_else(|| internal("the job vanished after it was stored"))?;
+        let row = match (admitted, &self.shared.audit) {
+            (Admitted::Covered { events, spend }, Some(audit)) => audit
+                .record(&self.shared.store, events, move |s| {
+                    s.insert_job(&job_id, &job_text, &nodes, rounds)?;
+                    if let Some(spend) = &spend {
+                        s.record_spend(spend)?;
+                    }
+                    s.job(&job_id)
+                })
+                .await
+                .map_err(internal)?,
+            _ => self
+                .shared
+                .store
+                .call(move |s| {
+                    s.insert_job(&job_id, &job_text, &nodes, rounds)?;
+                    s.job(&job_id)
+                })
+                .await
+                .map_err(internal)?,
+        }
+        .ok_or_else(|| internal("the job vanished after it was stored"))?;
         spawn_driver(&self.shared, row).map_err(internal)?;
         tracing::info!(job = %id, nodes = deployment.nodes.len(), "job submitted");
         Ok(Response::new(proto::SubmitJobResponse { job_id: id }))
@@ -236,16 +269,45 @@ impl Admin for Service {
             .filter(|c| !c.is_control())
             .take(500)
             .collect();
-        let (wanted, who, why) = (job_id.clone(), actor.clone(), reason.clone());
-        let (cancelled, info) = self
+        let wanted = job_id.clone();
+        let under_agreement = self
             .shared
             .store
-            .call(move |s| {
-                let cancelled = s.cancel(&wanted, &who, &why)?;
-                match s.job(&wanted)? {
-                    Some(row) => Ok(Some((cancelled, job_info(s, &row)?))),
-                    None => Ok(None),
-                }
+            .call(move |s| s.job_agreement(&wanted))
+            .await
+            .map_err(internal)?
+            .is_some();
+        let (wanted, who, why) = (job_id.clone(), actor.clone(), reason.clone());
+        let cancelled = match &self.shared.audit {
+            Some(audit) if under_agreement => {
+                let event = privet_audit::Event::cancellation(
+                    job_id.parse().map_err(internal)?,
+                    actor.parse().ok(),
+                    &reason,
+                )
+                .map_err(internal)?;
+                audit
+                    .record(&self.shared.store, vec![event], move |s| {
+                        Ok(s.cancel(&wanted, &who, &why)?.then_some(()))
+                    })
+                    .await
+                    .map_err(internal)?
+                    .is_some()
+            }
+            _ => self
+                .shared
+                .store
+                .call(move |s| s.cancel(&wanted, &who, &why))
+                .await
+                .map_err(internal)?,
+        };
+        let wanted = job_id.clone();
+        let info = self
+            .shared
+            .store
+            .call(move |s| match s.job(&wanted)? {
+                Some(row) => Ok(Some(job_info(s, &row)?)),
+                None => Ok(None),
             })
             .await
             .map_err(internal)?
@@ -263,6 +325,40 @@ impl Admin for Service {
         Ok(Response::new(info))
     }
 
+    type ExportAuditStream = AuditStream;
+
+    async fn export_audit(
+        &self,
+        request: Request<proto::ExportAuditRequest>,
+    ) -> Result<Response<Self::ExportAuditStream>, Status> {
+        require_admin(&self.shared, &request)?;
+        let Some(audit) = &self.shared.audit else {
+            return Err(Status::failed_precondition(
+                "this coordinator keeps no audit log (it runs with --insecure-dev)",
+            ));
+        };
+        let text = audit
+            .export_log(&self.shared.store)
+            .await
+            .map_err(internal)?;
+        // Pieces end on line boundaries and stay under a frame.
+        let limit = self.shared.config.limits.max_frame_bytes.max(1 << 16);
+        let mut chunks = Vec::new();
+        let mut piece = String::new();
+        for line in text.split_inclusive('\n') {
+            if !piece.is_empty() && piece.len() + line.len() > limit {
+                chunks.push(Ok(proto::AuditChunk {
+                    text: std::mem::take(&mut piece),
+                }));
+            }
+            piece.push_str(line);
+        }
+        if !piece.is_empty() {
+            chunks.push(Ok(proto::AuditChunk { text: piece }));
+        }
+        Ok(Response::new(Box::pin(tokio_stream::iter(chunks))))
+    }
+
     type FetchModelStream = ChunkStream;
 
     async fn fetch_model(
@@ -270,13 +366,18 @@ impl Admin for Service {
         request: Request<proto::FetchModelRequest>,
     ) -> Result<Response<Self::FetchModelStream>, Status> {
         require_admin(&self.shared, &request)?;
+        let party = caller_name(&self.shared, &request)?;
         let id = request.into_inner().job_id;
         let wanted = id.clone();
-        let (row, checkpoint) = self
+        let (row, checkpoint, agreement) = self
             .shared
             .store
             .call(move |s| match s.job(&wanted)? {
-                Some(row) => Ok(Some((row, s.checkpoint(&wanted)?))),
+                Some(row) => Ok(Some((
+                    row,
+                    s.checkpoint(&wanted)?,
+                    s.job_agreement(&wanted)?,
+                ))),
                 None => Ok(None),
             })
             .await
@@ -285,6 +386,20 @@ impl Admin for Service {
         let checkpoint = checkpoint.ok_or_else(|| {
             Status::failed_precondition(format!("job {id} has no completed round yet"))
         })?;
+        // A model trained under an agreement leaves only to the parties it names (and, if it
+        // says so, only when trained with DP); the export or the refusal is logged.
+        if let (Some(audit), Some((_, hash)), Some(party)) = (&self.shared.audit, agreement, party)
+        {
+            let dp_trained = Job::from_toml(&row.job_toml)
+                .map_err(internal)?
+                .privacy
+                .is_some();
+            audit
+                .export(&self.shared.store, &id, &hash, party, dp_trained)
+                .await
+                .map_err(internal)?
+                .map_err(Status::permission_denied)?;
+        }
         let meta = model_meta(&row).map_err(internal)?;
         let chunk = self.shared.config.limits.max_frame_bytes / 4 * 4;
         let params = f32_to_bytes(&checkpoint.global);
@@ -306,6 +421,14 @@ impl Admin for Service {
         }
         Ok(Response::new(Box::pin(tokio_stream::iter(chunks))))
     }
+}
+
+/// The caller's certificate name (`None` in insecure dev mode).
+fn caller_name<T>(
+    shared: &Shared,
+    req: &Request<T>,
+) -> Result<Option<privet_identity::Name>, Status> {
+    Ok(caller_cert(shared, req)?.and_then(|p| p.name.parse().ok()))
 }
 
 /// The model metadata (privet-ml's `model.json`) of a job.

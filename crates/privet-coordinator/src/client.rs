@@ -129,4 +129,27 @@ impl AdminClient {
         model.save(weights)?;
         Ok(first.round)
     }
+
+    /// Downloads the coordinator's audit log, checks that it parses as a log file and saves
+    /// it to `out` (atomically). Returns the number of entries and signed heads.
+    pub async fn export_audit(&mut self, out: &Path) -> Result<(usize, usize), CoordinatorError> {
+        let mut stream = self
+            .inner
+            .export_audit(proto::ExportAuditRequest {})
+            .await?
+            .into_inner();
+        let mut text = String::new();
+        while let Some(chunk) = stream.message().await? {
+            if (text.len() + chunk.text.len()) as u64 > privet_audit::MAX_LOG_BYTES {
+                return Err(CoordinatorError::Protocol(format!(
+                    "the audit log is larger than {} bytes",
+                    privet_audit::MAX_LOG_BYTES
+                )));
+            }
+            text.push_str(&chunk.text);
+        }
+        let log = privet_audit::LogFile::parse(&text)?;
+        log.write(out)?;
+        Ok((log.entries.len(), log.heads.len()))
+    }
 }

@@ -31,6 +31,20 @@ pub struct CoordinatorConfig {
     pub nodes: Vec<Name>,
     /// Message size limits and compression.
     pub limits: Limits,
+    /// Signed data-sharing agreements jobs may run under (`[audit] agreements`).
+    pub agreements: Vec<PathBuf>,
+    /// Refuse jobs that name no agreement (`[audit] require_agreement`).
+    pub require_agreement: bool,
+}
+
+/// `[audit]`: the agreements this coordinator enforces.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAudit {
+    #[serde(default)]
+    agreements: Vec<PathBuf>,
+    #[serde(default)]
+    require_agreement: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -45,6 +59,8 @@ struct RawCoordinator {
     nodes: Vec<Name>,
     #[serde(default)]
     limits: LimitsSection,
+    #[serde(default)]
+    audit: RawAudit,
 }
 
 fn relative(base: &Path, p: PathBuf) -> PathBuf {
@@ -76,6 +92,13 @@ impl CoordinatorConfig {
             },
             nodes: raw.nodes,
             limits: raw.limits.resolve()?,
+            agreements: raw
+                .audit
+                .agreements
+                .into_iter()
+                .map(|p| relative(base, p))
+                .collect(),
+            require_agreement: raw.audit.require_agreement,
         })
     }
 }

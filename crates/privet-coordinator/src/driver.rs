@@ -448,6 +448,7 @@ impl Driver {
                     }
                     Some(JobEvent::FromNode(node, In::Error(e))) => {
                         tracing::warn!(job = %self.id, %node, "node cannot describe its data: {}", e.message);
+                        self.record_node_refusal(&node, &e);
                         gone.insert(node);
                     }
                     Some(JobEvent::NodeDown(node)) => {
@@ -652,6 +653,7 @@ impl Driver {
         let client = ClientId(*self.index.get(node)?);
         if let In::Error(e) = &body {
             tracing::warn!(job = %self.id, %node, round = e.round, "node failed: {}", e.message);
+            self.record_node_refusal(node, e);
             return Some(Event::Dropped { client });
         }
         match privet_wire::from_node_body(&body, client)? {
@@ -692,10 +694,28 @@ impl Driver {
         };
         let id = self.id.clone();
         let row_saved = row.clone();
-        self.shared
-            .store
-            .call(move |s| s.finish_round(&id, &row_saved, &checkpoint))
-            .await?;
+        match (&self.shared.audit, self.job.agreement.is_some()) {
+            // A round of a job under an agreement is logged with its participants and
+            // protections, in the transaction that records it.
+            (Some(audit), true) => {
+                let events = if completed {
+                    vec![self.round_event(&row, &report.details)?]
+                } else {
+                    Vec::new()
+                };
+                audit
+                    .record(&self.shared.store, events, move |s| {
+                        s.finish_round(&id, &row_saved, &checkpoint).map(Some)
+                    })
+                    .await?;
+            }
+            _ => {
+                self.shared
+                    .store
+                    .call(move |s| s.finish_round(&id, &row_saved, &checkpoint))
+                    .await?;
+            }
+        }
         self.shared
             .metrics
             .round_finished(completed, row.participants.len(), seconds);
@@ -705,6 +725,79 @@ impl Driver {
             tracing::warn!(job = %self.id, round = row.round, "round failed: {}", row.failure);
         }
         Ok(())
+    }
+}
+
+impl Driver {
+    /// The log entry of a completed round: who took part, under which protections, and the
+    /// job's cumulative privacy spend after it (PLD where reported, else RDP; delta includes
+    /// Poisson sampling's skip term).
+    fn round_event(
+        &self,
+        row: &RoundRow,
+        details: &privet_fl::RoundDetails,
+    ) -> Result<privet_audit::Event, CoordinatorError> {
+        let dp = details.get("privacy").and_then(|p| {
+            let eps = p
+                .get("cumulative_epsilon_pld")
+                .and_then(|v| v.as_f64())
+                .or_else(|| p.get("cumulative_epsilon").and_then(|v| v.as_f64()))?;
+            let delta = p.get("delta").and_then(|v| v.as_f64())?
+                + p.get("skip_delta").and_then(|v| v.as_f64()).unwrap_or(0.0);
+            privet_audit::DpBudget::new(eps, delta.min(1.0)).ok()
+        });
+        Ok(privet_audit::Event::RoundCompleted {
+            job: self.id.parse()?,
+            round: u64::from(row.round),
+            participants: row
+                .participants
+                .iter()
+                .filter_map(|n| n.parse().ok())
+                .collect(),
+            secure_aggregation: self.job.secure_aggregation.is_some(),
+            dp,
+        })
+    }
+
+    /// A node refused the job under its copy of the agreement (or its stricter policy): the
+    /// refusal goes into the log.
+    fn record_node_refusal(&self, node: &str, e: &proto::NodeError) {
+        let (Some(_), true, false) = (
+            &self.shared.audit,
+            self.job.agreement.is_some(),
+            e.refusal.is_empty(),
+        ) else {
+            return;
+        };
+        let shared = Arc::clone(&self.shared);
+        let (job, node, code, message) = (
+            self.id.clone(),
+            node.to_string(),
+            e.refusal.clone(),
+            e.message.clone(),
+        );
+        let round = (e.round > 0).then_some(u64::from(e.round));
+        tokio::spawn(async move {
+            let Some(audit) = &shared.audit else { return };
+            let event = (|| -> Result<privet_audit::Event, CoordinatorError> {
+                Ok(privet_audit::Event::NodeRefused {
+                    job: job.parse()?,
+                    node: node.parse()?,
+                    round,
+                    refusal: crate::audit::node_refusal(&code, &message)?,
+                })
+            })();
+            let result = match event {
+                Ok(event) => audit
+                    .record(&shared.store, vec![event], |_| Ok(Some(())))
+                    .await
+                    .map(|_| ()),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = result {
+                tracing::error!(%job, "cannot record a node's refusal: {e}");
+            }
+        });
     }
 }
 

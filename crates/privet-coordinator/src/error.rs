@@ -16,6 +16,9 @@ pub enum CoordinatorError {
     /// Certificates or keys are unusable.
     #[error(transparent)]
     Identity(#[from] privet_identity::IdentityError),
+    /// An agreement file is unusable, or the audit log cannot be kept.
+    #[error(transparent)]
+    Audit(#[from] privet_audit::AuditError),
     /// TLS set-up, a connection or the frames of a stream failed.
     #[error(transparent)]
     Transport(#[from] privet_transport::TransportError),

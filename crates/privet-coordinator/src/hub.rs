@@ -60,6 +60,8 @@ pub(crate) struct Shared {
     pub(crate) shutdown: watch::Receiver<bool>,
     /// The coordinator's own certificate name (`None` in insecure dev mode).
     pub(crate) own_name: Option<String>,
+    /// Agreements and the audit log (`None` in insecure dev mode: heads need a signing key).
+    pub(crate) audit: Option<crate::audit::Audit>,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -219,9 +221,15 @@ pub(crate) async fn reader(
         shared.metrics.nodes_connected(hub.nodes.len());
         session
     };
+    let (audit_head, audit_proof) = match &shared.audit {
+        Some(audit) => audit.welcome(hello.audit_from).await,
+        None => (String::new(), Vec::new()),
+    };
     if let Ok(welcome) = shared.encode(Out::Welcome(proto::Welcome {
         protocol_version: PROTOCOL_VERSION,
         node: name.clone(),
+        audit_head,
+        audit_proof,
     })) {
         let _ = out.send(welcome);
     }

@@ -17,8 +17,12 @@
 //!   thread of its own ([`StoreActor`](store::StoreActor)), locked against a second
 //!   coordinator.
 //! - [`metrics`]: Prometheus counters on `/metrics`.
+//! - `audit`: signed data-sharing agreements checked at admission (and at model export), and
+//!   the tamper-evident audit log in the store, signed with the coordinator's key and proven
+//!   to every node at each connection.
 
 pub mod admin;
+mod audit;
 pub mod client;
 pub mod config;
 pub mod driver;

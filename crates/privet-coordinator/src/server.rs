@@ -14,6 +14,7 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::admin::{Service, caller_cert};
+use crate::audit::Audit;
 use crate::config::CoordinatorConfig;
 use crate::driver::spawn_driver;
 use crate::error::CoordinatorError;
@@ -81,6 +82,7 @@ pub async fn start(config: CoordinatorConfig) -> Result<CoordinatorHandle, Coord
     }
     // Certificates first: a misconfigured coordinator creates nothing.
     let mut own_name = None;
+    let mut signing = None;
     let tls = match &config.security {
         Security::Tls(files) => {
             let own = privet_identity::own_identity(files)?;
@@ -93,10 +95,25 @@ pub async fn start(config: CoordinatorConfig) -> Result<CoordinatorHandle, Coord
                 )));
             }
             own_name = Some(own.name.to_string());
+            signing = Some((own.name, privet_identity::load_signing_key(files)?));
             Some(privet_transport::server_config(files)?)
         }
         Security::InsecureDev => None,
     };
+    let mut agreements = Vec::with_capacity(config.agreements.len());
+    for path in &config.agreements {
+        // The text is kept for the record (the agreements table); the parse checks it.
+        let agreement = privet_audit::Agreement::load(path)?;
+        let text = privet_files::read_text(path, privet_audit::MAX_AGREEMENT_BYTES)?;
+        agreements.push((agreement, text));
+    }
+    if signing.is_none() && (!agreements.is_empty() || config.require_agreement) {
+        return Err(CoordinatorError::Config(
+            "[audit] agreements need certificates: the audit log's heads are signed with the \
+             coordinator's key, which --insecure-dev does not have"
+                .into(),
+        ));
+    }
     let store = {
         let path = config.state.clone();
         let opened = tokio::task::spawn_blocking(move || Store::open(&path))
@@ -119,6 +136,12 @@ pub async fn start(config: CoordinatorConfig) -> Result<CoordinatorHandle, Coord
         None => None,
     };
     let limits = config.limits;
+    let audit = match signing {
+        Some((name, key)) => {
+            Some(Audit::open(name, key, agreements, config.require_agreement, &store).await?)
+        }
+        None => None,
+    };
     let shared = Arc::new(Shared {
         hub: Mutex::new(Hub::default()),
         store: store.clone(),
@@ -126,6 +149,7 @@ pub async fn start(config: CoordinatorConfig) -> Result<CoordinatorHandle, Coord
         metrics,
         shutdown: shutdown_rx.clone(),
         own_name,
+        audit,
     });
     let unfinished: Vec<JobRow> = store
         .call(|s| s.jobs())

@@ -84,6 +84,8 @@ impl Setup {
             admins: vec![name("admin")],
             nodes: Vec::new(),
             limits,
+            agreements: Vec::new(),
+            require_agreement: false,
         }
     }
 }
@@ -168,6 +170,7 @@ fn hello(node: &str, version: u32) -> Body {
         protocol_version: version,
         node: node.into(),
         software: "test".into(),
+        audit_from: None,
     })
 }
 
@@ -283,6 +286,7 @@ async fn a_200_mb_model_streams_both_ways() {
             drop: vec![],
         },
         limits,
+        audit: None,
         max_backoff_secs: 0.5,
     };
     let node = tokio::spawn(run_node(
@@ -367,6 +371,7 @@ fn shift_node(setup: &Setup, url: &str, name: &str) -> NodeConfig {
             drop: vec![],
         },
         limits: Limits::default(),
+        audit: None,
         max_backoff_secs: 0.5,
     }
 }
