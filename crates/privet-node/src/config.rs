@@ -27,6 +27,21 @@ pub struct NodeConfig {
     pub limits: Limits,
     /// Longest wait between reconnection attempts.
     pub max_backoff_secs: f64,
+    /// Agreements this node enforces itself, its local policy and its audit state
+    /// (`[audit]`); `None`: the node checks no agreement and keeps no head.
+    pub audit: Option<crate::audit::AuditConfig>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAudit {
+    #[serde(default)]
+    agreements: Vec<PathBuf>,
+    dir: Option<PathBuf>,
+    require_agreement: Option<bool>,
+    #[serde(default)]
+    require_secure_aggregation: bool,
+    max_epsilon_per_job: Option<f64>,
 }
 
 /// A node's local dataset and its column mapping.
@@ -52,6 +67,7 @@ struct RawNode {
     #[serde(default)]
     limits: LimitsSection,
     max_backoff_secs: Option<f64>,
+    audit: Option<RawAudit>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -86,7 +102,35 @@ impl NodeConfig {
                 "`max_backoff_secs` must be 0.1 to 3600".into(),
             ));
         }
+        let audit = match raw.audit {
+            None => None,
+            Some(a) => {
+                if let Some(max) = a.max_epsilon_per_job
+                    && !(max.is_finite() && max > 0.0)
+                {
+                    return Err(NodeError::Config(
+                        "[audit] `max_epsilon_per_job` must be a positive number".into(),
+                    ));
+                }
+                Some(crate::audit::AuditConfig {
+                    agreements: a
+                        .agreements
+                        .into_iter()
+                        .map(|p| relative(base, p))
+                        .collect(),
+                    dir: relative(
+                        base,
+                        a.dir
+                            .unwrap_or_else(|| PathBuf::from(format!("{}-audit", raw.name))),
+                    ),
+                    require_agreement: a.require_agreement.unwrap_or(true),
+                    require_secure_aggregation: a.require_secure_aggregation,
+                    max_epsilon_per_job: a.max_epsilon_per_job,
+                })
+            }
+        };
         Ok(NodeConfig {
+            audit,
             name: raw.name,
             coordinator: raw.coordinator,
             security: TlsSection::resolve(raw.tls.as_ref(), base, insecure_dev)?,

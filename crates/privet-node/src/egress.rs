@@ -3,7 +3,9 @@
 //! A node sends its coordinator a closed set of message kinds ([`Outgoing`]): its `Hello`, one
 //! feature summary per job, the answers of the job's aggregation protocol, and failures. Before
 //! anything is framed, [`Egress::release`] checks it against the job's [`EgressPolicy`] (from the
-//! node's own parse of the job; later also the signed data-sharing agreement):
+//! node's own parse of the job); a job under a signed data-sharing agreement is first checked
+//! against the node's own copy and policy ([`crate::audit`]) before its summary or any answer
+//! is made:
 //!
 //! - a feature summary is computed here from the node's table, exactly or, under `[privacy]`,
 //!   with differential privacy ([`privet_job::release_dp_summary`]); nothing else can make one;
@@ -47,6 +49,8 @@ pub enum Failure {
     Protocol(String),
     /// The node has not joined the job.
     NotJoined,
+    /// The node's copy of the job's agreement, or its local policy, does not allow it.
+    Refused(crate::audit::NodeRefusal),
 }
 
 impl Failure {
@@ -62,6 +66,7 @@ impl Failure {
             },
             Failure::Protocol(why) => format!("bad message from the coordinator: {why}"),
             Failure::NotJoined => "this node has not joined the job".into(),
+            Failure::Refused(r) => r.reason.clone(),
         }
     }
 }
@@ -211,6 +216,10 @@ impl Egress {
                 job_id,
                 round,
                 message: failure.text(),
+                refusal: match &failure {
+                    Failure::Refused(r) => r.code.clone(),
+                    _ => String::new(),
+                },
             }),
         };
         Ok(NodeMessage { body: Some(body) })

@@ -17,6 +17,16 @@ pub enum NodeError {
     /// TLS set-up, the connection or the frames of the session failed.
     #[error(transparent)]
     Transport(#[from] privet_transport::TransportError),
+    /// An agreement file, the privacy ledger or a head file is unusable.
+    #[error(transparent)]
+    Agreement(#[from] privet_audit::AuditError),
+    /// The coordinator's audit log is inconsistent with what this node saw (fatal: the node
+    /// stops rather than work with a coordinator that rewrote its history).
+    #[error("audit log: {0}")]
+    Audit(String),
+    /// This node refuses a job under its copy of the job's agreement or its local policy.
+    #[error("{0}")]
+    Refusal(crate::audit::NodeRefusal),
     /// The coordinator refused this node (fatal: retrying would not help).
     #[error("refused by the coordinator: {0}")]
     Refused(String),

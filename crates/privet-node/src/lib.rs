@@ -13,6 +13,7 @@
 //! - [`egress`]: [`Egress`](egress::Egress), [`Outgoing`](egress::Outgoing).
 //! - [`config`]: `node.toml` ([`NodeConfig`]).
 
+pub mod audit;
 pub mod backend;
 pub mod config;
 pub mod egress;

@@ -21,6 +21,7 @@ use privet_wire::{Addressed, PROTOCOL_VERSION};
 use rand::Rng;
 use tokio::sync::{mpsc, watch};
 
+use crate::audit::NodeAudit;
 use crate::backend::{JobTrainer, NodeBackend};
 use crate::config::NodeConfig;
 use crate::egress::{Egress, Failure, Outgoing};
@@ -44,11 +45,27 @@ struct Peers {
     nodes: Vec<Name>,
 }
 
-/// What a node keeps across sessions: the jobs it has joined and the egress policies.
+/// What a node keeps across sessions: the jobs it has joined, the egress policies, and its
+/// agreements, ledger and head witness.
 #[derive(Default)]
 struct State {
     jobs: Mutex<HashMap<String, Arc<Mutex<JobCtx>>>>,
     egress: Mutex<Egress>,
+    audit: Option<Mutex<NodeAudit>>,
+}
+
+impl State {
+    /// Checks a job against this node's agreements and policy before its policy is registered
+    /// (and so before anything leaves for it).
+    fn admit(&self, job_id: &str, job: &Job) -> Result<(), NodeError> {
+        let Some(audit) = &self.audit else {
+            return Ok(());
+        };
+        match lock(audit).check_job(job_id, job)? {
+            Ok(()) => Ok(()),
+            Err(refusal) => Err(NodeError::Refusal(refusal)),
+        }
+    }
 }
 
 /// How a session ended.
@@ -104,7 +121,11 @@ pub async fn run_node(
     counter: Option<Arc<WireCounter>>,
 ) -> Result<(), NodeError> {
     check_start(&config, backend.as_ref())?;
-    let state = Arc::new(State::default());
+    let audit = config.audit.clone().map(NodeAudit::load).transpose()?;
+    let state = Arc::new(State {
+        audit: audit.map(Mutex::new),
+        ..State::default()
+    });
     let max_backoff = Duration::from_secs_f64(config.max_backoff_secs);
     let mut backoff = Duration::from_millis(250);
     loop {
@@ -115,7 +136,7 @@ pub async fn run_node(
         match session(&config, &backend, &state, shutdown.clone(), counter.clone()).await {
             Ok(SessionEnd::Shutdown) => return Ok(()),
             Ok(SessionEnd::Closed) => tracing::warn!("the coordinator closed the session"),
-            Err(e @ NodeError::Refused(_)) => return Err(e),
+            Err(e @ (NodeError::Refused(_) | NodeError::Audit(_))) => return Err(e),
             Err(e) => tracing::warn!("session failed: {}", explain(&e.to_string())),
         }
         if started.elapsed() > Duration::from_secs(10) {
@@ -200,6 +221,7 @@ async fn session(
         protocol_version: PROTOCOL_VERSION,
         node: config.name.to_string(),
         software: format!("privet {}", env!("CARGO_PKG_VERSION")),
+        audit_from: state.audit.as_ref().and_then(|a| lock(a).audit_from()),
     }))
     .await?;
     let response = client
@@ -225,7 +247,12 @@ async fn session(
         };
         let Some(body) = msg.body else { continue };
         match body {
-            In::Welcome(w) => tracing::info!(node = %w.node, "connected to the coordinator"),
+            In::Welcome(w) => {
+                if let Some(audit) = &state.audit {
+                    lock(audit).witness(&w.audit_head, &w.audit_proof)?;
+                }
+                tracing::info!(node = %w.node, "connected to the coordinator");
+            }
             In::Refused(r) if r.fatal => return Err(NodeError::Refused(r.reason)),
             In::Refused(r) => tracing::warn!("the coordinator refused a message: {}", r.reason),
             In::DescribeData(d) => describe(backend.as_ref(), state, &mut out, d).await?,
@@ -272,6 +299,7 @@ async fn session(
 /// The failure the coordinator is told about for a node-side error.
 fn failure_of(e: NodeError) -> Failure {
     match e {
+        NodeError::Refusal(r) => Failure::Refused(r),
         NodeError::Data(d) => Failure::Data(d),
         NodeError::Fl(f) => Failure::Round(f),
         // Job, identity and configuration errors are about the job and this node's set-up:
@@ -291,6 +319,7 @@ async fn describe(
     let prepared = Job::from_toml(&d.job_toml)
         .map_err(NodeError::from)
         .and_then(|job| {
+            state.admit(&d.job_id, &job)?;
             lock(&state.egress)
                 .register(&d.job_id, &job)
                 .map_err(|e| NodeError::Config(e.to_string()))?;
@@ -319,6 +348,7 @@ fn join(
     j: &proto::JoinJob,
 ) -> Result<JobCtx, NodeError> {
     let job = Job::from_toml(&j.job_toml)?;
+    state.admit(&j.job_id, &job)?;
     lock(&state.egress)
         .register(&j.job_id, &job)
         .map_err(|e| NodeError::Config(e.to_string()))?;
@@ -423,6 +453,15 @@ async fn respond(
     let Some(ctx) = lock(&state.jobs).get(&job_id).cloned() else {
         return out.fail(job_id, round, Failure::NotJoined).await;
     };
+    // The agreement must still be in force for every round's answer.
+    let checked = state
+        .audit
+        .as_ref()
+        .map_or(Ok(()), |audit| lock(audit).check_round(&job_id));
+    if let Err(refusal) = checked {
+        tracing::error!(job = %job_id, round, "{refusal}");
+        return out.fail(job_id, round, Failure::Refused(refusal)).await;
+    }
     let result = tokio::task::spawn_blocking(move || {
         let mut guard = lock(&ctx);
         let ctx = &mut *guard;
