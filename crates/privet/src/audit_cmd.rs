@@ -1,5 +1,6 @@
 //! `privet audit`: offline checks of an exported audit log.
 //!
+//! * `privet audit export --out LOG` downloads the coordinator's log (operators only).
 //! * `privet audit verify LOG [--head HEAD.json]... [--agreement FILE | --cert CERT.pem]`
 //!   checks every entry against the coordinator's signed heads (and heads kept by nodes or
 //!   parties): exit 0 only if nothing was changed, reordered, removed or forked.
@@ -24,6 +25,14 @@ use privet_identity::{Name, VerifyingKey};
 /// Offline checks of an exported audit log.
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
+    /// Download the coordinator's audit log (entries and signed heads) to a file.
+    Export {
+        /// The log file to write.
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        remote: crate::net_cmd::Remote,
+    },
     /// Verify a log against its signed heads (exit 0 only if its history is intact).
     Verify {
         /// The exported log.
@@ -84,6 +93,7 @@ pub struct Trust {
 /// Runs `privet audit ...`.
 pub fn run(cmd: AuditCommand) -> Result<()> {
     match cmd {
+        AuditCommand::Export { out, remote } => crate::net_cmd::export_audit(&out, &remote),
         AuditCommand::Verify { log, heads, trust } => verify(&log, &heads, &trust),
         AuditCommand::Show { log, job } => show(&log, job.as_deref()),
         AuditCommand::Prove { log, entry, trust } => prove(&log, entry, &trust),

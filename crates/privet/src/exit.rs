@@ -62,6 +62,7 @@ pub fn code(err: &anyhow::Error) -> u8 {
     if let Some(e) = err.downcast_ref::<CoordinatorError>() {
         return match e {
             CoordinatorError::Config(_) | CoordinatorError::Listen { .. } => 2,
+            CoordinatorError::Audit(a) => audit_code(a),
             CoordinatorError::Job(j) => job_code(j),
             CoordinatorError::Data(_) => 3,
             CoordinatorError::Ml(m) => ml_code(m),
@@ -100,6 +101,8 @@ pub fn code(err: &anyhow::Error) -> u8 {
             NodeError::Identity(i) => identity_code(i),
             NodeError::Transport(t) => transport_code(t),
             NodeError::Refused(_) | NodeError::Session(_) | NodeError::Wire(_) => 6,
+            NodeError::Audit(_) => 6,
+            NodeError::Agreement(a) => audit_code(a),
             _ => 1,
         };
     }

@@ -363,6 +363,20 @@ pub fn cancel(job: &str, reason: &str, remote: &Remote) -> Result<()> {
     })
 }
 
+/// `privet audit export`
+pub fn export_audit(out: &Path, remote: &Remote) -> Result<()> {
+    let security = remote.security();
+    runtime()?.block_on(async move {
+        let mut client = AdminClient::connect(&remote.coordinator, &security).await?;
+        let (entries, heads) = client.export_audit(out).await?;
+        outln!(
+            "saved the audit log ({entries} entries, {heads} signed heads) to {}",
+            out.display()
+        );
+        Ok(())
+    })
+}
+
 /// `privet fetch-model`
 pub fn fetch_model(job: &str, out: &Path, remote: &Remote) -> Result<()> {
     let security = remote.security();

@@ -2,6 +2,8 @@
 //! outcome. (Each test file uses some of it.)
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod federation;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
