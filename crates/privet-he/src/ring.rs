@@ -16,13 +16,43 @@ pub(crate) struct Prime {
     pub(crate) m: Modulus,
     pub(crate) q: u64,
     pub(crate) ntt: NttOperator,
+    /// floor(2^128 / q), high and low words (Barrett reduction).
+    barrett_hi: u64,
+    barrett_lo: u64,
 }
 
 impl Prime {
     pub(crate) fn new(q: u64, n: usize) -> Option<Self> {
         let m = Modulus::new(q).ok()?;
         let ntt = NttOperator::new(&m, n)?;
-        Some(Self { m, q, ntt })
+        // q is an odd prime, so floor((2^128 - 1)/q) = floor(2^128/q).
+        let barrett = u128::MAX / q as u128;
+        Some(Self {
+            m,
+            q,
+            ntt,
+            barrett_hi: (barrett >> 64) as u64,
+            barrett_lo: barrett as u64,
+        })
+    }
+
+    /// x mod q for x < 2q, without a branch.
+    #[inline(always)]
+    fn reduce1(&self, x: u64) -> u64 {
+        x.min(x.wrapping_sub(self.q))
+    }
+
+    /// Barrett reduction of a u128 to [0, 2q) (fhe-math's, inlined here: its `Modulus`
+    /// methods are not `#[inline]` and cost a call per coefficient across the crate boundary).
+    #[inline(always)]
+    fn lazy_reduce_u128(&self, a: u128) -> u64 {
+        let a_lo = a as u64;
+        let a_hi = (a >> 64) as u64;
+        let p_lo_lo = ((a_lo as u128) * (self.barrett_lo as u128)) >> 64;
+        let p_hi_lo = (a_hi as u128) * (self.barrett_lo as u128);
+        let p_lo_hi = (a_lo as u128) * (self.barrett_hi as u128);
+        let q = ((p_lo_hi + p_hi_lo + p_lo_lo) >> 64) + (a_hi as u128) * (self.barrett_hi as u128);
+        (a.wrapping_sub(q.wrapping_mul(self.q as u128))) as u64
     }
 
     #[inline(always)]
@@ -45,30 +75,33 @@ impl Prime {
 
     #[inline(always)]
     pub(crate) fn mul(&self, a: u64, b: u64) -> u64 {
-        self.m.mul(a, b)
+        self.reduce_u128(a as u128 * b as u128)
     }
 
     #[inline(always)]
     pub(crate) fn reduce_u128(&self, a: u128) -> u64 {
-        self.m.reduce_u128(a)
+        self.reduce1(self.lazy_reduce_u128(a))
     }
 
     #[inline(always)]
     pub(crate) fn reduce(&self, a: u64) -> u64 {
-        self.m.reduce(a)
+        let q = (((a as u128) * (self.barrett_lo as u128)) >> 64)
+            + (a as u128) * (self.barrett_hi as u128);
+        let q = (q >> 64) as u64;
+        self.reduce1(a.wrapping_sub(q.wrapping_mul(self.q)))
     }
 
     /// x mod q for a signed 64-bit x.
     #[inline(always)]
     pub(crate) fn reduce_i64(&self, x: i64) -> u64 {
-        let r = self.m.reduce(x.unsigned_abs());
+        let r = self.reduce(x.unsigned_abs());
         if x < 0 { self.neg(r) } else { r }
     }
 
     /// x mod q for a signed 128-bit x.
     #[inline(always)]
     pub(crate) fn reduce_i128(&self, x: i128) -> u64 {
-        let r = self.m.reduce_u128(x.unsigned_abs());
+        let r = self.reduce_u128(x.unsigned_abs());
         if x < 0 { self.neg(r) } else { r }
     }
 
@@ -79,7 +112,8 @@ impl Prime {
 
     #[inline(always)]
     pub(crate) fn mul_shoup(&self, a: u64, w: (u64, u64)) -> u64 {
-        self.m.mul_shoup(a, w.0, w.1)
+        let q = ((a as u128 * w.1 as u128) >> 64) as u64;
+        self.reduce1(a.wrapping_mul(w.0).wrapping_sub(q.wrapping_mul(self.q)))
     }
 
     pub(crate) fn pow(&self, a: u64, e: u64) -> u64 {
@@ -157,6 +191,28 @@ impl RnsPoly {
             data: vec![0; n * limbs],
             n,
             ntt,
+        }
+    }
+
+    /// A polynomial whose storage comes from the thread's scratch pool, with unspecified
+    /// contents: the caller overwrites every row. For public data only (ciphertexts and
+    /// key-switching temporaries), like the pool itself.
+    pub(crate) fn pooled(n: usize, limbs: usize, ntt: bool) -> Self {
+        Self {
+            data: scratch::take(n * limbs),
+            n,
+            ntt,
+        }
+    }
+
+    /// A copy in pooled storage (public data only, see [`RnsPoly::pooled`]).
+    pub(crate) fn pooled_copy(&self) -> Self {
+        let mut data = scratch::take(self.data.len());
+        data.copy_from_slice(&self.data);
+        Self {
+            data,
+            n: self.n,
+            ntt: self.ntt,
         }
     }
 
@@ -367,6 +423,41 @@ mod tests {
         }
         assert_eq!(p.mul(p.inv(12345), 12345), 1);
     }
+
+    // The inlined Barrett and Shoup reductions against u128 arithmetic, for the prime sizes of
+    // the parameter sets (20 to 60 bits) and the operand ranges they are used on: products of
+    // two residues, sums of up to 64 such products (the key-switching inner product), any u64.
+    #[test]
+    fn barrett_and_shoup_reductions_agree_with_u128_arithmetic() {
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        for bits in [20u32, 30, 40, 50, 60] {
+            let q = crate::params::generate_primes(1 << 12, &[bits])
+                .unwrap_or_else(|e| panic!("{e}"))[0];
+            let p = Prime::new(q, 1 << 12).unwrap_or_else(|| panic!("prime"));
+            for _ in 0..2000 {
+                let a = rng.random_range(0..q);
+                let b = rng.random_range(0..q);
+                assert_eq!(p.mul(a, b) as u128, (a as u128 * b as u128) % q as u128);
+                assert_eq!(p.mul_shoup(a, p.shoup(b)), p.mul(a, b));
+                let x: u64 = rng.random();
+                assert_eq!(
+                    p.mul_shoup(x, p.shoup(b)) as u128,
+                    (x as u128 * b as u128) % q as u128
+                );
+                assert_eq!(p.reduce(x), x % q);
+                let terms = rng.random_range(1..=64u32);
+                let s: u128 = (0..terms)
+                    .map(|_| rng.random_range(0..q) as u128 * rng.random_range(0..q) as u128)
+                    .sum();
+                assert_eq!(p.reduce_u128(s) as u128, s % q as u128);
+            }
+            for x in [0u64, 1, q - 1, q, q + 1, 2 * q - 1, u64::MAX] {
+                assert_eq!(p.reduce(x), x % q);
+            }
+            let max = 64 * (q as u128 - 1) * (q as u128 - 1);
+            assert_eq!(p.reduce_u128(max) as u128, max % q as u128);
+        }
+    }
 }
 
 /// Per-thread pool of scratch buffers for the evaluator's temporaries (public data only: never
@@ -382,13 +473,20 @@ pub(crate) mod scratch {
     }
 
     /// A buffer of `len` elements with unspecified contents: the caller overwrites all of it.
+    /// The smallest pooled buffer that fits is reused, unless it is more than 4 times larger
+    /// than asked (buffers also become ciphertexts' storage, which may live long).
     pub(crate) fn take(len: usize) -> Vec<u64> {
-        let v = POOL.with(|p| {
+        let v = POOL.try_with(|p| {
             let mut p = p.borrow_mut();
-            let i = p.iter().position(|v| v.capacity() >= len);
+            let i = p
+                .iter()
+                .enumerate()
+                .filter(|(_, v)| v.capacity() >= len && v.capacity() / 4 <= len)
+                .min_by_key(|(_, v)| v.capacity())
+                .map(|(i, _)| i);
             i.map(|i| p.swap_remove(i))
         });
-        match v {
+        match v.ok().flatten() {
             Some(mut v) => {
                 if v.len() >= len {
                     v.truncate(len);
@@ -403,7 +501,11 @@ pub(crate) mod scratch {
 
     /// Returns a buffer to the pool.
     pub(crate) fn give(v: Vec<u64>) {
-        POOL.with(|p| {
+        if v.capacity() == 0 {
+            return;
+        }
+        // During thread teardown the pool may be gone: the buffer is then simply freed.
+        let _ = POOL.try_with(|p| {
             let mut p = p.borrow_mut();
             if p.len() < KEEP {
                 p.push(v);
