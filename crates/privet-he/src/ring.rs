@@ -16,7 +16,7 @@ pub(crate) struct Prime {
     pub(crate) m: Modulus,
     pub(crate) q: u64,
     pub(crate) ntt: NttOperator,
-    /// floor(2^128 / q), high and low words (Barrett reduction).
+    /// floor(2^128 / q), high and low words (Barrett reduction of any u128).
     barrett_hi: u64,
     barrett_lo: u64,
 }
@@ -466,7 +466,9 @@ mod tests {
 pub(crate) mod scratch {
     use std::cell::RefCell;
 
+    /// At most this many buffers, and this many u64 words in all (256 MiB), per thread.
     const KEEP: usize = 24;
+    const KEEP_WORDS: usize = 32 << 20;
 
     thread_local! {
         static POOL: RefCell<Vec<Vec<u64>>> = const { RefCell::new(Vec::new()) };
@@ -499,7 +501,7 @@ pub(crate) mod scratch {
         }
     }
 
-    /// Returns a buffer to the pool.
+    /// Returns a buffer to the pool (or frees it when the pool is full).
     pub(crate) fn give(v: Vec<u64>) {
         if v.capacity() == 0 {
             return;
@@ -507,7 +509,8 @@ pub(crate) mod scratch {
         // During thread teardown the pool may be gone: the buffer is then simply freed.
         let _ = POOL.try_with(|p| {
             let mut p = p.borrow_mut();
-            if p.len() < KEEP {
+            let words: usize = p.iter().map(Vec::capacity).sum();
+            if p.len() < KEEP && words + v.capacity() <= KEEP_WORDS {
                 p.push(v);
             }
         });
