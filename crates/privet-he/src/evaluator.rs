@@ -15,7 +15,7 @@ use crate::encoding::Plaintext;
 use crate::error::{HeError, Result};
 use crate::keys::{EvaluationKeys, GaloisKey};
 use crate::keyswitch::{Digits, Scratch, decompose, key_switch, switch_digits};
-use crate::ring::{Prime, RnsPoly, for_each_row};
+use crate::ring::{Prime, RnsPoly, for_each_row, for_each_row_light};
 
 /// Largest relative difference between two scales that additions accept.
 pub const SCALE_TOLERANCE: f64 = 1e-9;
@@ -213,7 +213,7 @@ impl Evaluator {
         let v = self.round_const(c, ct.scale, ct.level)?;
         let mut out = ct.clone();
         // A constant polynomial is the same value in every NTT slot.
-        for_each_row(
+        for_each_row_light(
             &mut out.c[0].data,
             self.ctx.n,
             &self.ctx.q_primes(ct.level),
@@ -661,7 +661,7 @@ fn binary_op(
     let n = x.n;
     let mut out = RnsPoly::pooled(n, primes.len(), x.ntt);
     let (xd, yd) = (&x.data, &y.data);
-    for_each_row(&mut out.data, n, primes, |i, p, row| {
+    for_each_row_light(&mut out.data, n, primes, |i, p, row| {
         let s = i * n..(i + 1) * n;
         for ((o, &u), &v) in row.iter_mut().zip(&xd[s.clone()]).zip(&yd[s]) {
             *o = f(p, u, v);

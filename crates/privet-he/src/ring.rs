@@ -146,13 +146,32 @@ impl Prime {
 /// Work below this many coefficients runs on the calling thread.
 const PAR_THRESHOLD: usize = 1 << 13;
 
+/// The same for a few operations per coefficient (additions, products): below about 512 KiB
+/// per operand, forking costs more than it saves (add at N = 2^13 was slower on 2 threads).
+const PAR_THRESHOLD_LIGHT: usize = 1 << 16;
+
 /// Runs `f(prime, row)` over the rows of `data`, in parallel when worthwhile.
 pub(crate) fn for_each_row<F>(data: &mut [u64], n: usize, primes: &[&Prime], f: F)
 where
     F: Fn(usize, &Prime, &mut [u64]) + Sync + Send,
 {
+    for_each_row_above(PAR_THRESHOLD, data, n, primes, f);
+}
+
+/// `for_each_row` for element-wise work of a few operations per coefficient.
+pub(crate) fn for_each_row_light<F>(data: &mut [u64], n: usize, primes: &[&Prime], f: F)
+where
+    F: Fn(usize, &Prime, &mut [u64]) + Sync + Send,
+{
+    for_each_row_above(PAR_THRESHOLD_LIGHT, data, n, primes, f);
+}
+
+fn for_each_row_above<F>(threshold: usize, data: &mut [u64], n: usize, primes: &[&Prime], f: F)
+where
+    F: Fn(usize, &Prime, &mut [u64]) + Sync + Send,
+{
     debug_assert_eq!(data.len(), n * primes.len());
-    if data.len() >= PAR_THRESHOLD && primes.len() > 1 && rayon::current_num_threads() > 1 {
+    if data.len() >= threshold && primes.len() > 1 && rayon::current_num_threads() > 1 {
         data.par_chunks_mut(n)
             .zip(primes.par_iter())
             .enumerate()
@@ -251,7 +270,7 @@ impl RnsPoly {
         debug_assert_eq!(self.ntt, other.ntt);
         let n = self.n;
         let o = &other.data;
-        for_each_row(&mut self.data, n, primes, |i, p, r| {
+        for_each_row_light(&mut self.data, n, primes, |i, p, r| {
             for (a, &b) in r.iter_mut().zip(&o[i * n..(i + 1) * n]) {
                 *a = p.add(*a, b);
             }
@@ -262,7 +281,7 @@ impl RnsPoly {
         debug_assert_eq!(self.ntt, other.ntt);
         let n = self.n;
         let o = &other.data;
-        for_each_row(&mut self.data, n, primes, |i, p, r| {
+        for_each_row_light(&mut self.data, n, primes, |i, p, r| {
             for (a, &b) in r.iter_mut().zip(&o[i * n..(i + 1) * n]) {
                 *a = p.sub(*a, b);
             }
@@ -270,7 +289,7 @@ impl RnsPoly {
     }
 
     pub(crate) fn neg_assign(&mut self, primes: &[&Prime]) {
-        for_each_row(&mut self.data, self.n, primes, |_, p, r| {
+        for_each_row_light(&mut self.data, self.n, primes, |_, p, r| {
             for a in r.iter_mut() {
                 *a = p.neg(*a);
             }
@@ -282,7 +301,7 @@ impl RnsPoly {
         debug_assert!(self.ntt && other.ntt);
         let n = self.n;
         let o = &other.data;
-        for_each_row(&mut self.data, n, primes, |i, p, r| {
+        for_each_row_light(&mut self.data, n, primes, |i, p, r| {
             for (a, &b) in r.iter_mut().zip(&o[i * n..(i + 1) * n]) {
                 *a = p.mul(*a, b);
             }
@@ -293,7 +312,7 @@ impl RnsPoly {
     pub(crate) fn add_mul_assign(&mut self, a: &RnsPoly, b: &RnsPoly, primes: &[&Prime]) {
         let n = self.n;
         let (ad, bd) = (&a.data, &b.data);
-        for_each_row(&mut self.data, n, primes, |i, p, r| {
+        for_each_row_light(&mut self.data, n, primes, |i, p, r| {
             let ar = &ad[i * n..(i + 1) * n];
             let br = &bd[i * n..(i + 1) * n];
             for ((c, &x), &y) in r.iter_mut().zip(ar).zip(br) {
@@ -304,7 +323,7 @@ impl RnsPoly {
 
     /// Multiplies row i by the constant `w[i]` (Shoup form).
     pub(crate) fn mul_const_rows(&mut self, w: &[(u64, u64)], primes: &[&Prime]) {
-        for_each_row(&mut self.data, self.n, primes, |i, p, r| {
+        for_each_row_light(&mut self.data, self.n, primes, |i, p, r| {
             let wi = w[i];
             for a in r.iter_mut() {
                 *a = p.mul_shoup(*a, wi);
@@ -316,7 +335,7 @@ impl RnsPoly {
     pub(crate) fn add_permuted(&mut self, other: &RnsPoly, perm: &[u32], primes: &[&Prime]) {
         let n = self.n;
         let src = &other.data;
-        for_each_row(&mut self.data, n, primes, |i, p, r| {
+        for_each_row_light(&mut self.data, n, primes, |i, p, r| {
             let s = &src[i * n..(i + 1) * n];
             for (o, &k) in r.iter_mut().zip(perm) {
                 *o = p.add(*o, s[k as usize]);
@@ -331,7 +350,7 @@ impl RnsPoly {
         let mut out = RnsPoly::zero(self.n, self.limbs(), true);
         let n = self.n;
         let src = &self.data;
-        for_each_row(&mut out.data, n, primes, |i, _, r| {
+        for_each_row_light(&mut out.data, n, primes, |i, _, r| {
             let s = &src[i * n..(i + 1) * n];
             for (o, &k) in r.iter_mut().zip(perm) {
                 *o = s[k as usize];
