@@ -3,40 +3,59 @@
 # Not run in CI. Writes bench/he/results/*.jsonl and prints a summary (summarize.py).
 #
 #   bench/he/run.sh            # ROUNDS=3 REPS=20 by default; SKIP_BUILD=1 uses the binaries already built
+#   OPS_ONLY=1 LOG_NS="13 14" VENV=/path/to/venv nice -n 19 bench/he/run.sh
+#                              # operations only (results/infer.jsonl is left as it is), at some N,
+#                              # with a TenSEAL venv made elsewhere
 #
 # Each round runs privet (1 thread, then all threads) and TenSEAL (single-threaded) one after
 # the other, so their figures share the machine's load; the summary takes medians over rounds.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 HERE=bench/he
-OUT=$HERE/results
+OUT=${OUT:-$HERE/results}
 WORK=$HERE/.work
-VENV=$HERE/.venv
+VENV=${VENV:-$HERE/.venv}
 mkdir -p "$OUT" "$WORK"
 ROUNDS=${ROUNDS:-3}
 REPS=${REPS:-20}
+OPS_ONLY=${OPS_ONLY:-0}
+LOG_NS=${LOG_NS:-13 14 15}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target}
 if [ ! -x "$VENV/bin/python" ]; then
   python3.11 -m venv "$VENV"
   "$VENV/bin/pip" install -q tenseal==0.3.18 numpy
 fi
 PY="$VENV/bin/python"
-[ "${SKIP_BUILD:-0}" = 1 ] || cargo build --release -p privet --bin privet -p privet-he --example he_ops -p privet-he-service --example he_export
+if [ "${SKIP_BUILD:-0}" != 1 ]; then
+  if [ "$OPS_ONLY" = 1 ]; then
+    cargo build --release -p privet-he --example he_ops
+  else
+    cargo build --release -p privet --bin privet -p privet-he --example he_ops -p privet-he-service --example he_export
+  fi
+fi
 BIN="$CARGO_TARGET_DIR/release"
 : > "$OUT/ops.jsonl"
-: > "$OUT/infer.jsonl"
+[ "$OPS_ONLY" = 1 ] || : > "$OUT/infer.jsonl"
 echo "{\"when\":\"before\",\"loadavg\":\"$(cut -d' ' -f1-3 /proc/loadavg)\",\"cores\":$(nproc)}" > "$OUT/machine.jsonl"
 
 # 1. Operations at equal parameters (SEAL's CoeffModulus::Create primes on both sides).
 CONFIGS=("13 60,40,40,60 $REPS" "14 60,40,40,40,40,40,40,60 $REPS" "15 60,40,40,40,40,40,40,40,40,40,40,40,40,40,40,40,40,40,40,60 5")
 for round in $(seq "$ROUNDS"); do
+  echo "{\"when\":\"ops round $round\",\"loadavg\":\"$(cut -d' ' -f1-3 /proc/loadavg)\"}" >> "$OUT/machine.jsonl"
   for cfg in "${CONFIGS[@]}"; do
     set -- $cfg
+    case " $LOG_NS " in *" $1 "*) ;; *) continue ;; esac
     RAYON_NUM_THREADS=1 "$BIN/examples/he_ops" "$1" "$2" "$3" >> "$OUT/ops.jsonl"
     "$BIN/examples/he_ops" "$1" "$2" "$3" >> "$OUT/ops.jsonl"
     "$PY" "$HERE/tenseal_ops.py" "$1" "$2" "$3" >> "$OUT/ops.jsonl"
   done
 done
+
+if [ "$OPS_ONLY" = 1 ]; then
+  echo "{\"when\":\"after\",\"loadavg\":\"$(cut -d' ' -f1-3 /proc/loadavg)\"}" >> "$OUT/machine.jsonl"
+  "$PY" "$HERE/summarize.py" "$OUT"
+  exit 0
+fi
 
 # 2. Encrypted inference with privet-trained models.
 "$BIN/privet" train "$HERE/breast_cancer_lr.toml" --out "$WORK/bc" -q

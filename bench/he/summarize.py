@@ -27,12 +27,22 @@ def main():
         print(f"\nN = 2^{log_n}, moduli {p1[0]['bits']} (microseconds, median of {len(p1)} rounds)")
         print(f"{'operation':<20}{'privet 1 thread':>16}{'privet ' + str(pm[0]['threads']) + ' threads' if pm else '':>18}{'SEAL (TenSEAL)':>16}{'SEAL/privet':>13}")
         table = {}
+        # Thread CPU time (single-threaded runs), when both sides recorded it.
+        cpu = all("cpu_us" in r for r in p1 + seal)
+        if cpu:
+            print(f"{'':<20}{'':>16}{'':>18}{'':>16}{'':>13}{'CPU: privet 1t':>16}{'SEAL':>10}{'SEAL/privet':>13}")
         for op in seal[0]["us"]:
             a = statistics.median(r["us"][op] for r in p1)
             m = statistics.median(r["us"][op] for r in pm) if pm else float("nan")
             s = statistics.median(r["us"][op] for r in seal)
             table[op] = {"privet_1t": a, "privet_mt": m, "seal": s, "ratio_1t": s / a, "ratio_mt": s / m if pm else None}
-            print(f"{op:<20}{a:>16.1f}{m:>18.1f}{s:>16.1f}{s / a:>12.2f}x")
+            line = f"{op:<20}{a:>16.1f}{m:>18.1f}{s:>16.1f}{s / a:>12.2f}x"
+            if cpu:
+                ca = statistics.median(r["cpu_us"][op] for r in p1)
+                cs = statistics.median(r["cpu_us"][op] for r in seal)
+                table[op].update({"privet_1t_cpu": ca, "seal_cpu": cs, "ratio_1t_cpu": cs / ca})
+                line += f"{ca:>16.1f}{cs:>10.1f}{cs / ca:>12.2f}x"
+            print(line)
         pb = p1[0].get("ciphertext_bytes", {})
         sb = seal[0].get("ciphertext_bytes", {})
         print(f"{'ciphertext bytes':<20} privet public {pb.get('public')}, seeded {pb.get('symmetric_seeded')};"

@@ -15,14 +15,35 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-fn time<T>(reps: usize, mut f: impl FnMut() -> T) -> f64 {
-    let mut v = Vec::with_capacity(reps);
+/// CPU time of the calling thread, where the platform gives it.
+#[cfg(target_os = "linux")]
+fn thread_cpu_us() -> Option<f64> {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    Some(t.tv_sec as f64 * 1e6 + t.tv_nsec as f64 / 1e3)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn thread_cpu_us() -> Option<f64> {
+    None
+}
+
+/// Median wall-clock time and median CPU time of the calling thread, in microseconds. With one
+/// thread (RAYON_NUM_THREADS=1) all the work runs on the calling thread, so the CPU time is the
+/// operation's, whatever else the machine runs.
+fn time<T>(reps: usize, mut f: impl FnMut() -> T) -> (f64, Option<f64>) {
+    let mut wall = Vec::with_capacity(reps);
+    let mut cpu = Vec::with_capacity(reps);
     for _ in 0..reps {
+        let c = thread_cpu_us();
         let t = Instant::now();
         std::hint::black_box(f());
-        v.push(t.elapsed().as_secs_f64() * 1e6);
+        wall.push(t.elapsed().as_secs_f64() * 1e6);
+        if let (Some(c0), Some(c1)) = (c, thread_cpu_us()) {
+            cpu.push(c1 - c0);
+        }
     }
-    median(v)
+    let cpu = (cpu.len() == reps && reps > 0).then(|| median(cpu));
+    (median(wall), cpu)
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -84,13 +105,42 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let t_rotate = time(reps, || ev.rotate(&a, 1));
     let bytes_public = a.to_bytes(&ctx)?.len();
     let bytes_symmetric = sk.encrypt(&pt, &mut rng)?.to_bytes(&ctx)?.len();
-    let line = format!(
-        "{{\"impl\":\"privet\",\"log_n\":{log_n},\"bits\":{bits:?},\"threads\":{threads},\"us\":{{\
-\"keygen_secret\":{t_sk:.1},\"keygen_public\":{t_pk:.1},\"keygen_relin\":{t_rk:.1},\"keygen_galois_one\":{t_gk:.1},\
-\"encode\":{t_encode:.1},\"encrypt_public\":{t_enc_pk:.1},\"encrypt_symmetric\":{t_enc_sk:.1},\"decrypt_decode\":{t_dec:.1},\
-\"add\":{t_add:.1},\"mul_plain\":{t_mul_plain:.1},\"mul\":{t_mul:.1},\"relinearize\":{t_relin:.1},\"mul_relin\":{t_mul_relin:.1},\
-\"rescale\":{t_rescale:.1},\"rotate\":{t_rotate:.1}}},\"ciphertext_bytes\":{{\"public\":{bytes_public},\"symmetric_seeded\":{bytes_symmetric}}}}}"
+    let ops = [
+        ("keygen_secret", t_sk),
+        ("keygen_public", t_pk),
+        ("keygen_relin", t_rk),
+        ("keygen_galois_one", t_gk),
+        ("encode", t_encode),
+        ("encrypt_public", t_enc_pk),
+        ("encrypt_symmetric", t_enc_sk),
+        ("decrypt_decode", t_dec),
+        ("add", t_add),
+        ("mul_plain", t_mul_plain),
+        ("mul", t_mul),
+        ("relinearize", t_relin),
+        ("mul_relin", t_mul_relin),
+        ("rescale", t_rescale),
+        ("rotate", t_rotate),
+    ];
+    let wall: Vec<String> = ops
+        .iter()
+        .map(|(k, (w, _))| format!("\"{k}\":{w:.1}"))
+        .collect();
+    // The calling thread's CPU time is the operation's only when it is the only thread.
+    let cpu: Option<Vec<String>> = (threads == 1)
+        .then(|| {
+            ops.iter()
+                .map(|(k, (_, c))| c.map(|c| format!("\"{k}\":{c:.1}")))
+                .collect()
+        })
+        .flatten();
+    let cpu = cpu.map_or(String::new(), |c| {
+        format!(",\"cpu_us\":{{{}}}", c.join(","))
+    });
+    println!(
+        "{{\"impl\":\"privet\",\"log_n\":{log_n},\"bits\":{bits:?},\"threads\":{threads},\"us\":{{{}}}{cpu},\
+\"ciphertext_bytes\":{{\"public\":{bytes_public},\"symmetric_seeded\":{bytes_symmetric}}}}}",
+        wall.join(",")
     );
-    println!("{line}");
     Ok(())
 }

@@ -36,11 +36,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let vals: Vec<f64> = (0..ctx.slots()).map(|i| (i as f64 * 0.01).sin()).collect();
     let pt = enc.encode(&vals, ctx.max_level(), ctx.params().default_scale())?;
     let a = sk.encrypt(&pt, &mut rng)?;
+    let b = sk.encrypt(&pt, &mut rng)?;
     let c3 = ev.mul_no_relin(&a, &a)?;
+    let cpu0 = thread_cpu_ns();
     let t = std::time::Instant::now();
     for _ in 0..iters {
         match op.as_str() {
             "relin" => drop(std::hint::black_box(ev.relinearize(&c3)?)),
+            "mul" => drop(std::hint::black_box(ev.mul_no_relin(&a, &b)?)),
+            "mul_relin" => drop(std::hint::black_box(ev.mul(&a, &b)?)),
+            "add" => drop(std::hint::black_box(ev.add(&a, &b)?)),
             "rotate" => drop(std::hint::black_box(ev.rotate(&a, 1)?)),
             "rescale" => drop(std::hint::black_box(ev.rescale(&a)?)),
             "encrypt" => drop(std::hint::black_box(sk.encrypt(&pt, &mut rng)?)),
@@ -53,6 +58,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             _ => return Err("unknown op".into()),
         }
     }
-    println!("{op}: {:?} per call", t.elapsed() / iters as u32);
+    let wall = t.elapsed() / iters.max(1) as u32;
+    match (cpu0, thread_cpu_ns()) {
+        (Some(a), Some(b)) => println!(
+            "{op}: {wall:?} per call, {:.1} µs CPU per call (this thread)",
+            (b - a) as f64 / 1e3 / iters.max(1) as f64
+        ),
+        _ => println!("{op}: {wall:?} per call"),
+    }
     Ok(())
+}
+
+/// CPU time of the calling thread (Linux: /proc/thread-self/schedstat), so that figures taken on
+/// a loaded machine count only the time this thread ran.
+fn thread_cpu_ns() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    s.split_whitespace().next()?.parse().ok()
 }

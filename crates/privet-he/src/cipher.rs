@@ -11,11 +11,14 @@ use crate::error::{HeError, Result};
 use crate::keys::{
     PublicKey, SecretKey, expand_uniform, sample_error, sample_ternary, small_to_ntt,
 };
-use crate::ring::RnsPoly;
+use crate::ring::{RnsPoly, scratch};
 
 /// A CKKS ciphertext: 2 polynomials (3 after a product, before relinearization) in NTT form
 /// modulo q_0..q_level, with the scale of the message it holds.
-#[derive(Clone, PartialEq)]
+///
+/// Its storage comes from, and goes back to on drop, the thread's pool of scratch buffers, so
+/// that a loop of operations reuses memory instead of faulting in fresh pages each time.
+#[derive(PartialEq)]
 pub struct Ciphertext {
     pub(crate) c: Vec<RnsPoly>,
     pub(crate) level: usize,
@@ -23,6 +26,26 @@ pub struct Ciphertext {
     pub(crate) ctx_id: [u8; 16],
     /// Set on fresh secret-key ciphertexts: c[1] is expanded from it, so only the seed travels.
     pub(crate) seed: Option<[u8; 32]>,
+}
+
+impl Clone for Ciphertext {
+    fn clone(&self) -> Self {
+        Self {
+            c: self.c.iter().map(RnsPoly::pooled_copy).collect(),
+            level: self.level,
+            scale: self.scale,
+            ctx_id: self.ctx_id,
+            seed: self.seed,
+        }
+    }
+}
+
+impl Drop for Ciphertext {
+    fn drop(&mut self) {
+        for p in self.c.drain(..) {
+            scratch::give(p.data);
+        }
+    }
 }
 
 impl fmt::Debug for Ciphertext {

@@ -259,14 +259,6 @@ impl CkksContext {
         self.primes[..=level].iter().collect()
     }
 
-    /// The primes q_0..q_level, p_0..p_{alpha-1} (the extended basis of key switching).
-    pub(crate) fn qp_primes(&self, level: usize) -> Vec<&Prime> {
-        self.primes[..=level]
-            .iter()
-            .chain(&self.primes[self.q_count..])
-            .collect()
-    }
-
     /// Index in `primes` of row `r` of the extended basis at `level`.
     pub(crate) fn qp_index(&self, level: usize, r: usize) -> usize {
         if r <= level {

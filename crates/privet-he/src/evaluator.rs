@@ -14,8 +14,8 @@ use crate::context::CkksContext;
 use crate::encoding::Plaintext;
 use crate::error::{HeError, Result};
 use crate::keys::{EvaluationKeys, GaloisKey};
-use crate::keyswitch::{Digits, decompose, key_switch, switch_digits};
-use crate::ring::{RnsPoly, for_each_row};
+use crate::keyswitch::{Digits, Scratch, decompose, key_switch, switch_digits};
+use crate::ring::{Prime, RnsPoly, for_each_row, for_each_row_light};
 
 /// Largest relative difference between two scales that additions accept.
 pub const SCALE_TOLERANCE: f64 = 1e-9;
@@ -122,9 +122,26 @@ impl Evaluator {
 
     /// a + b.
     pub fn add(&self, a: &Ciphertext, b: &Ciphertext) -> Result<Ciphertext> {
-        let mut out = a.clone();
-        self.add_assign(&mut out, b)?;
-        Ok(out)
+        if a.c.len() != b.c.len() {
+            let mut out = a.clone();
+            self.add_assign(&mut out, b)?;
+            return Ok(out);
+        }
+        self.check_pair(a, b)?;
+        check_scales(a.scale, b.scale)?;
+        let primes = self.ctx.q_primes(a.level);
+        let c =
+            a.c.iter()
+                .zip(&b.c)
+                .map(|(x, y)| binary_op(x, y, &primes, |p, u, v| p.add(u, v)))
+                .collect();
+        Ok(Ciphertext {
+            c,
+            level: a.level,
+            scale: a.scale,
+            ctx_id: a.ctx_id,
+            seed: None,
+        })
     }
 
     /// a += b.
@@ -196,7 +213,7 @@ impl Evaluator {
         let v = self.round_const(c, ct.scale, ct.level)?;
         let mut out = ct.clone();
         // A constant polynomial is the same value in every NTT slot.
-        for_each_row(
+        for_each_row_light(
             &mut out.c[0].data,
             self.ctx.n,
             &self.ctx.q_primes(ct.level),
@@ -229,9 +246,20 @@ impl Evaluator {
 
     /// ct * pt (no rescale; the scales multiply).
     pub fn mul_plain(&self, ct: &Ciphertext, pt: &Plaintext) -> Result<Ciphertext> {
-        let mut out = ct.clone();
-        self.mul_plain_assign(&mut out, pt)?;
-        Ok(out)
+        self.check_pt(ct, pt)?;
+        let primes = self.ctx.q_primes(ct.level);
+        // The plaintext may sit at a higher level: its first level+1 rows are used.
+        let c =
+            ct.c.iter()
+                .map(|x| binary_op(x, &pt.poly, &primes, |p, u, v| p.mul(u, v)))
+                .collect();
+        Ok(Ciphertext {
+            c,
+            level: ct.level,
+            scale: ct.scale * pt.scale,
+            ctx_id: ct.ctx_id,
+            seed: None,
+        })
     }
 
     /// ct *= pt (no rescale).
@@ -281,8 +309,7 @@ impl Evaluator {
         Ok(out)
     }
 
-    /// a * b without relinearization (a 3-component ciphertext; the scales multiply).
-    pub fn mul_no_relin(&self, a: &Ciphertext, b: &Ciphertext) -> Result<Ciphertext> {
+    fn check_mul(&self, a: &Ciphertext, b: &Ciphertext) -> Result<()> {
         self.check_pair(a, b)?;
         if a.c.len() != 2 {
             return Err(HeError::NotRelinearized(a.c.len()));
@@ -290,45 +317,69 @@ impl Evaluator {
         if b.c.len() != 2 {
             return Err(HeError::NotRelinearized(b.c.len()));
         }
+        Ok(())
+    }
+
+    /// The tensor product of two 2-component ciphertexts (checked by `check_mul`), row by row
+    /// into `d0`, `d1`, `d2` (level+1 rows each).
+    fn tensor(
+        &self,
+        a: &Ciphertext,
+        b: &Ciphertext,
+        d0: &mut [u64],
+        d1: &mut [u64],
+        d2: &mut [u64],
+    ) {
         let n = self.ctx.n;
         let primes = self.ctx.q_primes(a.level);
         let rows = a.level + 1;
-        let mut d0 = RnsPoly::zero(n, rows, true);
-        let mut d1 = RnsPoly::zero(n, rows, true);
-        let mut d2 = RnsPoly::zero(n, rows, true);
         let (a0, a1, b0, b1) = (&a.c[0].data, &a.c[1].data, &b.c[0].data, &b.c[1].data);
+        let work = |i: usize, r0: &mut [u64], r1: &mut [u64], r2: &mut [u64]| {
+            let p = primes[i];
+            let s = i * n..(i + 1) * n;
+            let (x0, x1, y0, y1) = (&a0[s.clone()], &a1[s.clone()], &b0[s.clone()], &b1[s]);
+            for k in 0..n {
+                let (u0, u1, v0, v1) = (x0[k] as u128, x1[k] as u128, y0[k] as u128, y1[k] as u128);
+                r0[k] = p.reduce_u128(u0 * v0);
+                // Two products below 2^120 (primes of at most 60 bits): one reduction of the sum.
+                r1[k] = p.reduce_u128(u0 * v1 + u1 * v0);
+                r2[k] = p.reduce_u128(u1 * v1);
+            }
+        };
+        let (d0, d1, d2) = (
+            &mut d0[..rows * n],
+            &mut d1[..rows * n],
+            &mut d2[..rows * n],
+        );
         // Three outputs per row: run rows in parallel over d0, then d1 and d2 in the same pass.
-        {
+        if rows > 1 && rows * n >= (1 << 13) && rayon::current_num_threads() > 1 {
             use rayon::prelude::*;
-            let work = |i: usize, r0: &mut [u64], r1: &mut [u64], r2: &mut [u64]| {
-                let p = primes[i];
-                let s = i * n..(i + 1) * n;
-                let (x0, x1, y0, y1) = (&a0[s.clone()], &a1[s.clone()], &b0[s.clone()], &b1[s]);
-                for k in 0..n {
-                    r0[k] = p.mul(x0[k], y0[k]);
-                    r1[k] = p.add(p.mul(x0[k], y1[k]), p.mul(x1[k], y0[k]));
-                    r2[k] = p.mul(x1[k], y1[k]);
-                }
-            };
-            if rows > 1 && rows * n >= (1 << 13) && rayon::current_num_threads() > 1 {
-                d0.data
-                    .par_chunks_mut(n)
-                    .zip(d1.data.par_chunks_mut(n))
-                    .zip(d2.data.par_chunks_mut(n))
-                    .enumerate()
-                    .for_each(|(i, ((r0, r1), r2))| work(i, r0, r1, r2));
-            } else {
-                for (i, ((r0, r1), r2)) in d0
-                    .data
-                    .chunks_mut(n)
-                    .zip(d1.data.chunks_mut(n))
-                    .zip(d2.data.chunks_mut(n))
-                    .enumerate()
-                {
-                    work(i, r0, r1, r2);
-                }
+            d0.par_chunks_mut(n)
+                .zip(d1.par_chunks_mut(n))
+                .zip(d2.par_chunks_mut(n))
+                .enumerate()
+                .for_each(|(i, ((r0, r1), r2))| work(i, r0, r1, r2));
+        } else {
+            for (i, ((r0, r1), r2)) in d0
+                .chunks_mut(n)
+                .zip(d1.chunks_mut(n))
+                .zip(d2.chunks_mut(n))
+                .enumerate()
+            {
+                work(i, r0, r1, r2);
             }
         }
+    }
+
+    /// a * b without relinearization (a 3-component ciphertext; the scales multiply).
+    pub fn mul_no_relin(&self, a: &Ciphertext, b: &Ciphertext) -> Result<Ciphertext> {
+        self.check_mul(a, b)?;
+        let n = self.ctx.n;
+        let rows = a.level + 1;
+        let mut d0 = RnsPoly::pooled(n, rows, true);
+        let mut d1 = RnsPoly::pooled(n, rows, true);
+        let mut d2 = RnsPoly::pooled(n, rows, true);
+        self.tensor(a, b, &mut d0.data, &mut d1.data, &mut d2.data);
         Ok(Ciphertext {
             c: vec![d0, d1, d2],
             level: a.level,
@@ -338,23 +389,30 @@ impl Evaluator {
         })
     }
 
+    fn relin_key(&self) -> Result<&crate::keys::KeySwitchKey> {
+        self.keys
+            .relin
+            .as_ref()
+            .map(|rk| &rk.key)
+            .ok_or_else(|| HeError::MissingKey("relinearization".into()))
+    }
+
     /// Relinearizes a 3-component ciphertext back to 2 components.
     pub fn relinearize(&self, ct: &Ciphertext) -> Result<Ciphertext> {
         self.check_ct(ct)?;
         if ct.c.len() == 2 {
             return Ok(ct.clone());
         }
-        let rk = self
-            .keys
-            .relin
-            .as_ref()
-            .ok_or_else(|| HeError::MissingKey("relinearization".into()))?;
-        let (d0, d1) = key_switch(&self.ctx, &ct.c[2], &rk.key, ct.level);
-        let primes = self.ctx.q_primes(ct.level);
-        let mut c0 = ct.c[0].clone();
-        let mut c1 = ct.c[1].clone();
-        c0.add_assign(&d0, &primes);
-        c1.add_assign(&d1, &primes);
+        let key = self.relin_key()?;
+        let (c0, c1) = key_switch(
+            &self.ctx,
+            &ct.c[2].data,
+            key,
+            None,
+            ct.level,
+            Some(&ct.c[0].data),
+            Some(&ct.c[1].data),
+        );
         Ok(Ciphertext {
             c: vec![c0, c1],
             level: ct.level,
@@ -364,10 +422,31 @@ impl Evaluator {
         })
     }
 
-    /// a * b, relinearized (no rescale).
+    /// a * b, relinearized (no rescale). The same result as `relinearize(mul_no_relin(a, b))`,
+    /// without building the 3-component ciphertext.
     pub fn mul(&self, a: &Ciphertext, b: &Ciphertext) -> Result<Ciphertext> {
-        let t = self.mul_no_relin(a, b)?;
-        self.relinearize(&t)
+        self.check_mul(a, b)?;
+        let key = self.relin_key()?;
+        let n = self.ctx.n;
+        let len = (a.level + 1) * n;
+        let (mut d0, mut d1, mut d2) = (Scratch::new(len), Scratch::new(len), Scratch::new(len));
+        self.tensor(a, b, &mut d0.0, &mut d1.0, &mut d2.0);
+        let (c0, c1) = key_switch(
+            &self.ctx,
+            &d2.0,
+            key,
+            None,
+            a.level,
+            Some(&d0.0),
+            Some(&d1.0),
+        );
+        Ok(Ciphertext {
+            c: vec![c0, c1],
+            level: a.level,
+            scale: a.scale * b.scale,
+            ctx_id: self.ctx.id,
+            seed: None,
+        })
     }
 
     /// a^2, relinearized (no rescale).
@@ -391,22 +470,25 @@ impl Evaluator {
         let c =
             ct.c.iter()
                 .map(|x| {
-                    let mut last = x.row(l).to_vec();
-                    ql.backward(&mut last);
-                    for v in last.iter_mut() {
+                    let mut last = Scratch::new(n);
+                    last.0.copy_from_slice(x.row(l));
+                    ql.backward(&mut last.0);
+                    for v in last.0.iter_mut() {
                         *v = ql.add(*v, half);
                     }
-                    let mut out = RnsPoly {
-                        data: x.data[..l * n].to_vec(),
-                        n,
-                        ntt: true,
-                    };
+                    let last = &last.0;
+                    let src = &x.data;
+                    let mut out = RnsPoly::pooled(n, l, true);
                     for_each_row(&mut out.data, n, &primes, |i, p, row| {
                         let (inv, h) = tables[i];
-                        let mut t: Vec<u64> = last.iter().map(|&v| p.sub(p.reduce(v), h)).collect();
-                        p.forward(&mut t);
-                        for (o, &v) in row.iter_mut().zip(&t) {
-                            *o = p.mul_shoup(p.sub(*o, v), inv);
+                        let mut t = Scratch::new(n);
+                        for (o, &v) in t.0.iter_mut().zip(last.iter()) {
+                            *o = p.sub(p.reduce(v), h);
+                        }
+                        p.forward(&mut t.0);
+                        let xi = &src[i * n..(i + 1) * n];
+                        for ((o, &v), &c) in row.iter_mut().zip(t.0.iter()).zip(xi) {
+                            *o = p.mul_shoup(p.sub(c, v), inv);
                         }
                     });
                     out
@@ -458,8 +540,30 @@ impl Evaluator {
             return Err(HeError::NotRelinearized(ct.c.len()));
         }
         let key = self.galois_key(g, || format!("Galois element {g}"))?;
-        let digits = decompose(&self.ctx, &ct.c[1], ct.level);
-        Ok(self.galois_from_digits(ct, &digits, key))
+        Ok(self.galois_one(ct, key))
+    }
+
+    /// One automorphism with its key, without keeping the digits.
+    fn galois_one(&self, ct: &Ciphertext, key: &GaloisKey) -> Ciphertext {
+        let level = ct.level;
+        let primes = self.ctx.q_primes(level);
+        let (mut d0, d1) = key_switch(
+            &self.ctx,
+            &ct.c[1].data,
+            &key.key,
+            Some(&key.perm),
+            level,
+            None,
+            None,
+        );
+        d0.add_permuted(&ct.c[0], &key.perm, &primes);
+        Ciphertext {
+            c: vec![d0, d1],
+            level,
+            scale: ct.scale,
+            ctx_id: ct.ctx_id,
+            seed: None,
+        }
     }
 
     fn galois_from_digits(&self, ct: &Ciphertext, digits: &Digits, key: &GaloisKey) -> Ciphertext {
@@ -488,8 +592,7 @@ impl Evaluator {
             return Err(HeError::NotRelinearized(ct.c.len()));
         }
         let key = self.galois_key(g, || format!("rotation by {steps}"))?;
-        let digits = decompose(&self.ctx, &ct.c[1], ct.level);
-        Ok(self.galois_from_digits(ct, &digits, key))
+        Ok(self.galois_one(ct, key))
     }
 
     /// Several rotations of one ciphertext sharing one decomposition (hoisting).
@@ -546,4 +649,23 @@ impl Evaluator {
         }
         Ok(acc)
     }
+}
+
+/// out = f(x, y) row by row over `primes` (x's rows; y may have more), in pooled storage.
+fn binary_op(
+    x: &RnsPoly,
+    y: &RnsPoly,
+    primes: &[&Prime],
+    f: impl Fn(&Prime, u64, u64) -> u64 + Sync + Send,
+) -> RnsPoly {
+    let n = x.n;
+    let mut out = RnsPoly::pooled(n, primes.len(), x.ntt);
+    let (xd, yd) = (&x.data, &y.data);
+    for_each_row_light(&mut out.data, n, primes, |i, p, row| {
+        let s = i * n..(i + 1) * n;
+        for ((o, &u), &v) in row.iter_mut().zip(&xd[s.clone()]).zip(&yd[s]) {
+            *o = f(p, u, v);
+        }
+    });
+    out
 }
