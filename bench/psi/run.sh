@@ -16,13 +16,14 @@
 #                                    backend, chosen at run time where the CPU has IFMA and VL
 #                                    (AVX2 or serial elsewhere), so the binary stays portable
 #        NATIVE=0                    also time pjc_bench built with -C target-cpu=native
+#        RESULTS=bench/psi/results.json  where the summary goes
 #        PYTHON=python3              interpreter used to create the venv
 #        SKIP_BUILD=1                do not run cargo build
 #        CARGO_TARGET_DIR            where the default build goes (default target/); the AVX-512
 #                                    and native builds go to AVX512_TARGET_DIR
 #                                    (target/bench-avx512) and NATIVE_TARGET_DIR
 #                                    (target/bench-native)
-# Output: bench/psi/results.json; raw files under target/bench-runs/psi/.
+# Output: $RESULTS; raw files under target/bench-runs/psi/.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
@@ -42,6 +43,7 @@ PJC_NATIVE="$NATIVE_DIR/release/examples/pjc_bench"
 RUNS_1M="${RUNS_1M:-1}"
 OPENMINED_MAX="${OPENMINED_MAX:-100000}"
 CLI="${CLI:-1}"
+RESULTS="${RESULTS:-bench/psi/results.json}"
 BUILD=$([[ "${SKIP_BUILD:-0}" == 0 ]] && echo 1 || echo 0)
 
 if ! [[ "$RUNS" =~ ^[1-9][0-9]*$ ]]; then echo "RUNS must be a positive integer" >&2; exit 2; fi
@@ -52,7 +54,11 @@ if [[ ! -x "$PY" ]]; then
   echo "== creating $VENV"
   "${PYTHON:-python3}" -m venv "$VENV"
 fi
-if ! "$PY" -c 'import importlib.metadata as m, sys; sys.exit(m.version("openmined.psi") != "2.0.6")' 2>/dev/null; then
+need_openmined=0
+IFS=',' read -r -a sizes <<< "$SIZES"
+for n in "${sizes[@]}"; do (( n <= OPENMINED_MAX )) && need_openmined=1; done
+if [[ "$need_openmined" == 1 ]] &&
+  ! "$PY" -c 'import importlib.metadata as m, sys; sys.exit(m.version("openmined.psi") != "2.0.6")' 2>/dev/null; then
   echo "== installing openmined.psi==2.0.6 into $VENV"
   "$PY" -m pip install --quiet openmined.psi==2.0.6
 fi
@@ -90,7 +96,6 @@ SYSTEMS="$SYSTEMS openmined"
 
 mkdir -p "$RUNDIR"
 echo "loadavg before: $(cat /proc/loadavg)" | tee "$RUNDIR/load.txt"
-IFS=',' read -r -a sizes <<< "$SIZES"
 for n in "${sizes[@]}"; do
   d="$RUNDIR/n$n"
   mkdir -p "$d"
@@ -126,5 +131,5 @@ for n in "${sizes[@]}"; do
   done
 done
 echo "loadavg after: $(cat /proc/loadavg)" | tee -a "$RUNDIR/load.txt"
-"$PY" bench/psi/summarize.py "$RUNDIR" "$SIZES" > bench/psi/results.json
-cat bench/psi/results.json
+"$PY" bench/psi/summarize.py "$RUNDIR" "$SIZES" > "$RESULTS"
+cat "$RESULTS"
