@@ -4,7 +4,7 @@ import re
 import statistics
 import sys
 
-rundir, sizes, systems = sys.argv[1], [int(s) for s in sys.argv[2].split(",")], sys.argv[3].split()
+rundir, sizes = sys.argv[1], [int(s) for s in sys.argv[2].split(",")]
 
 
 def peak_mib(path):
@@ -24,6 +24,7 @@ def peak_mib(path):
 out = {"load": open(f"{rundir}/load.txt").read().strip().splitlines(), "sizes": []}
 for n in sizes:
     runs = int(open(f"{rundir}/n{n}/runs").read())
+    systems = open(f"{rundir}/n{n}/systems").read().split()
     row = {"rows_per_side": n, "runs": runs}
     for sysname in systems:
         recs = []
@@ -34,6 +35,10 @@ for n in sizes:
             j["peak_mib"] = mem
             j["wall_seconds"] = wall
             j["cpu_seconds"] = cpu
+            try:
+                j["load"] = open(base + ".load").read().split()[0]
+            except OSError:
+                j["load"] = None
             recs.append(j)
         med = lambda k: statistics.median(x[k] for x in recs)
         if sysname == "openmined":
@@ -45,24 +50,31 @@ for n in sizes:
             "seconds_protocol_all": [x["seconds_protocol"] for x in recs],
             "wall_seconds_median": med("wall_seconds"),
             "cpu_seconds_median": med("cpu_seconds"),
+            "cpu_seconds_all": [x["cpu_seconds"] for x in recs],
+            "load_1min_before_each_run": [x["load"] for x in recs],
             "peak_mib_median": med("peak_mib"),
             "bytes_on_wire": wire,
             "bytes_per_element_pair": wire / n,
             "intersection_size": recs[0]["intersection_size"],
         }
-    om = row["openmined"]
-    ratios = {}
-    for k in [s for s in systems if s.startswith("privet")]:
-        ratios[k] = {
-            "protocol_seconds": om["seconds_protocol_median"] / row[k]["seconds_protocol_median"],
-            "cpu_seconds": om["cpu_seconds_median"] / row[k]["cpu_seconds_median"],
-        }
-    row["openmined_over_privet"] = ratios
-    row["sum_cost_over_cardinality"] = (
-        row["privet-sum"]["seconds_protocol_median"] / row["privet-card"]["seconds_protocol_median"]
-    )
-    row["bytes_ratio_openmined_over_privet"] = (
-        row["openmined"]["bytes_on_wire"] / row["privet-card"]["bytes_on_wire"]
-    )
+    for base in ("privet-sum", "privet-sum-avx512", "privet-sum-native"):
+        card = base.replace("-sum", "-card")
+        if base in row and card in row:
+            row[f"{base}_over_{card}"] = (
+                row[base]["seconds_protocol_median"] / row[card]["seconds_protocol_median"]
+            )
+    if "openmined" in row:
+        om = row["openmined"]
+        ratios = {}
+        for k in [s for s in systems if s.startswith("privet")]:
+            ratios[k] = {
+                "protocol_seconds": om["seconds_protocol_median"]
+                / row[k]["seconds_protocol_median"],
+                "cpu_seconds": om["cpu_seconds_median"] / row[k]["cpu_seconds_median"],
+            }
+        row["openmined_over_privet"] = ratios
+        row["bytes_ratio_openmined_over_privet"] = (
+            om["bytes_on_wire"] / row["privet-card"]["bytes_on_wire"]
+        )
     out["sizes"].append(row)
 print(json.dumps(out, indent=2))
