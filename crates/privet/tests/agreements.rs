@@ -315,6 +315,35 @@ fn jobs_run_only_as_their_signed_agreement_allows_and_the_log_proves_it() {
             &head(&nodes[0]),
         ],
     ));
+    // A DPO's report on the good job, from the real coordinator's log.
+    ok(privet(
+        fed.path(),
+        &[
+            "audit",
+            "report",
+            "log.jsonl",
+            "--job",
+            &good,
+            "--agreement",
+            "study.toml",
+            "--head",
+            &head(&nodes[0]),
+            "--out",
+            "report.html",
+        ],
+    ));
+    let html = std::fs::read_to_string(fed.path().join("report.html")).unwrap();
+    for expected in [
+        format!("<h1>Data-sharing report: job {good}</h1>"),
+        "Audit log verified.".into(),
+        "Agreement signed by every party.".into(),
+        "DUO:0000007 disease specific research (MONDO:0007254)".into(),
+        "<td>hospital-0</td><td>data-owner</td>".into(),
+        "Signed tree head".into(),
+        "to admin (DP-trained)".into(),
+    ] {
+        assert!(html.contains(&expected), "`{expected}` missing:\n{html}");
+    }
     // The ledger of the hospitals that took part holds the good job's reservation.
     let ledger: Value = serde_json::from_str(
         &std::fs::read_to_string(fed.path().join(format!("{}-audit/ledger.json", nodes[0])))
