@@ -11,17 +11,18 @@
 #                                    (`cargo build -p privet`); CLI=0 times privet-psi's pjc_bench
 #                                    example built with the default flags instead (same library
 #                                    call, no need to build the whole CLI)
-#        AVX512=1                    also time pjc_bench built with
-#                                    --cfg curve25519_dalek_backend="avx512": dalek's AVX-512 IFMA
-#                                    backend, chosen at run time where the CPU has IFMA and VL
-#                                    (AVX2 or serial elsewhere), so the binary stays portable
+#        AVX2=1                      also time pjc_bench built without the repository's
+#                                    --cfg curve25519_dalek_backend="avx512" (.cargo/config.toml),
+#                                    i.e. dalek's AVX2 backend only; the default build has the
+#                                    AVX-512 IFMA backend, chosen at run time where the CPU has
+#                                    IFMA and VL (AVX2 or serial elsewhere)
 #        NATIVE=0                    also time pjc_bench built with -C target-cpu=native
 #        RESULTS=bench/psi/results.json  where the summary goes
 #        PYTHON=python3              interpreter used to create the venv
 #        SKIP_BUILD=1                do not run cargo build
-#        CARGO_TARGET_DIR            where the default build goes (default target/); the AVX-512
-#                                    and native builds go to AVX512_TARGET_DIR
-#                                    (target/bench-avx512) and NATIVE_TARGET_DIR
+#        CARGO_TARGET_DIR            where the default build goes (default target/); the AVX2
+#                                    and native builds go to AVX2_TARGET_DIR
+#                                    (target/bench-avx2) and NATIVE_TARGET_DIR
 #                                    (target/bench-native)
 # Output: $RESULTS; raw files under target/bench-runs/psi/.
 set -euo pipefail
@@ -36,8 +37,8 @@ RUNDIR="$REPO/target/bench-runs/psi"
 TARGET_DIR="${CARGO_TARGET_DIR:-$REPO/target}"
 PRIVET="$TARGET_DIR/release/privet"
 PJC_DEFAULT="$TARGET_DIR/release/examples/pjc_bench"
-AVX512_DIR="${AVX512_TARGET_DIR:-$REPO/target/bench-avx512}"
-PJC_AVX512="$AVX512_DIR/release/examples/pjc_bench"
+AVX2_DIR="${AVX2_TARGET_DIR:-$REPO/target/bench-avx2}"
+PJC_AVX2="$AVX2_DIR/release/examples/pjc_bench"
 NATIVE_DIR="${NATIVE_TARGET_DIR:-$REPO/target/bench-native}"
 PJC_NATIVE="$NATIVE_DIR/release/examples/pjc_bench"
 RUNS_1M="${RUNS_1M:-1}"
@@ -76,13 +77,14 @@ else
   [[ -x "$PJC_DEFAULT" ]] || { echo "missing $PJC_DEFAULT" >&2; exit 2; }
 fi
 SYSTEMS="privet-card privet-sum"
-if [[ "${AVX512:-1}" == 1 ]]; then
+if [[ "${AVX2:-1}" == 1 ]]; then
   if [[ "$BUILD" == 1 ]]; then
-    echo "== RUSTFLAGS='--cfg curve25519_dalek_backend=\"avx512\"' cargo build --release -p privet-psi --example pjc_bench"
-    RUSTFLAGS='--cfg curve25519_dalek_backend="avx512"' CARGO_TARGET_DIR="$AVX512_DIR" \
+    # An empty RUSTFLAGS replaces .cargo/config.toml's flags: dalek's AVX2 backend only.
+    echo "== RUSTFLAGS='' cargo build --release -p privet-psi --example pjc_bench"
+    RUSTFLAGS='' CARGO_TARGET_DIR="$AVX2_DIR" \
       cargo build --release -p privet-psi --example pjc_bench
   fi
-  SYSTEMS="$SYSTEMS privet-card-avx512 privet-sum-avx512"
+  SYSTEMS="$SYSTEMS privet-card-avx2 privet-sum-avx2"
 fi
 if [[ "${NATIVE:-0}" == 1 ]]; then
   if [[ "$BUILD" == 1 ]]; then
@@ -120,7 +122,7 @@ for n in "${sizes[@]}"; do
           else
             cmd=("$PJC_DEFAULT" "$d/A.csv" "$d/B.csv" "${sum[@]}")
           fi ;;
-        privet-*-avx512) cmd=("$PJC_AVX512" "$d/A.csv" "$d/B.csv" "${sum[@]}") ;;
+        privet-*-avx2) cmd=("$PJC_AVX2" "$d/A.csv" "$d/B.csv" "${sum[@]}") ;;
         privet-*-native) cmd=("$PJC_NATIVE" "$d/A.csv" "$d/B.csv" "${sum[@]}") ;;
         openmined) cmd=("$PY" bench/psi/openmined_bench.py "$d/A.csv" "$d/B.csv") ;;
       esac

@@ -57,7 +57,7 @@ for n in sizes:
             "bytes_per_element_pair": wire / n,
             "intersection_size": recs[0]["intersection_size"],
         }
-    for base in ("privet-sum", "privet-sum-avx512", "privet-sum-native"):
+    for base in ("privet-sum", "privet-sum-avx2", "privet-sum-native"):
         card = base.replace("-sum", "-card")
         if base in row and card in row:
             row[f"{base}_over_{card}"] = (
