@@ -6,6 +6,11 @@
 #   OPS_ONLY=1 LOG_NS="13 14" VENV=/path/to/venv nice -n 19 bench/he/run.sh
 #                              # operations only (results/infer.jsonl is left as it is), at some N,
 #                              # with a TenSEAL venv made elsewhere
+#   INFER_ONLY=1 TENSEAL_LIMIT=200 bench/he/run.sh
+#                              # inference only (results/ops.jsonl is left as it is); TenSEAL's
+#                              # single packing on the first 200 samples of each data set (its
+#                              # digits MLP takes over 0.5 s a sample); batch packing always
+#                              # runs on every sample, so throughputs stay comparable
 #
 # Each round runs privet (1 thread, then all threads) and TenSEAL (single-threaded) one after
 # the other, so their figures share the machine's load; the summary takes medians over rounds.
@@ -19,6 +24,8 @@ mkdir -p "$OUT" "$WORK"
 ROUNDS=${ROUNDS:-3}
 REPS=${REPS:-20}
 OPS_ONLY=${OPS_ONLY:-0}
+INFER_ONLY=${INFER_ONLY:-0}
+TENSEAL_LIMIT=${TENSEAL_LIMIT:-100000}
 LOG_NS=${LOG_NS:-13 14 15}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target}
 if [ ! -x "$VENV/bin/python" ]; then
@@ -29,18 +36,25 @@ PY="$VENV/bin/python"
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
   if [ "$OPS_ONLY" = 1 ]; then
     cargo build --release -p privet-he --example he_ops
+  elif [ "$INFER_ONLY" = 1 ]; then
+    cargo build --release -p privet --bin privet -p privet-he-service --example he_export
   else
     cargo build --release -p privet --bin privet -p privet-he --example he_ops -p privet-he-service --example he_export
   fi
 fi
 BIN="$CARGO_TARGET_DIR/release"
-: > "$OUT/ops.jsonl"
+[ "$INFER_ONLY" = 1 ] || : > "$OUT/ops.jsonl"
 [ "$OPS_ONLY" = 1 ] || : > "$OUT/infer.jsonl"
-echo "{\"when\":\"before\",\"loadavg\":\"$(cut -d' ' -f1-3 /proc/loadavg)\",\"cores\":$(nproc)}" > "$OUT/machine.jsonl"
+if [ "$INFER_ONLY" = 1 ]; then
+  echo "{\"when\":\"before inference\",\"loadavg\":\"$(cut -d' ' -f1-3 /proc/loadavg)\",\"cores\":$(nproc),\"tenseal_single_limit\":$TENSEAL_LIMIT}" >> "$OUT/machine.jsonl"
+else
+  echo "{\"when\":\"before\",\"loadavg\":\"$(cut -d' ' -f1-3 /proc/loadavg)\",\"cores\":$(nproc)}" > "$OUT/machine.jsonl"
+fi
 
 # 1. Operations at equal parameters (SEAL's CoeffModulus::Create primes on both sides).
 CONFIGS=("13 60,40,40,60 $REPS" "14 60,40,40,40,40,40,40,60 $REPS" "15 60,40,40,40,40,40,40,40,40,40,40,40,40,40,40,40,40,40,40,60 5")
 for round in $(seq "$ROUNDS"); do
+  [ "$INFER_ONLY" = 1 ] && break
   echo "{\"when\":\"ops round $round\",\"loadavg\":\"$(cut -d' ' -f1-3 /proc/loadavg)\"}" >> "$OUT/machine.jsonl"
   for cfg in "${CONFIGS[@]}"; do
     set -- $cfg
@@ -78,13 +92,15 @@ for round in $(seq "$ROUNDS"); do
       # TenSEAL at privet's parameters (equal N, moduli, scale).
       params=$(tail -n 1 "$OUT/infer.jsonl" | "$PY" -c "import json,sys; p=json.load(sys.stdin)['params']; print(p['n'], ','.join(map(str, p['q_bits'] + p['p_bits'])), p['scale_bits'])")
       set -- $params
-      "$PY" "$HERE/tenseal_infer.py" "$WORK/$name.json" "$packing" "$1" "$2" "$3" 100000 \
+      limit=100000
+      [ "$packing" = single ] && limit=$TENSEAL_LIMIT
+      "$PY" "$HERE/tenseal_infer.py" "$WORK/$name.json" "$packing" "$1" "$2" "$3" "$limit" \
         | tag "{\"model\":\"$name\",\"params\":\"privet\"}" >> "$OUT/infer.jsonl"
     done
     # TenSEAL's documented context (tutorial 1: 8192, [40, 21 x 6, 40], scale 2^21) for the
     # logistic regression, single packing.
     if [ "$name" = bc ]; then
-      "$PY" "$HERE/tenseal_infer.py" "$WORK/$name.json" single 8192 40,21,21,21,21,21,21,40 21 100000 \
+      "$PY" "$HERE/tenseal_infer.py" "$WORK/$name.json" single 8192 40,21,21,21,21,21,21,40 21 "$TENSEAL_LIMIT" \
         | tag "{\"model\":\"$name\",\"params\":\"tenseal-tutorial\"}" >> "$OUT/infer.jsonl"
     fi
   done
