@@ -100,10 +100,11 @@ fn file_err(path: &Path, e: privet_files::FileError) -> MlError {
     }
 }
 
-/// Writes `bytes` to `path` atomically (privet-files: temporary file, fsync, rename; the mode
-/// of a file it replaces is kept, and a link or special file is not replaced).
+/// Writes a model file whole (privet-files' `write_output`: temporary file and rename, not
+/// synced, as a run's outputs are; the mode of a file it replaces is kept, and a link or
+/// special file is not replaced).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), MlError> {
-    privet_files::write_atomic(path, bytes, privet_files::Mode::Public)
+    privet_files::write_output(path, bytes, privet_files::Mode::Public)
         .map_err(|e| file_err(path, e))
 }
 

@@ -56,9 +56,10 @@ impl RunFiles {
     }
 }
 
-/// Writes `bytes` to `path` through a temporary file and a rename.
+/// Writes a run's output `bytes` to `path` through a temporary file and a rename (not synced:
+/// privet-files' `write_output`).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), SimError> {
-    privet_files::write_atomic(path, bytes, privet_files::Mode::Public).map_err(|e| {
+    privet_files::write_output(path, bytes, privet_files::Mode::Public).map_err(|e| {
         SimError::Output {
             path: path.into(),
             reason: e.to_string(),
@@ -239,7 +240,7 @@ pub fn draw_chart(
 ) -> Result<(), SimError> {
     ensure_font();
     // plotters writes the PNG itself, to the temporary file privet-files hands it.
-    privet_files::write_atomic_with(path, privet_files::Mode::Public, |_, tmp| {
+    privet_files::write_output_with(path, privet_files::Mode::Public, |_, tmp| {
         render_chart(tmp, title, rounds, x_label).map_err(std::io::Error::other)
     })
     .map_err(|e| SimError::Output {
