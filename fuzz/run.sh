@@ -17,7 +17,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 export RUSTC_BOOTSTRAP=1
-TARGETS=(csv job_toml net_config model frames secagg_wire certificate agreement_toml audit_log)
+TARGETS=(csv job_toml net_config model frames secagg_wire certificate psi_wire psi_session agreement_toml audit_log he_wire)
 
 smoke=0
 seconds=60

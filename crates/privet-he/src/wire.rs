@@ -9,7 +9,8 @@
 //! Decoding checks the length against a limit before anything else, then the header, the kind,
 //! the fingerprint, levels, sizes, scales and every residue (< its prime); the length of the
 //! rest is fully determined by the parameters, so nothing is allocated on the word of the input,
-//! and trailing bytes are refused.
+//! and trailing bytes are refused. The Galois keys of a set are written in increasing order of
+//! their elements and read only in that order, so a key set has exactly one encoding.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -573,6 +574,17 @@ impl EvaluationKeys {
         let mut galois = BTreeMap::new();
         for _ in 0..count {
             let g = read_galois_element(ctx, &mut r)?;
+            // The encoder writes the keys sorted by element: refuse any other order, so that an
+            // encoding is canonical (one set, one byte string).
+            match galois.last_key_value() {
+                Some((&prev, _)) if g == prev => {
+                    return Err(DecodeError::Malformed("duplicate Galois element").into());
+                }
+                Some((&prev, _)) if g < prev => {
+                    return Err(DecodeError::Malformed("Galois keys out of order").into());
+                }
+                _ => {}
+            }
             let key = read_ksk(ctx, &mut r)?;
             let gk = GaloisKey {
                 ctx_id: ctx.id,
@@ -580,9 +592,7 @@ impl EvaluationKeys {
                 key,
                 perm: Arc::new(galois_permutation(ctx.n, g)),
             };
-            if galois.insert(g, gk).is_some() {
-                return Err(DecodeError::Malformed("duplicate Galois element").into());
-            }
+            galois.insert(g, gk);
         }
         r.finish()?;
         Ok(EvaluationKeys {

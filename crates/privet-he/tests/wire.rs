@@ -278,3 +278,59 @@ fn bad_input_is_refused_with_a_reason() {
     // Objects of other parameters are refused by the encoder too.
     assert_eq!(ct.to_bytes(&other).err(), Some(HeError::ParameterMismatch));
 }
+
+/// Regression (fuzz target `he_wire`, `tests/data/he_wire_evk_unsorted.bin`): a key set whose
+/// Galois keys were not in increasing element order decoded, and re-encoded (sorted) to other
+/// bytes. Such a set is now refused, as a duplicate element already was.
+#[test]
+fn he_wire_evk_unsorted() {
+    // The fuzz target's parameters, under which the fuzzer found the input.
+    let p = ok(CkksParameters::hazmat_unchecked(
+        4,
+        &[30, 25],
+        &[30],
+        20,
+        Hazmat::InsecureForTestingOnly,
+    ));
+    let ctx = ok(CkksContext::new(p));
+    let opts = DecodeOptions {
+        max_bytes: 1 << 16,
+        level: None,
+    };
+    let found = include_bytes!("data/he_wire_evk_unsorted.bin");
+    assert_eq!(
+        EvaluationKeys::from_bytes(&ctx, found, &opts).err(),
+        Some(HeError::Decode(DecodeError::Malformed(
+            "Galois keys out of order"
+        )))
+    );
+
+    // The same from a real key set: swapping its two Galois keys is refused, the set as encoded
+    // round-trips to the same bytes.
+    let mut rng = ChaCha20Rng::seed_from_u64(5);
+    let sk = SecretKey::generate(&ctx, &mut rng);
+    let keys = ok(sk.evaluation_keys(
+        &EvaluationKeyConfig {
+            relinearization: false,
+            rotations: vec![1, 2],
+            conjugation: false,
+        },
+        &mut rng,
+    ));
+    let kb = ok(keys.to_bytes(&ctx));
+    let back = ok(EvaluationKeys::from_bytes(&ctx, &kb, &opts));
+    assert_eq!(ok(back.to_bytes(&ctx)), kb);
+    // Header (23 bytes), relinearization flag, key count; then two equal-length blocks.
+    let head = 23 + 1 + 4;
+    let block = (kb.len() - head) / 2;
+    let mut swapped = kb[..head].to_vec();
+    swapped.extend_from_slice(&kb[head + block..]);
+    swapped.extend_from_slice(&kb[head..head + block]);
+    assert_ne!(swapped, kb);
+    assert_eq!(
+        EvaluationKeys::from_bytes(&ctx, &swapped, &opts).err(),
+        Some(HeError::Decode(DecodeError::Malformed(
+            "Galois keys out of order"
+        )))
+    );
+}
