@@ -357,8 +357,9 @@ proptest! {
         wide in prop::bool::ANY,
     ) {
         let n = faults.len() as u32;
+        let degree = if wide { 6 } else { 4 };
         let config = SecAggConfig {
-            degree: Some(if wide { 6 } else { 4 }),
+            degree: Some(degree),
             reconstruction_threshold: Some(Threshold::Fraction(0.5)),
             ..Default::default()
         };
@@ -377,7 +378,10 @@ proptest! {
         let nb = sim.neighbours(1);
         let expected_ok = u[0].len() >= 3 && {
             let p = sim.monitor.last_round_info().unwrap().params.unwrap();
-            prop_assert!(!p.complete);
+            // The graph is drawn over the clients that advertised keys: with no more than
+            // degree + 1 of them it is the complete graph (found by this test: 10 clients, 3
+            // lost at stage 0, degree 6).
+            prop_assert_eq!(p.complete, degree as usize + 1 >= u[0].len());
             prop_assert_eq!(nb.keys().copied().collect::<Vec<_>>(), u[0].clone());
             recoverable(&nb, p.t, &u)
         };
