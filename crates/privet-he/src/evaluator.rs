@@ -545,35 +545,35 @@ impl Evaluator {
 
     /// One automorphism with its key, without keeping the digits.
     fn galois_one(&self, ct: &Ciphertext, key: &GaloisKey) -> Ciphertext {
-        let level = ct.level;
-        let primes = self.ctx.q_primes(level);
-        let (mut d0, d1) = key_switch(
+        let (d0, d1) = key_switch(
             &self.ctx,
             &ct.c[1].data,
             &key.key,
             Some(&key.perm),
-            level,
+            ct.level,
             None,
             None,
         );
-        d0.add_permuted(&ct.c[0], &key.perm, &primes);
-        Ciphertext {
-            c: vec![d0, d1],
-            level,
-            scale: ct.scale,
-            ctx_id: ct.ctx_id,
-            seed: None,
-        }
+        self.galois_finish(ct, d0, d1, key)
     }
 
     fn galois_from_digits(&self, ct: &Ciphertext, digits: &Digits, key: &GaloisKey) -> Ciphertext {
-        let level = ct.level;
-        let primes = self.ctx.q_primes(level);
-        let (mut d0, d1) = switch_digits(&self.ctx, digits, &key.key, Some(&key.perm), level);
-        d0.add_permuted(&ct.c[0], &key.perm, &primes);
+        let (d0, d1) = switch_digits(&self.ctx, digits, &key.key, Some(&key.perm), ct.level);
+        self.galois_finish(ct, d0, d1, key)
+    }
+
+    /// The automorphism of `ct` from its key-switched c1 (`d0`, `d1`): c0 permuted into d0.
+    fn galois_finish(
+        &self,
+        ct: &Ciphertext,
+        mut d0: RnsPoly,
+        d1: RnsPoly,
+        key: &GaloisKey,
+    ) -> Ciphertext {
+        d0.add_permuted(&ct.c[0], &key.perm, &self.ctx.q_primes(ct.level));
         Ciphertext {
             c: vec![d0, d1],
-            level,
+            level: ct.level,
             scale: ct.scale,
             ctx_id: ct.ctx_id,
             seed: None,

@@ -16,6 +16,29 @@ fn parallel(work: usize, tasks: usize) -> bool {
     work >= (1 << 13) && tasks > 1 && rayon::current_num_threads() > 1
 }
 
+/// Runs `work(r, row r of out0, row r of out1)` for every row of n coefficients, across
+/// threads when `parallel` says so.
+fn each_row_pair(
+    out0: &mut RnsPoly,
+    out1: &mut RnsPoly,
+    n: usize,
+    parallel: bool,
+    work: impl Fn(usize, &mut [u64], &mut [u64]) + Sync,
+) {
+    if parallel {
+        out0.data
+            .par_chunks_mut(n)
+            .zip(out1.data.par_chunks_mut(n))
+            .enumerate()
+            .for_each(|(r, (a, b))| work(r, a, b));
+    } else {
+        let rows = out0.data.chunks_mut(n).zip(out1.data.chunks_mut(n));
+        for (r, (a, b)) in rows.enumerate() {
+            work(r, a, b);
+        }
+    }
+}
+
 /// A scratch buffer that goes back to the thread's pool when dropped.
 pub(crate) struct Scratch(pub(crate) Vec<u64>);
 
@@ -233,22 +256,7 @@ pub(crate) fn inner_product(
         }
         sums.reduce(&ctx.primes[ki], o0, o1);
     };
-    if parallel(rows * n, rows) {
-        out0.data
-            .par_chunks_mut(n)
-            .zip(out1.data.par_chunks_mut(n))
-            .enumerate()
-            .for_each(|(r, (a, b))| work(r, a, b));
-    } else {
-        for (r, (a, b)) in out0
-            .data
-            .chunks_mut(n)
-            .zip(out1.data.chunks_mut(n))
-            .enumerate()
-        {
-            work(r, a, b);
-        }
-    }
+    each_row_pair(&mut out0, &mut out1, n, parallel(rows * n, rows), work);
     (out0, out1)
 }
 
@@ -286,22 +294,13 @@ fn mod_up_inner_product(
         }
         sums.reduce(&ctx.primes[ki], o0, o1);
     };
-    if parallel(count * rows * n, rows) {
-        out0.data
-            .par_chunks_mut(n)
-            .zip(out1.data.par_chunks_mut(n))
-            .enumerate()
-            .for_each(|(r, (a, b))| work(r, a, b));
-    } else {
-        for (r, (a, b)) in out0
-            .data
-            .chunks_mut(n)
-            .zip(out1.data.chunks_mut(n))
-            .enumerate()
-        {
-            work(r, a, b);
-        }
-    }
+    each_row_pair(
+        &mut out0,
+        &mut out1,
+        n,
+        parallel(count * rows * n, rows),
+        work,
+    );
     (out0, out1)
 }
 
