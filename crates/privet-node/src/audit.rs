@@ -469,6 +469,15 @@ mod tests {
         let (head, proof) = welcome(&coordinator_log(12, "b"), &key, audit.audit_from());
         let err = audit.witness(&head, &proof).unwrap_err().to_string();
         assert!(err.contains("rewrote its log"), "{err}");
+        // Hostile proofs: a hash of the wrong length, or more hashes than any log needs.
+        let (head, mut proof) = welcome(&coordinator_log(12, "a"), &key, audit.audit_from());
+        proof[0] = bytes::Bytes::from_static(&[0; 31]);
+        let err = audit.witness(&head, &proof).unwrap_err().to_string();
+        assert!(err.contains("not 32 bytes"), "{err}");
+        let long = vec![bytes::Bytes::from_static(&[0; 32]); 65];
+        let err = audit.witness(&head, &long).unwrap_err().to_string();
+        assert!(err.contains("longer than 64"), "{err}");
+        assert!(audit.witness("{not a head", &[]).is_err());
         // Another key, or no head at all, after one was kept.
         let (head, proof) = welcome(
             &coordinator_log(12, "a"),
