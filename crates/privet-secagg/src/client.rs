@@ -530,7 +530,7 @@ impl SecAggClient {
             )));
         }
         let bits = self.quantizer.modulus_bits();
-        let mut masked = Zeroizing::new(s.input.to_vec());
+        let mut masked = s.input; // masked in place: the plain input is not needed again
         let self_key = self_mask_key(&s.secrets.self_mask, round, self.id)?;
         // Per sender of shares: decrypt them, agree on the pairwise mask key (in parallel).
         let mask = &s.secrets.mask;
