@@ -14,7 +14,9 @@ pub enum Mode {
     Blur,
     /// Blocks of the region's average colour, about eight across.
     Pixelate,
-    /// Filled black.
+    /// Filled black. An ellipse is filled as the disc around it (same centre, diameter the
+    /// box's larger side): the outline of a cover that followed the box would show the face's
+    /// width-to-height ratio, which tells people apart (`reid`).
     Solid,
     /// Replaced by the background: the supplied background image where there is one (video from a
     /// static camera), otherwise inpainted from the surrounding pixels (Telea's fast marching).
@@ -50,6 +52,25 @@ pub struct Region {
     pub bbox: BBox,
     /// Its shape.
     pub shape: Shape,
+}
+
+impl Region {
+    /// The region a solid cover fills: an ellipse becomes the disc around it (same centre,
+    /// diameter the box's larger side), so the cover's outline no longer follows the box's
+    /// proportions; a rectangle is unchanged (plates have standard proportions).
+    pub fn outline_hidden(&self) -> Region {
+        match self.shape {
+            Shape::Rect => *self,
+            Shape::Ellipse => {
+                let (cx, cy) = self.bbox.center();
+                let r = self.bbox.width().max(self.bbox.height()) * 0.5;
+                Region {
+                    bbox: BBox::new(cx - r, cy - r, cx + r, cy + r),
+                    shape: Shape::Ellipse,
+                }
+            }
+        }
+    }
 }
 
 /// A per-pixel mask of the regions: 1 inside any region, 0 outside.
@@ -112,7 +133,8 @@ pub fn apply(
     match mode {
         Mode::Solid => {
             for r in regions {
-                for_each_pixel(r, w, h, |x, y| img.put_pixel(x, y, image::Rgb([0, 0, 0])));
+                let r = r.outline_hidden();
+                for_each_pixel(&r, w, h, |x, y| img.put_pixel(x, y, image::Rgb([0, 0, 0])));
             }
         }
         Mode::Blur => {
@@ -349,6 +371,40 @@ mod tests {
         assert_eq!(img.get_pixel(20, 20), &image::Rgb([1, 2, 3]));
         let small = RgbImage::new(5, 5);
         assert!(apply(&mut img, &[region()], Mode::Remove, Some(&small)).is_err());
+    }
+
+    /// A solid cover does not show the box's proportions: a wide ellipse is filled as the
+    /// disc around it, above and below the box too; the other modes keep to the ellipse.
+    #[test]
+    fn a_solid_ellipse_is_filled_as_the_disc_around_it() {
+        let r = Region {
+            bbox: BBox::new(10.0, 20.0, 40.0, 30.0),
+            shape: Shape::Ellipse,
+        };
+        let hidden = r.outline_hidden();
+        assert_eq!(hidden.bbox, BBox::new(10.0, 10.0, 40.0, 40.0));
+        let mut img = stripes(60, 50);
+        apply(&mut img, &[r], Mode::Solid, None).unwrap();
+        // Even columns of the stripes are white.
+        assert_eq!(
+            img.get_pixel(24, 12).0,
+            [0, 0, 0],
+            "above the box, inside the disc"
+        );
+        assert_eq!(
+            img.get_pixel(24, 38).0,
+            [0, 0, 0],
+            "below the box, inside the disc"
+        );
+        assert_eq!(img.get_pixel(10, 10).0, [255, 255, 255], "outside the disc");
+        let mut blurred = stripes(60, 50);
+        apply(&mut blurred, &[r], Mode::Blur, None).unwrap();
+        assert_eq!(blurred.get_pixel(24, 12).0, [255, 255, 255]);
+        let plate = Region {
+            shape: Shape::Rect,
+            ..r
+        };
+        assert_eq!(plate.outline_hidden(), plate);
     }
 
     #[test]

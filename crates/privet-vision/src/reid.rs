@@ -2,9 +2,11 @@
 //! Shmatikov ("Defeating Image Obfuscation with Deep Learning", 2016): an attacker who has
 //! obfuscated pictures of a closed set of people trains a classifier on them and guesses who an
 //! obfuscated picture shows. Blur and pixelation keep colours and coarse shapes, so the guess is
-//! far above chance. A solid fill hides the face but not what surrounds the cover (hair,
-//! outline, head size), which still puts the guess at 2-3x chance (`bench/vision/README.md`);
-//! removal by inpainting brings it to chance.
+//! far above chance. A solid fill and removal by inpainting bring it to chance
+//! (`bench/vision/README.md`), as long as the solid cover's outline does not follow the face
+//! box: a black ellipse of the box's own proportions showed each face's width-to-height ratio
+//! and put the guess at 2-3x chance, so solid covers of faces are discs
+//! ([`Region::outline_hidden`](crate::mask::Region::outline_hidden)).
 //!
 //! The faces are *generated* (no licensed face set is needed): each identity has its own skin
 //! and hair colour, hair line, eye spacing and size, brows, nose and mouth; each picture varies
