@@ -55,6 +55,7 @@ async fn run(nodes: usize) -> serde_json::Value {
         limits,
         agreements: Vec::new(),
         require_agreement: false,
+        evaluation: Default::default(),
     })
     .await
     .unwrap();

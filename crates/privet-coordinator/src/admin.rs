@@ -160,6 +160,9 @@ impl Admin for Service {
                 "job file: node {stranger:?} is not admitted by this coordinator"
             )));
         }
+        if let Some(name) = &deployment.evaluation {
+            check_evaluation_set(&self.shared.config, name, &job).await?;
+        }
         let id = format!("job-{:016x}", rand::random::<u64>());
         let _admitting = match &self.shared.audit {
             Some(audit) => Some(audit.admitting().await),
@@ -458,4 +461,38 @@ fn model_meta(row: &JobRow) -> Result<String, CoordinatorError> {
         categorical,
     };
     serde_json::to_string(&model.meta()).map_err(|e| CoordinatorError::Config(e.to_string()))
+}
+
+/// A job's evaluation set must be one this coordinator holds, readable with the job's columns
+/// (its label among them); the encoding is checked when the nodes have reported theirs.
+async fn check_evaluation_set(
+    config: &crate::CoordinatorConfig,
+    name: &privet_identity::Name,
+    job: &Job,
+) -> Result<(), Status> {
+    let Some(path) = config.evaluation.get(name).cloned() else {
+        let held: Vec<String> = config.evaluation.keys().map(|n| n.to_string()).collect();
+        return Err(Status::invalid_argument(format!(
+            "job file: evaluation set {name:?} is not one this coordinator holds ({})",
+            if held.is_empty() {
+                "it has none".to_string()
+            } else {
+                format!("it has {}", held.join(", "))
+            }
+        )));
+    };
+    let options = crate::evaluation::csv_options(job)
+        .map_err(|e| Status::invalid_argument(format!("job file: {e}")))?;
+    tokio::task::spawn_blocking(move || privet_data::load_csv(&path, &options))
+        .await
+        .map_err(|e| Status::internal(e.to_string()))?
+        .map_err(|e| {
+            // The reason may quote a cell of the coordinator's data: it stays in its log.
+            tracing::warn!("job refused: evaluation set {name}: {e}");
+            Status::failed_precondition(format!(
+                "evaluation set {name} cannot be read with the job's columns (label, \
+                 categorical, drop); the coordinator's log says why"
+            ))
+        })?;
+    Ok(())
 }

@@ -1,6 +1,7 @@
 //! `coordinator.toml`: strict TOML (unknown keys are refused by name), paths relative to the
 //! file's directory.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -35,6 +36,9 @@ pub struct CoordinatorConfig {
     pub agreements: Vec<PathBuf>,
     /// Refuse jobs that name no agreement (`[audit] require_agreement`).
     pub require_agreement: bool,
+    /// Evaluation sets this coordinator holds, by name (`[evaluation]`: `NAME = "file.csv"`):
+    /// CSV files with the columns of the jobs that name them, never sent to nodes.
+    pub evaluation: BTreeMap<Name, PathBuf>,
 }
 
 /// `[audit]`: the agreements this coordinator enforces.
@@ -61,6 +65,8 @@ struct RawCoordinator {
     limits: LimitsSection,
     #[serde(default)]
     audit: RawAudit,
+    #[serde(default)]
+    evaluation: BTreeMap<String, PathBuf>,
 }
 
 fn relative(base: &Path, p: PathBuf) -> PathBuf {
@@ -99,6 +105,20 @@ impl CoordinatorConfig {
                 .map(|p| relative(base, p))
                 .collect(),
             require_agreement: raw.audit.require_agreement,
+            evaluation: raw
+                .evaluation
+                .into_iter()
+                .map(|(name, path)| {
+                    let name: Name = name.parse().map_err(|_| {
+                        CoordinatorError::Config(format!(
+                            "[evaluation] invalid set name {:?} (1-64 ASCII letters, digits, '-', \
+                             '_' or '.')",
+                            name.chars().take(80).collect::<String>()
+                        ))
+                    })?;
+                    Ok((name, relative(base, path)))
+                })
+                .collect::<Result<_, CoordinatorError>>()?,
         })
     }
 }

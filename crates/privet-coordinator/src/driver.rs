@@ -20,6 +20,7 @@ use privet_wire::proto::node_message::Body as In;
 use tokio::sync::mpsc;
 
 use crate::error::CoordinatorError;
+use crate::evaluation::{EvalSet, EvaluationDetails};
 use crate::hub::{JobEvent, Shared, lock, refuse};
 use crate::store::{JobRow, JobState, RoundRow, StoreError};
 
@@ -51,6 +52,7 @@ pub(crate) fn spawn_driver(shared: &Arc<Shared>, row: JobRow) -> Result<(), Coor
         round_started: Instant::now(),
         fit_cache: None,
         secagg_keys: None,
+        eval: None,
         cancelled: false,
     };
     tokio::spawn(driver.run());
@@ -79,6 +81,8 @@ struct Driver {
     /// Secure aggregation: participants' identity keys, from the certificates their TLS
     /// handshakes verified (`None` when the job does not use it).
     secagg_keys: Option<SharedKeyMap>,
+    /// The job's evaluation set, loaded once the encoding is known.
+    eval: Option<Arc<EvalSet>>,
     /// An operator cancelled the job.
     cancelled: bool,
 }
@@ -185,6 +189,31 @@ impl Driver {
             encoder.output_dim(),
             encoder.num_classes(),
         )?;
+        if let Some(name) = &self.deployment.evaluation {
+            let path = self
+                .shared
+                .config
+                .evaluation
+                .get(name)
+                .cloned()
+                .ok_or_else(|| {
+                    CoordinatorError::Config(format!(
+                        "evaluation set {name} is not in this coordinator's [evaluation] section"
+                    ))
+                })?;
+            let (name, job, enc, net) = (
+                name.clone(),
+                self.job.clone(),
+                encoder.clone(),
+                network.clone(),
+            );
+            let set =
+                tokio::task::spawn_blocking(move || EvalSet::load(&name, &path, &job, &enc, net))
+                    .await
+                    .map_err(CoordinatorError::Task)??;
+            tracing::info!(job = %self.id, "evaluating each round's model on {set:?}");
+            self.eval = Some(Arc::new(set));
+        }
         let stack = JobStack::sized(&self.job, self.nodes.len(), self.largest_client)?;
         let keys = SharedKeyMap::default();
         if matches!(stack.protocol(), Protocol::SecAggPlus(_)) {
@@ -681,6 +710,25 @@ impl Driver {
             RoundOutcome::Completed(_) => (true, String::new()),
             RoundOutcome::Failed { reason, .. } => (false, reason.clone()),
         };
+        let mut details = report.details.clone();
+        if let (true, Some(set)) = (completed, &self.eval) {
+            // The new global model on the coordinator's own evaluation set (off the async
+            // threads: a large set takes a while). A failure costs the figure, not the round.
+            let (set, params) = (Arc::clone(set), checkpoint.global.clone());
+            let evaluated = tokio::task::spawn_blocking(move || set.evaluate(&params))
+                .await
+                .map_err(CoordinatorError::Task)?;
+            match evaluated.and_then(|ev| {
+                let value = serde_json::to_value(&ev)
+                    .map_err(|e| CoordinatorError::Config(format!("evaluation: {e}")))?;
+                Ok(details.insert(EvaluationDetails::NAME, value)?)
+            }) {
+                Ok(()) => {}
+                Err(e) => {
+                    tracing::warn!(job = %self.id, round = report.round, "evaluation failed: {e}")
+                }
+            }
+        }
         let row = RoundRow {
             round: report.round,
             completed,
@@ -690,7 +738,7 @@ impl Driver {
             num_examples: report.num_examples,
             seconds,
             failure,
-            details: report.details.clone(),
+            details,
         };
         let id = self.id.clone();
         let row_saved = row.clone();

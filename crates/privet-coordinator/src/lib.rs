@@ -16,6 +16,8 @@
 //! - [`store`]: SQLite (jobs, rounds, checkpoints; WAL, versioned and migrated schema) on a
 //!   thread of its own ([`StoreActor`](store::StoreActor)), locked against a second
 //!   coordinator.
+//! - [`evaluation`]: centralized evaluation of each round's model on an evaluation set the
+//!   coordinator holds (`[evaluation]`), reported as a round detail.
 //! - [`metrics`]: Prometheus counters on `/metrics`.
 //! - `audit`: signed data-sharing agreements checked at admission (and at model export), and
 //!   the tamper-evident audit log in the store, signed with the coordinator's key and proven
@@ -27,6 +29,7 @@ pub mod client;
 pub mod config;
 pub mod driver;
 mod error;
+pub mod evaluation;
 pub mod hub;
 pub mod metrics;
 pub mod server;

@@ -86,6 +86,7 @@ impl Setup {
             limits,
             agreements: Vec::new(),
             require_agreement: false,
+            evaluation: Default::default(),
         }
     }
 }

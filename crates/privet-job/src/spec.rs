@@ -128,6 +128,9 @@ pub struct Deployment {
     pub start_timeout_secs: f64,
     /// Consecutive failed rounds retried before the job fails.
     pub max_retries: u32,
+    /// An evaluation set the coordinator holds (named in its `[evaluation]` section): each
+    /// completed round's model is evaluated on it and its test accuracy reported.
+    pub evaluation: Option<Name>,
 }
 
 /// The data of a job.
@@ -247,6 +250,7 @@ struct RawDeployment {
     round_timeout_secs: Option<f64>,
     start_timeout_secs: Option<f64>,
     max_retries: Option<u32>,
+    evaluation: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -1054,6 +1058,18 @@ impl RawDeployment {
             round_timeout_secs: secs("round_timeout_secs", self.round_timeout_secs, 60.0)?,
             start_timeout_secs: secs("start_timeout_secs", self.start_timeout_secs, 30.0)?,
             max_retries: self.max_retries.unwrap_or(3),
+            evaluation: self
+                .evaluation
+                .map(|e| {
+                    e.parse().map_err(|_| {
+                        invalid(format!(
+                            "[deployment] invalid evaluation set name {:?} (1-64 ASCII letters, \
+                             digits, '-', '_' or '.')",
+                            e.chars().take(80).collect::<String>()
+                        ))
+                    })
+                })
+                .transpose()?,
             nodes,
         })
     }
@@ -1179,4 +1195,34 @@ fn parse_strategy(s: RawStrategy) -> Result<StrategyConfig, JobError> {
         }
     };
     Ok(cfg)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn job(deployment_extra: &str) -> Result<Job, JobError> {
+        Job::from_toml(&format!(
+            "[data]\npath = \"d.csv\"\nlabel = \"y\"\n\n[model]\nkind = \"logreg\"\n\n[federation]\nrounds = 2\n\
+             clients_per_round = 2\nmin_clients = 2\n\n[deployment]\nnodes = [\"a\", \"b\"]\n\
+             {deployment_extra}"
+        ))
+    }
+
+    #[test]
+    fn a_deployment_names_an_evaluation_set_or_none() {
+        let d = job("").unwrap().deployment.unwrap();
+        assert_eq!(d.evaluation, None);
+        let d = job("evaluation = \"held-out.v2\"\n")
+            .unwrap()
+            .deployment
+            .unwrap();
+        assert_eq!(d.evaluation.unwrap().as_str(), "held-out.v2");
+        let e = job("evaluation = \"../etc/passwd\"\n").unwrap_err();
+        assert!(e.to_string().contains("invalid evaluation set name"), "{e}");
+        let e = job("evaluation = \"\"\n").unwrap_err();
+        assert!(e.to_string().contains("invalid evaluation set name"), "{e}");
+    }
 }

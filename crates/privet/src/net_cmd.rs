@@ -238,7 +238,7 @@ pub fn status(job: Option<&str>, json: bool, remote: &Remote) -> Result<()> {
                 }
                 for r in &j.rounds {
                     outln!(
-                        "  round {:>3}  {}  loss {:.4}  {:.2} s  participants: {}{}{}",
+                        "  round {:>3}  {}  loss {:.4}{}  {:.2} s  participants: {}{}{}",
                         r.round,
                         if r.completed {
                             "completed"
@@ -246,6 +246,12 @@ pub fn status(job: Option<&str>, json: bool, remote: &Remote) -> Result<()> {
                             "failed   "
                         },
                         r.train_loss,
+                        evaluation_of(r)
+                            .map(|e| format!(
+                                "  test accuracy {:.4} (loss {:.4}, {} rows of {})",
+                                e.accuracy, e.loss, e.examples, e.set
+                            ))
+                            .unwrap_or_default(),
                         r.seconds,
                         r.participants.join(",")
                             + &if r.dropped.is_empty() {
@@ -296,6 +302,9 @@ fn job_json(j: &privet_wire::proto::JobInfo) -> serde_json::Value {
             "participants": r.participants,
             "dropped": r.dropped,
             "train_loss": if r.train_loss.is_finite() { Some(r.train_loss) } else { None },
+            "test_accuracy": evaluation_of(r).map(|e| e.accuracy),
+            "test_loss": evaluation_of(r).map(|e| e.loss),
+            "test_auc": evaluation_of(r).and_then(|e| e.auc),
             "seconds": r.seconds,
             "failure": r.failure,
             "secure_aggregation": secagg_of(r).map(|s| serde_json::json!({
@@ -323,6 +332,13 @@ fn job_json(j: &privet_wire::proto::JobInfo) -> serde_json::Value {
 /// A round's secure-aggregation detail, if it has a readable one.
 fn secagg_of(r: &privet_wire::proto::RoundInfo) -> Option<privet_secagg::SecAggDetails> {
     detail(r, privet_secagg::SecAggDetails::NAME)
+}
+
+/// A round's test metrics on the job's evaluation set, if it has one.
+fn evaluation_of(
+    r: &privet_wire::proto::RoundInfo,
+) -> Option<privet_coordinator::evaluation::EvaluationDetails> {
+    detail(r, privet_coordinator::evaluation::EvaluationDetails::NAME)
 }
 
 /// What a round reports of its privacy spending (rounds stored before December 2026 carry

@@ -50,6 +50,20 @@ fn partition_csvs(partitions: &Path) -> Vec<String> {
         .collect()
 }
 
+/// The simulation's held-out rows as a CSV (header first).
+fn test_csv(partitions: &Path) -> String {
+    let text = std::fs::read_to_string(repo_file("data/breast_cancer.csv")).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let parts: Value = serde_json::from_str(&std::fs::read_to_string(partitions).unwrap()).unwrap();
+    let mut csv = String::from(lines[0]);
+    csv.push('\n');
+    for r in parts["test_rows"].as_array().unwrap() {
+        csv.push_str(lines[1 + r.as_u64().unwrap() as usize]);
+        csv.push('\n');
+    }
+    csv
+}
+
 fn load_params(path: &Path) -> Vec<f32> {
     privet_ml::TrainedModel::load(path).unwrap().params
 }
@@ -89,7 +103,9 @@ fn four_nodes_with_secure_aggregation_reach_the_simulations_model() {
 fn networked_matches_simulated(federation: &str) -> Value {
     let nodes = names(4);
     let fed = Federation::new(&nodes);
-    let job = job_toml(&nodes, federation, "kind = \"logreg\"", 2);
+    // The coordinator evaluates each round's model on the simulation's held-out rows, which it
+    // holds as its evaluation set.
+    let job = job_toml(&nodes, federation, "kind = \"logreg\"", 2) + "evaluation = \"held-out\"\n";
     let rounds: u64 = federation
         .lines()
         .find_map(|l| l.strip_prefix("rounds = "))
@@ -114,11 +130,71 @@ fn networked_matches_simulated(federation: &str) -> Value {
     {
         fed.node_config(name, &csv, "certs");
     }
+    std::fs::write(
+        fed.path().join("test.csv"),
+        test_csv(&fed.path().join("sim/partitions.json")),
+    )
+    .unwrap();
+    let mut config = std::fs::read_to_string(fed.path().join("coordinator.toml")).unwrap();
+    config.push_str("\n[evaluation]\nheld-out = \"test.csv\"\n");
+    std::fs::write(fed.path().join("coordinator.toml"), config).unwrap();
     let _coordinator = fed.coordinator();
     let _nodes: Vec<Proc> = nodes.iter().map(|n| fed.node(n)).collect();
+    // A set the coordinator does not hold is refused at submission, naming those it has.
+    std::fs::write(
+        fed.path().join("nope.toml"),
+        job.replace("evaluation = \"held-out\"", "evaluation = \"nope\""),
+    )
+    .unwrap();
+    let mut args = vec!["submit".to_string(), "nope.toml".into()];
+    args.extend(fed.remote_args());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (_, err) = fails(privet(fed.path(), &args));
+    assert!(
+        err.contains("evaluation set \"nope\" is not one this coordinator holds (it has held-out)"),
+        "{err}"
+    );
     let id = fed.submit("job.toml");
     let job = fed.wait_job(&id, Duration::from_secs(120));
     assert_eq!(job["completed_rounds"], rounds);
+    // Test accuracy round by round, as the simulation measured it on the same rows.
+    let sim: Value = serde_json::from_str(
+        &std::fs::read_to_string(fed.path().join("sim/metrics.json")).unwrap(),
+    )
+    .unwrap();
+    let sim_rounds = sim["rounds"].as_array().unwrap();
+    let net_rounds = job["rounds"].as_array().unwrap();
+    assert_eq!(sim_rounds.len(), net_rounds.len());
+    for (s, n) in sim_rounds.iter().zip(net_rounds) {
+        let (sa, na) = (
+            s["test_accuracy"].as_f64().unwrap(),
+            n["test_accuracy"].as_f64().unwrap(),
+        );
+        // At most one of the 143 held-out rows may fall the other way (the encodings differ by
+        // rounding).
+        assert!(
+            (sa - na).abs() <= 1.0 / 140.0,
+            "round {}: {sa} vs {na}",
+            n["round"]
+        );
+        let (sl, nl) = (
+            s["test_loss"].as_f64().unwrap(),
+            n["test_loss"].as_f64().unwrap(),
+        );
+        assert!(
+            (sl - nl).abs() < 1e-3,
+            "round {}: loss {sl} vs {nl}",
+            n["round"]
+        );
+        assert!(na > 0.85, "{n}");
+        assert_eq!(n["details"]["evaluation"]["set"], "held-out", "{n}");
+    }
+    let mut args = vec!["status".to_string(), id.clone()];
+    args.extend(fed.remote_args());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let text = ok(privet(fed.path(), &args));
+    assert!(text.contains("test accuracy 0."), "{text}");
+    assert!(text.contains("rows of held-out"), "{text}");
     for round in job["rounds"].as_array().unwrap() {
         assert_eq!(
             round["participants"].as_array().unwrap().len(),
