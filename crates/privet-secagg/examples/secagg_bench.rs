@@ -23,7 +23,9 @@
 //! `handle` (coordinator: engine plus protocol). Local training is a trivial function, so the
 //! client time is the protocol's (plus computing the delta). `round_ms` is the coordinator's
 //! time plus every client's: the whole round's work in one process, clients one after another.
-//! One untimed warm-up round precedes the timed ones of each case. JSON goes to stdout, a table
+//! Each case is one job whose clients and coordinator persist from round to round, as in a
+//! federation (and as in Flower's simulation, which the comparison script runs the same way);
+//! its first round is an untimed warm-up. JSON goes to stdout, a table
 //! to stderr.
 
 use std::collections::VecDeque;
@@ -84,12 +86,15 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
-fn run_round(
+/// Runs a job of `rounds` rounds with the same `n` clients (as a federation does: clients and
+/// the coordinator persist across rounds) and measures each round.
+fn run_job(
     n: u32,
     d: usize,
     dropout: f64,
     prg: MaskPrg,
-) -> Result<Sample, Box<dyn std::error::Error>> {
+    rounds: u32,
+) -> Result<Vec<Sample>, Box<dyn std::error::Error>> {
     let config = SecAggConfig {
         mask_prg: prg,
         ..SecAggConfig::default()
@@ -112,7 +117,7 @@ fn run_round(
     let protocol = SecAggProtocol::new(config.clone(), directory.clone())?;
     let monitor = protocol.monitor();
     let engine = EngineConfig {
-        rounds: 1,
+        rounds,
         sampler: ClientSampler {
             size: SampleSize::Fraction(1.0),
             min_clients: 1,
@@ -139,60 +144,64 @@ fn run_round(
     let drops =
         |c: ClientId| count > 0 && (c.0 - 1).is_multiple_of(step) && (c.0 - 1) / step < count;
 
-    let mut stats: Vec<(f64, usize, usize, bool)> =
-        ids.iter().map(|&c| (0.0, 0, 0, drops(c))).collect();
-    let mut coordinator_secs = 0.0;
-    let started = Instant::now();
-    let mut queue: VecDeque<Action> = coordinator.start_round(&ids)?.into();
-    coordinator_secs += started.elapsed().as_secs_f64();
-    let mut outcome = None;
-    while let Some(action) = queue.pop_front() {
-        match action {
-            Action::Send { to, msg } => {
-                let i = (to.0 - 1) as usize;
-                let stage = match &msg {
-                    ToClient::Protocol { stage, payload, .. } => {
-                        stats[i].2 += payload.len();
-                        *stage
-                    }
-                    _ => 0,
-                };
-                let event = if stage == 2 && drops(to) {
-                    Event::Dropped { client: to }
-                } else {
+    let mut samples = Vec::new();
+    for _ in 0..rounds {
+        let mut stats: Vec<(f64, usize, usize, bool)> =
+            ids.iter().map(|&c| (0.0, 0, 0, drops(c))).collect();
+        let mut coordinator_secs = 0.0;
+        let started = Instant::now();
+        let mut queue: VecDeque<Action> = coordinator.start_round(&ids)?.into();
+        coordinator_secs += started.elapsed().as_secs_f64();
+        let mut outcome = None;
+        while let Some(action) = queue.pop_front() {
+            match action {
+                Action::Send { to, msg } => {
+                    let i = (to.0 - 1) as usize;
+                    let stage = match &msg {
+                        ToClient::Protocol { stage, payload, .. } => {
+                            stats[i].2 += payload.len();
+                            *stage
+                        }
+                        _ => 0,
+                    };
+                    let event = if stage == 2 && drops(to) {
+                        Event::Dropped { client: to }
+                    } else {
+                        let started = Instant::now();
+                        let answer = clients[i].respond(&msg, &mut Step(0.01), &[])?;
+                        stats[i].0 += started.elapsed().as_secs_f64();
+                        if let FromClient::Protocol { payload, .. } = &answer {
+                            stats[i].1 += payload.len();
+                        }
+                        Event::Received {
+                            from: to,
+                            msg: answer,
+                        }
+                    };
                     let started = Instant::now();
-                    let answer = clients[i].respond(&msg, &mut Step(0.01), &[])?;
-                    stats[i].0 += started.elapsed().as_secs_f64();
-                    if let FromClient::Protocol { payload, .. } = &answer {
-                        stats[i].1 += payload.len();
-                    }
-                    Event::Received {
-                        from: to,
-                        msg: answer,
-                    }
-                };
-                let started = Instant::now();
-                let more = coordinator.handle(event)?;
-                coordinator_secs += started.elapsed().as_secs_f64();
-                queue.extend(more);
+                    let more = coordinator.handle(event)?;
+                    coordinator_secs += started.elapsed().as_secs_f64();
+                    queue.extend(more);
+                }
+                Action::RoundFinished(o) => outcome = Some(o),
+                _ => {}
             }
-            Action::RoundFinished(o) => outcome = Some(o),
-            _ => {}
         }
+        match outcome {
+            Some(RoundOutcome::Completed(_)) => {}
+            other => return Err(format!("the round did not complete: {other:?}").into()),
+        }
+        let info = monitor.last_round_info().ok_or("no round info")?;
+        let params = info.params.ok_or("no parameters")?;
+        samples.push(Sample {
+            k: params.k,
+            t: params.t,
+            clients: stats,
+            coordinator: coordinator_secs,
+            masks_rebuilt: info.masks_rebuilt,
+        });
     }
-    match outcome {
-        Some(RoundOutcome::Completed(_)) => {}
-        other => return Err(format!("the round did not complete: {other:?}").into()),
-    }
-    let info = monitor.last_round_info().ok_or("no round info")?;
-    let params = info.params.ok_or("no parameters")?;
-    Ok(Sample {
-        k: params.k,
-        t: params.t,
-        clients: stats,
-        coordinator: coordinator_secs,
-        masks_rebuilt: info.masks_rebuilt,
-    })
+    Ok(samples)
 }
 
 /// Runs `runs` rounds and summarizes them.
@@ -207,10 +216,10 @@ fn measure(
     let mut coordinator_ms = Vec::new();
     let mut round_ms = Vec::new();
     let mut last = None;
-    // One untimed warm-up round (page faults, allocator, rayon's thread pool).
-    run_round(n, d, dropout, prg)?;
-    for _ in 0..runs {
-        let s = run_round(n, d, dropout, prg)?;
+    // One job of runs + 1 rounds; the first is an untimed warm-up (page faults, allocator,
+    // rayon's thread pool).
+    let samples = run_job(n, d, dropout, prg, runs as u32 + 1)?;
+    for s in samples.into_iter().skip(1) {
         // The median client of this round (dropped clients did less work: leave them out).
         let full: Vec<f64> = s.clients.iter().filter(|c| !c.3).map(|c| c.0).collect();
         client_ms.push(median(full) * 1e3);

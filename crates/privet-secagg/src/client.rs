@@ -7,7 +7,7 @@ use ed25519_dalek::SigningKey;
 use privet_fl::engine::{ClientProtocol, FromClient, LocalTrainer, ToClient, compute_update};
 use privet_fl::{ClientId, ClientParams, FlError, UpdateTransform};
 use x25519_dalek::{PublicKey, StaticSecret};
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::config::{Rounding, SecAggConfig};
 use rayon::prelude::*;
@@ -51,6 +51,9 @@ pub struct SecAggClient {
     /// The last round started (rounds must increase).
     last_round: Option<u32>,
     state: State,
+    /// The input buffer of the last round, zeroized, kept for its capacity (see
+    /// [`Quantizer::encode_into`]).
+    buffer: Zeroizing<Vec<u64>>,
 }
 
 impl fmt::Debug for SecAggClient {
@@ -80,12 +83,13 @@ impl fmt::Debug for RoundSecrets {
     }
 }
 
-/// A neighbour's keys, and the share-encryption agreement with it (computed once in stage 1,
-/// used again to decrypt its shares in stage 2; zeroized on drop).
+/// What a client agreed with one neighbour in stage 1 (both zeroized on drop): the
+/// share-encryption key (used again to decrypt its shares in stage 2) and the pairwise mask
+/// key (used in stage 2 if the neighbour sent shares).
 struct Neighbour {
     id: ClientId,
     enc_shared: SharedSecret,
-    mask_pk: [u8; 32],
+    mask_key: Zeroizing<[u8; 32]>,
 }
 
 impl fmt::Debug for Neighbour {
@@ -200,6 +204,7 @@ impl SecAggClient {
             quantizer,
             last_round: None,
             state: State::Idle,
+            buffer: Zeroizing::new(Vec::new()),
         })
     }
 
@@ -276,6 +281,7 @@ impl SecAggClient {
         rng: &mut SecretRng,
         trainer: &mut dyn LocalTrainer,
         transforms: &[Box<dyn UpdateTransform>],
+        mut input: Zeroizing<Vec<u64>>,
     ) -> Result<Zeroizing<Vec<u64>>, FlError> {
         let (local, metrics) = trainer.fit(round, &fit.params, &fit.config)?;
         let (update, local_params) = compute_update(
@@ -296,12 +302,13 @@ impl SecAggClient {
         } else {
             update.metrics.loss
         };
-        let mut input = Zeroizing::new(self.quantizer.encode_with(
+        self.quantizer.encode_into(
             &update.delta,
             update.num_examples,
             loss,
             stochastic.then_some(rng),
-        )?);
+            &mut input,
+        )?;
         if let Some(std) = noise_std {
             let mut noise_rng = privet_dp::noise::os_seeded_rng()
                 .map_err(|e| SecAggError::Randomness(e.to_string()))?;
@@ -379,9 +386,16 @@ impl SecAggClient {
         let state = std::mem::replace(&mut self.state, State::Closed { round });
         let (payload, next) = match (state, request) {
             (State::Advertised(s), Request::ShareKeys(req)) => {
-                self.share_keys(*s, req, trainer, transforms)?
+                let buffer = std::mem::take(&mut self.buffer);
+                self.share_keys(*s, req, trainer, transforms, buffer)?
             }
-            (State::SharesSent(s), Request::Shares(list)) => self.mask_input(*s, list)?,
+            (State::SharesSent(s), Request::Shares(list)) => {
+                let (payload, next, mut masked) = self.mask_input(*s, list)?;
+                // Sent: zeroized now, its capacity kept for the next round's input.
+                masked.zeroize();
+                self.buffer = masked;
+                (payload, next)
+            }
             (State::MaskedSent(s), Request::Unmask(req)) => self.unmask(*s, req)?,
             _ => {
                 return Err(SecAggError::UnexpectedMessage(
@@ -471,47 +485,48 @@ impl SecAggClient {
     /// viable), share both secrets among the neighbours, encrypt each neighbour's shares to it.
     fn share_keys(
         &self,
-        mut s: Advertised,
+        s: Advertised,
         req: ShareKeysRequest,
         trainer: &mut dyn LocalTrainer,
         transforms: &[Box<dyn UpdateTransform>],
+        buffer: Zeroizing<Vec<u64>>,
     ) -> Result<(Vec<u8>, State), FlError> {
-        let round = s.round;
+        let Advertised {
+            round,
+            secrets,
+            fit,
+            mut rng,
+        } = s;
         let (p, expected) = self.check_share_keys(round, &req)?;
-        let input = self.train_input(round, &s.fit, &mut s.rng, trainer, transforms)?;
-        let self_mask_shares = shamir::split(&s.secrets.self_mask, p.t, &expected, &mut s.rng)?;
-        let mask_key_shares = shamir::split(&s.secrets.mask_scalar, p.t, &expected, &mut s.rng)?;
-        // Per neighbour (keys checked above): agree on the share key, encrypt its shares
-        // (independent of each other, so spread over the cores).
-        let enc = &s.secrets.enc;
-        let done: Vec<(Neighbour, [u8; crate::crypto::CIPHERTEXT_LEN])> = req
-            .neighbours
-            .par_iter()
-            .zip(self_mask_shares.par_iter())
-            .zip(mask_key_shares.par_iter())
-            .map(|((ad, b), k)| {
-                let enc_shared = agree(enc, &ad.enc_pk, ad.client)?;
-                let ct = encrypt_shares(&enc_shared, round, self.id, ad.client, b, k)?;
-                let nb = Neighbour {
-                    id: ad.client,
-                    enc_shared,
-                    mask_pk: ad.mask_pk,
-                };
-                Ok((nb, ct))
+        // The two agreements with every neighbour (share encryption and pairwise mask: two
+        // X25519 each, the costliest part of a client's round after mask expansion) do not
+        // depend on the update: the pool computes them while this thread trains.
+        let mut agreed: Option<Result<Vec<Neighbour>, SecAggError>> = None;
+        let input = rayon::in_place_scope(|scope| {
+            let (id, secrets, neighbours) = (self.id, &secrets, &req.neighbours);
+            let agreed = &mut agreed;
+            scope.spawn(move |_| *agreed = Some(agree_with(id, round, secrets, neighbours)));
+            self.train_input(round, &fit, &mut rng, trainer, transforms, buffer)
+        });
+        let neighbours =
+            agreed.ok_or_else(|| SecAggError::Crypto("key agreement did not run".into()))??;
+        let input = input?;
+        let self_mask_shares = shamir::split(&secrets.self_mask, p.t, &expected, &mut rng)?;
+        let mask_key_shares = shamir::split(&secrets.mask_scalar, p.t, &expected, &mut rng)?;
+        let entries = neighbours
+            .iter()
+            .zip(&self_mask_shares)
+            .zip(&mask_key_shares)
+            .map(|((nb, b), k)| {
+                let ct = encrypt_shares(&nb.enc_shared, round, self.id, nb.id, b, k)?;
+                Ok((nb.id, ct))
             })
-            .collect::<Result<_, SecAggError>>()?;
-        let (neighbours, entries): (Vec<Neighbour>, Vec<_>) = done
-            .into_iter()
-            .map(|(nb, ct)| {
-                let id = nb.id;
-                (nb, (id, ct))
-            })
-            .unzip();
+            .collect::<Result<Vec<_>, SecAggError>>()?;
         let payload = ShareList { entries }.encode(Kind::EncryptedShares, round);
         let next = SharesSent {
             round,
             t: p.t,
-            secrets: s.secrets,
+            secrets,
             input,
             neighbours,
         };
@@ -520,7 +535,11 @@ impl SecAggClient {
 
     /// Stage 2: decrypt the shares held for the neighbours that sent some, and mask the input
     /// with the self mask and one pairwise mask per such neighbour.
-    fn mask_input(&self, s: SharesSent, list: ShareList) -> Result<(Vec<u8>, State), SecAggError> {
+    fn mask_input(
+        &self,
+        s: SharesSent,
+        list: ShareList,
+    ) -> Result<(Vec<u8>, State, Zeroizing<Vec<u64>>), SecAggError> {
         let round = s.round;
         if list.entries.len() < s.t {
             return Err(SecAggError::Protocol(format!(
@@ -532,52 +551,41 @@ impl SecAggClient {
         let bits = self.quantizer.modulus_bits();
         let mut masked = s.input; // masked in place: the plain input is not needed again
         let self_key = self_mask_key(&s.secrets.self_mask, round, self.id)?;
-        // Per sender of shares: decrypt them, agree on the pairwise mask key (in parallel).
-        let mask = &s.secrets.mask;
-        let per_sender: Vec<(Held, Zeroizing<[u8; 32]>, Sign)> = list
-            .entries
-            .par_iter()
-            .map(|(sender, ct)| {
-                let nb = s
-                    .neighbours
-                    .binary_search_by_key(sender, |n| n.id)
-                    .ok()
-                    .and_then(|i| s.neighbours.get(i))
-                    .ok_or_else(|| {
-                        SecAggError::Protocol(format!(
-                            "shares from client {sender}, not a neighbour"
-                        ))
-                    })?;
-                let (self_mask, mask_key) =
-                    decrypt_shares(&nb.enc_shared, round, nb.id, self.id, ct)?;
-                let pair = agree(mask, &nb.mask_pk, nb.id)?;
-                let key = pairwise_mask_key(&pair, round, self.id, nb.id)?;
-                let sign = if self.id < nb.id {
-                    Sign::Add
-                } else {
-                    Sign::Sub
-                };
-                let held = Held {
-                    owner: nb.id,
-                    self_mask,
-                    mask_key,
-                };
-                Ok((held, key, sign))
-            })
-            .collect::<Result<_, SecAggError>>()?;
-        let mut terms: Vec<(&[u8; 32], Sign)> = Vec::with_capacity(per_sender.len() + 1);
+        let mut terms: Vec<(&[u8; 32], Sign)> = Vec::with_capacity(list.entries.len() + 1);
         terms.push((&self_key, Sign::Add));
-        terms.extend(per_sender.iter().map(|(_, key, sign)| (&**key, *sign)));
+        let mut held = Vec::with_capacity(list.entries.len());
+        // Per sender of shares: decrypt them (the keys were agreed in stage 1).
+        for (sender, ct) in &list.entries {
+            let nb = s
+                .neighbours
+                .binary_search_by_key(sender, |n| n.id)
+                .ok()
+                .and_then(|i| s.neighbours.get(i))
+                .ok_or_else(|| {
+                    SecAggError::Protocol(format!("shares from client {sender}, not a neighbour"))
+                })?;
+            let (self_mask, mask_key) = decrypt_shares(&nb.enc_shared, round, nb.id, self.id, ct)?;
+            let sign = if self.id < nb.id {
+                Sign::Add
+            } else {
+                Sign::Sub
+            };
+            terms.push((&nb.mask_key, sign));
+            held.push(Held {
+                owner: nb.id,
+                self_mask,
+                mask_key,
+            });
+        }
         apply_masks(&mut masked, &terms, bits, self.config.mask_prg)?;
         drop(terms);
-        let held: Vec<Held> = per_sender.into_iter().map(|(h, _, _)| h).collect();
         let payload = encode_masked_input(round, bits, &masked);
         let next = MaskedSent {
             round,
             t: s.t,
             held,
         };
-        Ok((payload, State::MaskedSent(Box::new(next))))
+        Ok((payload, State::MaskedSent(Box::new(next)), masked))
     }
 
     /// Stage 3: reveal self-mask shares of surviving neighbours and mask-key shares of dropped
@@ -624,6 +632,28 @@ impl SecAggClient {
         };
         Ok((answer.encode(s.round), State::Closed { round: s.round }))
     }
+}
+
+/// Stage 1's agreements with every neighbour (keys checked beforehand), in parallel: the
+/// share-encryption key and the pairwise mask key, in the neighbours' order.
+fn agree_with(
+    id: ClientId,
+    round: u32,
+    secrets: &RoundSecrets,
+    neighbours: &[KeyAdvertisement],
+) -> Result<Vec<Neighbour>, SecAggError> {
+    neighbours
+        .par_iter()
+        .map(|ad| {
+            let enc_shared = agree(&secrets.enc, &ad.enc_pk, ad.client)?;
+            let pair = agree(&secrets.mask, &ad.mask_pk, ad.client)?;
+            Ok(Neighbour {
+                id: ad.client,
+                enc_shared,
+                mask_key: pairwise_mask_key(&pair, round, id, ad.client)?,
+            })
+        })
+        .collect()
 }
 
 impl ClientProtocol for SecAggClient {

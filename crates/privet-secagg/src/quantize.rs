@@ -153,21 +153,37 @@ impl Quantizer {
         delta: &[f32],
         num_examples: u64,
         loss: f32,
-        mut rng: Option<&mut SecretRng>,
+        rng: Option<&mut SecretRng>,
     ) -> Result<Vec<u64>, SecAggError> {
+        let mut out = Vec::new();
+        self.encode_into(delta, num_examples, loss, rng, &mut out)?;
+        Ok(out)
+    }
+
+    /// [`Self::encode_with`] into `out` (cleared first): a client reuses one buffer round
+    /// after round, so the pages of an input of several megabytes are not faulted in anew.
+    pub(crate) fn encode_into(
+        &self,
+        delta: &[f32],
+        num_examples: u64,
+        loss: f32,
+        mut rng: Option<&mut SecretRng>,
+        out: &mut Vec<u64>,
+    ) -> Result<(), SecAggError> {
+        out.clear();
         if num_examples == 0 {
             return Err(SecAggError::Training(
                 "the update reports zero examples".into(),
             ));
         }
-        if !loss.is_finite() || delta.iter().any(|x| !x.is_finite()) {
+        if !loss.is_finite() || !privet_fl::engine::all_finite(delta) {
             return Err(SecAggError::Training("the update is not finite".into()));
         }
         let w = self.weight(num_examples);
         let q = self.levels as f64;
         let delta_scale = w as f64 * q / (self.max_weight as f64 * self.clip);
         let loss_scale = w as f64 * q / (self.max_weight as f64 * self.max_loss);
-        let mut out = Vec::with_capacity(Self::vector_len(delta.len()));
+        out.reserve(Self::vector_len(delta.len()));
         if self.rounding == Rounding::Nearest && self.levels <= MAX_FAST_LEVELS {
             // The hot path (one word per model parameter): no branch and no libm call, so the
             // loop vectorizes. |x| <= levels <= 2^51, where `round_half_even` is exact.
@@ -187,7 +203,7 @@ impl Quantizer {
         out.push(w & self.mask);
         let l = f64::from(loss).clamp(-self.max_loss, self.max_loss) * loss_scale;
         out.push(self.to_word(self.round(l, rng)));
-        Ok(out)
+        Ok(())
     }
 
     /// Rounds `x ∈ [-Q, Q]` (up to floating error) to an integer in `[-Q, Q]`.

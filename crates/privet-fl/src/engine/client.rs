@@ -42,14 +42,14 @@ pub fn compute_update(
         });
     }
     let mut delta: Vec<f32> = local.iter().zip(global).map(|(l, g)| l - g).collect();
-    if delta.iter().any(|x| !x.is_finite()) {
+    if !all_finite(&delta) {
         return Err(FlError::NonFinite { client });
     }
     let mut ctx = UpdateContext::new(round, client, published);
     for transform in transforms {
         transform.apply(&mut ctx, &mut delta)?;
     }
-    if delta.iter().any(|x| !x.is_finite()) {
+    if !transforms.is_empty() && !all_finite(&delta) {
         return Err(FlError::NonFinite { client });
     }
     let num_examples = if transforms.iter().any(|t| t.unit_weight()) {
@@ -64,6 +64,12 @@ pub fn compute_update(
         metrics,
     };
     Ok((update, ctx.local))
+}
+
+/// Whether every value is finite (without an early exit, so that the loop vectorizes: one pass
+/// over a model of millions of parameters costs a fraction of a millisecond).
+pub fn all_finite(values: &[f32]) -> bool {
+    values.iter().fold(true, |ok, x| ok & x.is_finite())
 }
 
 /// Answers a [`ToClient::Fit`] with a [`FromClient::Update`]: trains, computes the delta, applies

@@ -49,7 +49,9 @@ mod report;
 use std::collections::HashSet;
 use std::sync::Arc;
 
-pub use client::{ClientProtocol, LocalTrainer, PlainClient, client_respond, compute_update};
+pub use client::{
+    ClientProtocol, LocalTrainer, PlainClient, all_finite, client_respond, compute_update,
+};
 pub use messages::{Action, Event, FromClient, RejectReason, Rejection, ToClient};
 pub use protocol::{
     AggregationProtocol, PlainAggregation, ProtocolOutput, StageContext, StageOutcome, SumOutput,
