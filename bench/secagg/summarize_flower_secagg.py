@@ -15,7 +15,8 @@ import statistics
 import sys
 from pathlib import Path
 
-TARGET = 50.0
+# Issue 11: the client and the whole round at least 20x Flower's (wall clock) at n = 10 and 100.
+TARGET = 20.0
 KEYS = ("client_ms", "coordinator_ms", "round_ms")
 
 
@@ -123,10 +124,10 @@ def main() -> int:
             "privet_runs": len(p["client_ms_runs"]),
             "flower_timed_rounds": f["timed_rounds"],
         }
-        # The target is judged on the wall-clock ratios the issue asks for (client,
-        # coordinator, round); the CPU-time ratios are reported beside them.
-        checked = [row["client_ratio"], row["coordinator_ratio"], row["round_ratio"]]
-        row["meets_50x"] = all(r is not None and r >= TARGET for r in checked)
+        # The target is judged on the wall-clock ratios the issue asks for (client and
+        # round); the coordinator's and the CPU-time ratios are reported beside them.
+        checked = [row["client_ratio"], row["round_ratio"]]
+        row["meets_target"] = all(r is not None and r >= TARGET for r in checked)
 
         rows.append(row)
 
@@ -135,7 +136,7 @@ def main() -> int:
     md.append("")
     md.append("| n | d | privet client ms | Flower client ms | ratio | privet coordinator ms "
               "| Flower coordinator ms | ratio | privet round ms | Flower round ms | ratio "
-              "| 50x met? |")
+              f"| client and round {TARGET:.0f}x? |")
     md.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         md.append(
@@ -144,7 +145,7 @@ def main() -> int:
             f"{fmt(r['privet_coordinator_ms'])} | {fmt(r['flower_coordinator_ms'])} | "
             f"**{fmt(r['coordinator_ratio'])}x** | {fmt(r['privet_round_ms'])} | "
             f"{fmt(r['flower_round_wall_ms'])} | **{fmt(r['round_ratio'])}x** | "
-            f"{'yes' if r['meets_50x'] else 'no'} |"
+            f"{'yes' if r['meets_target'] else 'no'} |"
         )
     md.append("")
     md.append("Flower's CPU time per round (median; Flower's wall time above includes its "
@@ -187,7 +188,7 @@ def main() -> int:
         "command": args.command,
         "machine": args.machine,
         "target_ratio": TARGET,
-        "meets_target_at_every_size": bool(rows) and all(r["meets_50x"] for r in rows),
+        "meets_target_at_every_size": bool(rows) and all(r["meets_target"] for r in rows),
         "rows": rows,
         "privet": {str(n): {k: v for k, v in p.items() if k != "meta"} for n, p in privet.items()},
         "privet_meta": next(iter(privet.values()))["meta"] if privet else None,
