@@ -140,6 +140,9 @@ struct MaskedSent {
     held: Vec<Held>,
 }
 
+/// Stage 2's answer, the state after it, and the input buffer (masked, to be zeroized and kept).
+type MaskedAnswer = (Vec<u8>, State, Zeroizing<Vec<u64>>);
+
 /// Where the client stands in the current round.
 enum State {
     Idle,
@@ -539,7 +542,7 @@ impl SecAggClient {
         &self,
         s: SharesSent,
         list: ShareList,
-    ) -> Result<(Vec<u8>, State, Zeroizing<Vec<u64>>), SecAggError> {
+    ) -> Result<MaskedAnswer, SecAggError> {
         let round = s.round;
         if list.entries.len() < s.t {
             return Err(SecAggError::Protocol(format!(
