@@ -39,7 +39,8 @@ def head_sprite(scale, flip=False, bright=1.0, angle=0.0):
 
 
 def backgrounds(size):
-    imgs = [data.coffee(), data.chelsea(), data.rocket(), data.stereo_motorcycle()[0], data.grass(), data.brick()]
+    # Every background is public domain or CC0 (see README.md).
+    imgs = [data.coffee(), data.chelsea(), data.rocket(), data.hubble_deep_field(), data.grass(), data.brick()]
     res = []
     for a in imgs:
         if a.ndim == 2:

@@ -6,7 +6,8 @@
 //! `Mode::Remove` fills covered regions with the background, and `erase_moving` also replaces
 //! everything that differs from the background (moving people and cars).
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::mpsc;
 
 use image::RgbImage;
 
@@ -14,6 +15,7 @@ use crate::background::{ForegroundConfig, foreground_mask, replace_masked};
 use crate::boxes::{FrameBoxes, Source};
 use crate::detect::{Detector, detect_all};
 use crate::error::{Result, VisionError};
+use crate::geom::Detection;
 use crate::track::{Tracker, TrackerConfig};
 use crate::{AnonymizeConfig, Mode, regions_for};
 
@@ -103,6 +105,13 @@ impl VideoAnonymizer {
 
     /// Feeds the next frame; returns the frames that are ready (in order).
     pub fn push(&mut self, frame: RgbImage) -> Result<Vec<OutFrame>> {
+        let dets = detect_all(&mut self.detectors, &frame)?;
+        self.push_detected(frame, &dets)
+    }
+
+    /// Feeds the next frame with detections already made (by [`detect_in_parallel`], or by
+    /// detectors the pipeline does not hold); returns the frames that are ready (in order).
+    pub fn push_detected(&mut self, frame: RgbImage, dets: &[Detection]) -> Result<Vec<OutFrame>> {
         let (w, h) = frame.dimensions();
         match self.size {
             Some((ew, eh)) if (ew, eh) != (w, h) => {
@@ -117,7 +126,6 @@ impl VideoAnonymizer {
         }
         let index = self.next;
         self.next += 1;
-        let dets = detect_all(&mut self.detectors, &frame)?;
         self.held.push_back(Held {
             index,
             image: frame,
@@ -126,7 +134,7 @@ impl VideoAnonymizer {
                 boxes: Vec::new(),
             },
         });
-        for c in self.tracker.update(index, &dets, self.cfg.lookback) {
+        for c in self.tracker.update(index, dets, self.cfg.lookback) {
             if let Some(hf) = self.held.iter_mut().find(|hf| hf.index == c.frame) {
                 hf.boxes.boxes.push((
                     c.det,
@@ -176,4 +184,105 @@ impl VideoAnonymizer {
             boxes: hf.boxes,
         })
     }
+}
+
+/// Frames queued per detection thread: enough to keep each busy, few enough to bound memory.
+const IN_FLIGHT_PER_THREAD: usize = 2;
+
+/// Runs the detectors on a stream of frames in `threads` threads and hands each frame, with
+/// its detections, to `sink` in stream order.
+///
+/// Detection is the costly part of anonymizing video and each frame's is independent, so
+/// frames are dealt round robin to the threads; each thread builds its own detectors with
+/// `make` (detectors keep per-call scratch state and some are not `Send`), before any frame is
+/// dealt. `source` yields the frames (`None` at the end). At most `2 · threads` frames are in
+/// flight. The first error (from `make`, `source`, a detector or `sink`) stops the stream and
+/// is returned. The error type is the caller's, so that a command can carry its own context.
+pub fn detect_in_parallel<E>(
+    threads: usize,
+    make: &(dyn Fn() -> std::result::Result<Vec<Box<dyn Detector>>, E> + Sync),
+    mut source: impl FnMut() -> std::result::Result<Option<RgbImage>, E>,
+    mut sink: impl FnMut(RgbImage, Vec<Detection>) -> std::result::Result<(), E>,
+) -> std::result::Result<(), E>
+where
+    E: From<VisionError> + Send,
+{
+    let threads = threads.clamp(1, 64);
+    let lost = || E::from(VisionError::Detector("a detection thread stopped".into()));
+    std::thread::scope(|scope| {
+        type Found = Result<Vec<Detection>>;
+        let (done_tx, done_rx) = mpsc::channel::<(u64, RgbImage, Found)>();
+        let (ready_tx, ready_rx) = mpsc::channel::<std::result::Result<(), E>>();
+        let mut jobs = Vec::with_capacity(threads);
+        for _ in 0..threads {
+            let (job_tx, job_rx) = mpsc::channel::<(u64, RgbImage)>();
+            let (done_tx, ready_tx) = (done_tx.clone(), ready_tx.clone());
+            let work = move || {
+                let mut detectors = match make() {
+                    Ok(d) => {
+                        let _ = ready_tx.send(Ok(()));
+                        d
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
+                for (index, frame) in job_rx {
+                    let found = detect_all(&mut detectors, &frame);
+                    if done_tx.send((index, frame, found)).is_err() {
+                        break;
+                    }
+                }
+            };
+            // With several detection threads, each runs on a rayon pool of its own thread
+            // only, so a detector's own data parallelism (rustface's uses rayon) stays on it:
+            // the frames already keep every core busy, and threads sharing one pool spent a
+            // third of their time in the scheduler and in lock waits.
+            let pool = match threads {
+                1 => None,
+                _ => rayon::ThreadPoolBuilder::new().num_threads(1).build().ok(),
+            };
+            scope.spawn(move || match pool {
+                Some(pool) => pool.install(work),
+                None => work(),
+            });
+            jobs.push(job_tx);
+        }
+        drop((done_tx, ready_tx));
+        // Every thread has its detectors before any frame is dealt (a thread that failed
+        // would otherwise leave its frames unanswered).
+        for _ in 0..threads {
+            ready_rx.recv().map_err(|_| lost())??;
+        }
+        let (mut dealt, mut delivered) = (0u64, 0u64);
+        let mut finished = false;
+        let mut early: BTreeMap<u64, (RgbImage, Found)> = BTreeMap::new();
+        loop {
+            while !finished && dealt - delivered < (threads * IN_FLIGHT_PER_THREAD) as u64 {
+                match source()? {
+                    Some(frame) => {
+                        let to = jobs
+                            .get((dealt % threads as u64) as usize)
+                            .ok_or_else(lost)?;
+                        to.send((dealt, frame)).map_err(|_| lost())?;
+                        dealt += 1;
+                    }
+                    None => finished = true,
+                }
+            }
+            if delivered == dealt {
+                return Ok(());
+            }
+            let (frame, found) = loop {
+                if let Some(next) = early.remove(&delivered) {
+                    break next;
+                }
+                let (index, frame, found) = done_rx.recv().map_err(|_| lost())?;
+                early.insert(index, (frame, found));
+            };
+            delivered += 1;
+            sink(frame, found?)?;
+        }
+    })
 }

@@ -129,6 +129,14 @@ fn centerface_onnx_finds_the_astronaut_when_available() {
     let truth = paste_head(&mut bg, 0.3, 150, 100);
     assert!(best_iou(&d.detect(&bg).unwrap(), &truth) > 0.3);
     assert!(d.detect(&load("brick_bg.jpg")).unwrap().is_empty());
+    // Scaled down to a side of 200 (then padded to a multiple of 32, not stretched): the box
+    // still lands on the face in the original image's coordinates.
+    let mut small = privet_vision::OnnxConfig::centerface();
+    small.max_side = Some(200);
+    let mut d = privet_vision::OnnxDetector::from_bytes(&bytes, small).unwrap();
+    let (w, h) = bg.dimensions();
+    assert!(w.max(h) > 200 && (w % 32 != 0 || h % 32 != 0), "{w}x{h}");
+    assert!(best_iou(&d.detect(&bg).unwrap(), &truth) > 0.3);
 }
 
 #[cfg(feature = "onnx")]

@@ -12,7 +12,7 @@ use privet_vision::background::{BackgroundConfig, ForegroundConfig, MotionAwareM
 use privet_vision::boxes::{BoxesFile, FrameBoxes, Source};
 use privet_vision::imageio::{SizeLimits, StillFormat};
 use privet_vision::track::TrackerConfig;
-use privet_vision::video::{VideoAnonymizer, VideoConfig};
+use privet_vision::video::{VideoAnonymizer, VideoConfig, detect_in_parallel};
 use privet_vision::{
     AnonymizeConfig, CascadeConfig, CascadeDetector, Detector, ImagePolicy, Mode, ObjectKind,
     SeetaConfig, SeetaFace, Shape, VisionError,
@@ -69,6 +69,9 @@ pub struct AnonymizeArgs {
     /// Video: frames a face stays covered after the detector last saw it.
     #[arg(long, default_value_t = 10)]
     pub max_missed: u32,
+    /// Video: threads that run the detectors, each on its own frames (default: one per core).
+    #[arg(long)]
+    pub threads: Option<usize>,
     /// No summary line.
     #[arg(long, short)]
     pub quiet: bool,
@@ -271,7 +274,9 @@ fn video(a: &AnonymizeArgs, cfg: AnonymizeConfig) -> Result<()> {
     }
     privet_media::check_ffmpeg()?;
     let info = probe(&a.input, &MediaLimits::default())?;
-    let mut detectors = build_detectors(a, false)?;
+    // Bad detector options (a missing or broken model) fail here, before any frame is read;
+    // the detection threads then build their own detectors.
+    drop(build_detectors(a, false)?);
     let t = Instant::now();
     let need_bg = a.erase_moving || cfg.mode == Mode::Remove;
     let background = if need_bg {
@@ -293,8 +298,9 @@ fn video(a: &AnonymizeArgs, cfg: AnonymizeConfig) -> Result<()> {
         lookback: a.lookback,
         erase_moving: a.erase_moving.then(ForegroundConfig::default),
     };
-    // Detection runs on every frame, so faces are looked for even where moving objects are erased.
-    let mut pipe = VideoAnonymizer::new(vcfg, std::mem::take(&mut detectors), background)?;
+    // Detection runs on every frame, so faces are looked for even where moving objects are
+    // erased.
+    let mut pipe = VideoAnonymizer::new(vcfg, Vec::new(), background)?;
     let mut reader = FrameReader::open(&a.input, &info)?;
     let mut writer = FrameWriter::create(
         &a.output,
@@ -318,10 +324,17 @@ fn video(a: &AnonymizeArgs, cfg: AnonymizeConfig) -> Result<()> {
             }
             Ok(())
         };
-    while let Some(f) = reader.next_frame()? {
-        let outs = pipe.push(to_image(&info, f)?)?;
-        emit(outs, &mut writer)?;
-    }
+    let threads = match a.threads {
+        Some(0) => return Err(bad_arg("--threads must be at least 1")),
+        Some(n) => n.min(64),
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    detect_in_parallel(
+        threads,
+        &|| build_detectors(a, false),
+        || reader.next_frame()?.map(|f| to_image(&info, f)).transpose(),
+        |frame, dets| emit(pipe.push_detected(frame, &dets)?, &mut writer),
+    )?;
     emit(pipe.finish()?, &mut writer)?;
     writer.finish()?;
     if let Some(p) = &a.boxes {

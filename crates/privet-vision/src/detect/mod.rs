@@ -12,6 +12,11 @@ pub mod onnx;
 pub mod seeta;
 
 /// Something that finds objects in a frame.
+///
+/// What it finds must depend on the frame alone, not on the frames it saw before: video runs
+/// detection on several threads, each with its own detectors and its own share of the frames
+/// ([`detect_in_parallel`](crate::video::detect_in_parallel)); temporal persistence is the
+/// tracker's job.
 pub trait Detector {
     /// What it finds.
     fn kind(&self) -> ObjectKind;

@@ -151,14 +151,17 @@ impl OnnxDetector {
         Ok(plan)
     }
 
-    fn input_size(&self, w: u32, h: u32) -> (u32, u32, f32) {
+    /// The frame's size for the model (scaled down to `max_side`, proportions kept) and the
+    /// input tensor's size (that, padded up to a multiple of `multiple`).
+    fn input_size(&self, w: u32, h: u32) -> ((u32, u32), (u32, u32)) {
         let s = match self.cfg.max_side {
             Some(m) if w.max(h) > m => m as f32 / w.max(h) as f32,
             _ => 1.0,
         };
-        let k = self.cfg.multiple;
-        let round = |v: u32| (((v as f32 * s).round() as u32).max(1)).div_ceil(k) * k;
-        (round(w), round(h), s)
+        let k = self.cfg.multiple.max(1);
+        let scaled = |v: u32| ((v as f32 * s).round() as u32).max(1);
+        let (sw, sh) = (scaled(w), scaled(h));
+        ((sw, sh), (sw.div_ceil(k) * k, sh.div_ceil(k) * k))
     }
 }
 
@@ -176,19 +179,30 @@ impl Detector for OnnxDetector {
 
     fn detect(&mut self, img: &RgbImage) -> Result<Vec<Detection>> {
         let (w, h) = img.dimensions();
-        let (iw, ih, _) = self.input_size(w, h);
+        let ((sw, sh), (iw, ih)) = self.input_size(w, h);
+        // Scaled only when larger than `max_side`; then padded (with black) to the model's
+        // multiple rather than stretched, so the frame keeps its proportions and a frame of
+        // the right size is not resampled at all.
         let resized;
-        let src = if (iw, ih) == (w, h) {
+        let src = if (sw, sh) == (w, h) {
             img
         } else {
-            resized = image::imageops::resize(img, iw, ih, image::imageops::FilterType::Triangle);
+            resized = image::imageops::resize(img, sw, sh, image::imageops::FilterType::Triangle);
             &resized
         };
         let plane = (iw * ih) as usize;
-        let mut data = vec![0f32; 3 * plane];
-        for (i, p) in src.pixels().enumerate() {
+        let black = (0.0 - self.cfg.mean) * self.cfg.scale;
+        let mut data = vec![black; 3 * plane];
+        let (mean, scale) = (self.cfg.mean, self.cfg.scale);
+        for (y, row) in src.as_raw().chunks_exact(sw as usize * 3).enumerate() {
             for c in 0..3 {
-                data[c * plane + i] = (f32::from(p.0[c]) - self.cfg.mean) * self.cfg.scale;
+                let start = c * plane + y * iw as usize;
+                let Some(dst) = data.get_mut(start..start + sw as usize) else {
+                    continue;
+                };
+                for (d, px) in dst.iter_mut().zip(row.chunks_exact(3)) {
+                    *d = (f32::from(px[c]) - mean) * scale;
+                }
             }
         }
         let input =
@@ -197,8 +211,8 @@ impl Detector for OnnxDetector {
         let out = plan
             .run(tvec!(input.into()))
             .map_err(|e| VisionError::Detector(format!("ONNX run: {e}")))?;
-        // Back to the original image's coordinates.
-        let (sx, sy) = (w as f32 / iw as f32, h as f32 / ih as f32);
+        // Back to the original image's coordinates (the padding adds nothing to undo).
+        let (sx, sy) = (w as f32 / sw as f32, h as f32 / sh as f32);
         let dets = match self.cfg.format {
             OnnxFormat::CenterFace => decode_centerface(&out, self.cfg.threshold, iw, ih)?,
             OnnxFormat::Boxes => decode_boxes(&out, self.cfg.threshold)?,
