@@ -1,10 +1,5 @@
-//! Job files (privet-job's `Job` parser): any text gives a job or an error, never a panic.
+//! libFuzzer entry for `privet_fuzz_targets::job_toml` (the target's code and its docs live there,
+//! so that `cargo test` replays the committed corpus through the same code).
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
-
-fuzz_target!(|data: &[u8]| {
-    if let Ok(text) = std::str::from_utf8(data) {
-        let _ = privet_job::Job::from_toml(text);
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| privet_fuzz_targets::job_toml::run(data));

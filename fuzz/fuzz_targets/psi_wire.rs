@@ -1,14 +1,5 @@
-//! Arbitrary bytes as a PSI wire message: decoding never panics, and whatever decodes encodes
-//! back to a message that decodes to the same value.
+//! libFuzzer entry for `privet_fuzz_targets::psi_wire` (the target's code and its docs live there,
+//! so that `cargo test` replays the committed corpus through the same code).
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
-use privet_psi::wire::{WireLimits, decode, encode};
-
-fuzz_target!(|data: &[u8]| {
-    let limits = WireLimits::default();
-    if let Ok(msg) = decode(data, &limits) {
-        let again = decode(&encode(&msg), &limits).expect("re-encoded message decodes");
-        assert_eq!(again, msg);
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| privet_fuzz_targets::psi_wire::run(data));

@@ -1,0 +1,35 @@
+//! The bodies of privet's fuzz targets (`fuzz/`), one module per target, each behind a feature
+//! of the same name (all on by default) so that a fuzzing build can instrument only the crates
+//! its target needs.
+//!
+//! `fuzz/fuzz_targets/NAME.rs` is a one-line libFuzzer entry that calls [`NAME::run`]; this
+//! crate's test `tests/corpus.rs` replays every committed seed (`fuzz/corpus/NAME/`) through
+//! the same functions in the ordinary `cargo test`, so CI runs every target on its corpus
+//! without libFuzzer or nightly flags. A target asserts its invariants by panicking, which
+//! is how a fuzzer learns of a failure.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[cfg(feature = "csv")]
+pub mod csv;
+#[cfg(feature = "job_toml")]
+pub mod job_toml;
+#[cfg(feature = "net_config")]
+pub mod net_config;
+#[cfg(feature = "model")]
+pub mod model;
+#[cfg(feature = "frames")]
+pub mod frames;
+#[cfg(feature = "secagg_wire")]
+pub mod secagg_wire;
+#[cfg(feature = "certificate")]
+pub mod certificate;
+#[cfg(feature = "psi_wire")]
+pub mod psi_wire;
+#[cfg(feature = "psi_session")]
+pub mod psi_session;
+#[cfg(feature = "agreement_toml")]
+pub mod agreement_toml;
+#[cfg(feature = "audit_log")]
+pub mod audit_log;
+#[cfg(feature = "he_wire")]
+pub mod he_wire;
