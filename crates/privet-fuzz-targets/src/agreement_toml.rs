@@ -2,7 +2,6 @@
 //! error, never a panic; what parses hashes the same when parsed again, and its signatures can
 //! be checked.
 
-
 /// One fuzz input (see the module docs).
 pub fn run(data: &[u8]) {
     if let Ok(text) = std::str::from_utf8(data)

@@ -2,7 +2,6 @@
 //! `entry_from_json`): any text gives a value or an error, never a panic; a parsed log verifies
 //! or fails with an error, and re-exports to text that parses to the same entries and heads.
 
-
 /// One fuzz input (see the module docs).
 pub fn run(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {

@@ -9,7 +9,10 @@ pub fn run(data: &[u8]) {
         .with_drop(["id"])
         .with_max_rows(10_000)
         .with_max_line_bytes(4096);
-    for opts in [opts.clone(), CsvOptions::default().with_max_line_bytes(4096)] {
+    for opts in [
+        opts.clone(),
+        CsvOptions::default().with_max_line_bytes(4096),
+    ] {
         match parse_csv("fuzz.csv", data, &opts) {
             Ok(table) => {
                 let _ = table.num_rows();

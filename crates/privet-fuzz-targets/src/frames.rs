@@ -2,8 +2,8 @@
 //! each a 2-byte little-endian length and an encoded `Frame`; completed messages are decoded as
 //! `NodeMessage` (coordinator side) and `CoordinatorMessage` (node side).
 
-use privet_wire::proto::{CoordinatorMessage, NodeMessage};
 use privet_transport::{Frame, Limits, Reassembler, bytes_to_f32};
+use privet_wire::proto::{CoordinatorMessage, NodeMessage};
 use prost::Message;
 
 /// One fuzz input (see the module docs).

@@ -10,8 +10,14 @@ use privet_he::*;
 pub fn context() -> &'static Arc<CkksContext> {
     static C: OnceLock<Arc<CkksContext>> = OnceLock::new();
     C.get_or_init(|| {
-        let p = CkksParameters::hazmat_unchecked(4, &[30, 25], &[30], 20, Hazmat::InsecureForTestingOnly)
-            .expect("parameters");
+        let p = CkksParameters::hazmat_unchecked(
+            4,
+            &[30, 25],
+            &[30],
+            20,
+            Hazmat::InsecureForTestingOnly,
+        )
+        .expect("parameters");
         CkksContext::new(p).expect("context")
     })
 }
@@ -19,7 +25,10 @@ pub fn context() -> &'static Arc<CkksContext> {
 /// One fuzz input (see the module docs).
 pub fn run(data: &[u8]) {
     let ctx = context();
-    let opts = DecodeOptions { max_bytes: 1 << 16, level: None };
+    let opts = DecodeOptions {
+        max_bytes: 1 << 16,
+        level: None,
+    };
     if let Ok(ct) = Ciphertext::from_bytes(ctx, data, &opts) {
         assert_eq!(ct.to_bytes(ctx).expect("encode"), data);
     }

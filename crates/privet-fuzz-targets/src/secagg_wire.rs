@@ -38,10 +38,17 @@ pub fn run(data: &[u8]) {
         return;
     };
     let config = SecAggConfig::default();
-    let _ = wire::inspect(payload, config.max_clients as usize, MODEL_LEN, config.modulus_bits);
+    let _ = wire::inspect(
+        payload,
+        config.max_clients as usize,
+        MODEL_LEN,
+        config.modulus_bits,
+    );
 
     let ids: Vec<ClientId> = (1..=4).map(ClientId).collect();
-    let keys: Vec<SigningKey> = (1..=4u8).map(|i| SigningKey::from_bytes(&[i; 32])).collect();
+    let keys: Vec<SigningKey> = (1..=4u8)
+        .map(|i| SigningKey::from_bytes(&[i; 32]))
+        .collect();
     let directory: Arc<KeyMap> = Arc::new(
         ids.iter()
             .zip(&keys)

@@ -538,11 +538,7 @@ impl SecAggClient {
 
     /// Stage 2: decrypt the shares held for the neighbours that sent some, and mask the input
     /// with the self mask and one pairwise mask per such neighbour.
-    fn mask_input(
-        &self,
-        s: SharesSent,
-        list: ShareList,
-    ) -> Result<MaskedAnswer, SecAggError> {
+    fn mask_input(&self, s: SharesSent, list: ShareList) -> Result<MaskedAnswer, SecAggError> {
         let round = s.round;
         if list.entries.len() < s.t {
             return Err(SecAggError::Protocol(format!(
