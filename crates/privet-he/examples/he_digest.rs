@@ -3,6 +3,8 @@
 //!
 //! `cargo run --release -p privet-he --example he_digest -- LOG_N BITS,BITS,... [SPECIAL]`
 //! (the last SPECIAL bit sizes, 1 by default, are the special primes).
+mod common;
+
 use std::sync::Arc;
 
 use privet_he::{
@@ -14,16 +16,7 @@ use sha2::{Digest, Sha256};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
-    let log_n: u32 = args.get(1).map(|s| s.parse()).transpose()?.unwrap_or(13);
-    let bits: Vec<u32> = args
-        .get(2)
-        .map(|s| {
-            s.split(',')
-                .map(|x| x.parse())
-                .collect::<Result<Vec<_>, _>>()
-        })
-        .transpose()?
-        .unwrap_or(vec![60, 40, 40, 60]);
+    let (log_n, bits) = common::ring(&args, 1)?;
     let special: usize = args.get(3).map(|s| s.parse()).transpose()?.unwrap_or(1);
     let (q, p) = bits.split_at(bits.len().saturating_sub(special));
     let ctx = CkksContext::new(CkksParameters::from_bit_sizes(log_n, q, p, 40)?)?;

@@ -3,6 +3,8 @@
 //! `cargo run --release -p privet-he --example he_ops -- LOG_N BITS,BITS,... REPS`
 //! The last bit size is the special prime (as in TenSEAL's coeff_mod_bit_sizes).
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -48,16 +50,7 @@ fn time<T>(reps: usize, mut f: impl FnMut() -> T) -> (f64, Option<f64>) {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
-    let log_n: u32 = args.get(1).map(|s| s.parse()).transpose()?.unwrap_or(13);
-    let bits: Vec<u32> = args
-        .get(2)
-        .map(|s| {
-            s.split(',')
-                .map(|x| x.parse())
-                .collect::<Result<Vec<_>, _>>()
-        })
-        .transpose()?
-        .unwrap_or(vec![60, 40, 40, 60]);
+    let (log_n, bits) = common::ring(&args, 1)?;
     let reps: usize = args.get(3).map(|s| s.parse()).transpose()?.unwrap_or(20);
     let (q, p) = bits.split_at(bits.len() - 1);
     let params = CkksParameters::from_bit_sizes(log_n, q, p, 40)?;

@@ -1,4 +1,6 @@
 //! Runs one operation in a loop, for profiling: `he_profile OP LOG_N BITS ITERS`.
+mod common;
+
 use std::sync::Arc;
 
 use privet_he::{
@@ -8,16 +10,7 @@ use privet_he::{
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let op = args.get(1).cloned().unwrap_or("relin".into());
-    let log_n: u32 = args.get(2).map(|s| s.parse()).transpose()?.unwrap_or(13);
-    let bits: Vec<u32> = args
-        .get(3)
-        .map(|s| {
-            s.split(',')
-                .map(|x| x.parse())
-                .collect::<std::result::Result<Vec<_>, _>>()
-        })
-        .transpose()?
-        .unwrap_or(vec![60, 40, 40, 60]);
+    let (log_n, bits) = common::ring(&args, 2)?;
     let iters: usize = args.get(4).map(|s| s.parse()).transpose()?.unwrap_or(200);
     let (q, p) = bits.split_at(bits.len() - 1);
     let ctx = CkksContext::new(CkksParameters::from_bit_sizes(log_n, q, p, 40)?)?;
