@@ -16,8 +16,7 @@ use privet_identity::{
 fn setup() -> &'static (PathBuf, PeerVerifier) {
     static V: OnceLock<(PathBuf, PeerVerifier)> = OnceLock::new();
     V.get_or_init(|| {
-        let dir: PathBuf =
-            std::env::temp_dir().join(format!("privet-fuzz-ca-{}", std::process::id()));
+        let dir: PathBuf = crate::scratch_dir("certificate");
         std::fs::create_dir_all(&dir).expect("temp dir");
         let ca = init_ca(&dir, "fuzz", 30, true).expect("CA");
         let verifier = PeerVerifier::new(&ca).expect("verifier");

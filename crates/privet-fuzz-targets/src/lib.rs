@@ -33,3 +33,9 @@ pub mod psi_session;
 pub mod psi_wire;
 #[cfg(feature = "secagg_wire")]
 pub mod secagg_wire;
+
+/// The folder where target `name` writes its input as files (`certificate`, `model`,
+/// `net_config`: their parsers read paths), one per process: `TMP/privet-fuzz-NAME-PID`.
+pub fn scratch_dir(name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("privet-fuzz-{name}-{}", std::process::id()))
+}

@@ -9,7 +9,7 @@ use privet_ml::{TrainedModel, meta_path};
 fn dir() -> &'static PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let d = std::env::temp_dir().join(format!("privet-fuzz-model-{}", std::process::id()));
+        let d = crate::scratch_dir("model");
         std::fs::create_dir_all(&d).expect("temp dir");
         d
     })

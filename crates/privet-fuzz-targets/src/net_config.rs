@@ -10,7 +10,7 @@ use privet_node::NodeConfig;
 fn dir() -> &'static PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let d = std::env::temp_dir().join(format!("privet-fuzz-config-{}", std::process::id()));
+        let d = crate::scratch_dir("net_config");
         std::fs::create_dir_all(&d).expect("temp dir");
         d
     })

@@ -30,6 +30,8 @@ macro_rules! replay {
                 eprintln!("{}", path.display());
                 privet_fuzz_targets::$target::run(&bytes);
             }
+            // Targets that parse files leave them in a scratch folder: not after a test run.
+            let _ = std::fs::remove_dir_all(privet_fuzz_targets::scratch_dir($feature));
         }
     )*};
 }
