@@ -16,34 +16,9 @@ use privet_vision::{
     AnonymizeConfig, BBox, Detection, Detector, Mode, ObjectKind, SeetaConfig, SeetaFace,
 };
 
-/// A detector that misses on the listed frames.
-struct Flaky {
-    inner: SeetaFace,
-    frame: u64,
-    miss: Vec<u64>,
-}
-
-impl Detector for Flaky {
-    fn kind(&self) -> ObjectKind {
-        ObjectKind::Face
-    }
-    fn name(&self) -> String {
-        "flaky".into()
-    }
-    fn detect(&mut self, img: &RgbImage) -> privet_vision::Result<Vec<Detection>> {
-        let f = self.frame;
-        self.frame += 1;
-        let d = self.inner.detect(img)?;
-        Ok(if self.miss.contains(&f) {
-            Vec::new()
-        } else {
-            d
-        })
-    }
-}
-
-/// The same misses, decided from the frame itself (its number is stamped in the red channel
-/// of the top-left pixel), so that detectors on several threads agree on them.
+/// A detector that misses on the listed frames, decided from the frame itself (its number is
+/// stamped in the red channel of the top-left pixel), so that detectors on several threads
+/// agree on them.
 struct MarkedFlaky {
     inner: SeetaFace,
     miss: Vec<u64>,
@@ -94,9 +69,8 @@ fn config(tracker: TrackerConfig, lookback: u32) -> VideoConfig {
 /// Runs the clip and returns, per frame, the share of the true face that is blacked out.
 fn run(miss: Vec<u64>, tracker: TrackerConfig, lookback: u32) -> Vec<f32> {
     let frames = clip();
-    let det: Box<dyn Detector> = Box::new(Flaky {
+    let det: Box<dyn Detector> = Box::new(MarkedFlaky {
         inner: SeetaFace::new(SeetaConfig::default()).unwrap(),
-        frame: 0,
         miss,
     });
     let mut p = VideoAnonymizer::new(config(tracker, lookback), vec![det], None).unwrap();
