@@ -272,6 +272,11 @@ fn video(a: &AnonymizeArgs, cfg: AnonymizeConfig) -> Result<()> {
             "--cautious applies to images; video relies on the tracker",
         ));
     }
+    let threads = match a.threads {
+        Some(0) => return Err(bad_arg("--threads must be at least 1")),
+        Some(n) => n.min(64),
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
     privet_media::check_ffmpeg()?;
     let info = probe(&a.input, &MediaLimits::default())?;
     // Bad detector options (a missing or broken model) fail here, before any frame is read;
@@ -324,11 +329,6 @@ fn video(a: &AnonymizeArgs, cfg: AnonymizeConfig) -> Result<()> {
             }
             Ok(())
         };
-    let threads = match a.threads {
-        Some(0) => return Err(bad_arg("--threads must be at least 1")),
-        Some(n) => n.min(64),
-        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
-    };
     detect_in_parallel(
         threads,
         &|| build_detectors(a, false),

@@ -139,6 +139,12 @@ fn bad_inputs_get_one_line_and_the_documented_exit_code() {
         .args(["anonymize", h, "o.png", "--mode", "smudge"])
         .assert()
         .code(2);
+    // Checked before ffmpeg is looked for or the input read.
+    privet(dir.path())
+        .args(["anonymize", "clip.mp4", "o.mp4", "--threads", "0"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--threads must be at least 1"));
     std::fs::write(dir.path().join("bad.onnx"), b"not a model").unwrap();
     privet(dir.path())
         .args(["anonymize", h, "o.png", "--face-model", "bad.onnx"])

@@ -136,7 +136,9 @@ fn networked_matches_simulated(federation: &str) -> Value {
     )
     .unwrap();
     let mut config = std::fs::read_to_string(fed.path().join("coordinator.toml")).unwrap();
-    config.push_str("\n[evaluation]\nheld-out = \"test.csv\"\n");
+    config.push_str("\n[evaluation]\nheld-out = \"test.csv\"\nno-label = \"no-label.csv\"\n");
+    // A set without the job's label column (its header only names other columns).
+    std::fs::write(fed.path().join("no-label.csv"), "a,b\n1,2\n").unwrap();
     std::fs::write(fed.path().join("coordinator.toml"), config).unwrap();
     let _coordinator = fed.coordinator();
     let _nodes: Vec<Proc> = nodes.iter().map(|n| fed.node(n)).collect();
@@ -151,7 +153,23 @@ fn networked_matches_simulated(federation: &str) -> Value {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let (_, err) = fails(privet(fed.path(), &args));
     assert!(
-        err.contains("evaluation set \"nope\" is not one this coordinator holds (it has held-out)"),
+        err.contains(
+            "evaluation set \"nope\" is not one this coordinator holds (it has held-out, no-label)"
+        ),
+        "{err}"
+    );
+    // A set the job's columns cannot read is refused too, without quoting the coordinator's data.
+    std::fs::write(
+        fed.path().join("no-label.toml"),
+        job.replace("evaluation = \"held-out\"", "evaluation = \"no-label\""),
+    )
+    .unwrap();
+    let mut args = vec!["submit".to_string(), "no-label.toml".into()];
+    args.extend(fed.remote_args());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (_, err) = fails(privet(fed.path(), &args));
+    assert!(
+        err.contains("evaluation set no-label cannot be read with the job's columns"),
         "{err}"
     );
     let id = fed.submit("job.toml");
